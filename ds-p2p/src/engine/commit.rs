@@ -1,0 +1,372 @@
+//! This member's own actions: create a group, send, and commit (add, remove, update).
+//!
+//! Every action is one storage step: a commit is made on a *copy* of the active state, so the
+//! state it was made on stays held for the window (DESIGN §4 item 1), and the copy's
+//! post-commit state is what this member holds as its own branch (item 3: openmls cannot
+//! process its own commit when it comes back from the network).
+
+use openmls::prelude::tls_codec::Deserialize as _;
+use openmls::prelude::*;
+
+use super::api::Event;
+use super::fork_tree::{ForkTree, HeldState};
+use super::group_state::{GroupRuntime, branch_id, load_active, members};
+use super::record::{GroupRecord, Intent, IntentKind, SentMessage};
+use super::tie_break::CommitFacts;
+use super::{CIPHERSUITE, Engine, EngineError, mls_err, wire_bytes};
+use crate::storage::StorageError;
+use crate::wire::{
+    ApplicationPayload, CommitRef, EnvelopeKind, GroupRef, MessageId, WelcomeBundle, inbox_topic,
+};
+
+/// A membership change to commit.
+pub(crate) enum CommitOp {
+    Add(KeyPackage),
+    Remove(LeafNodeIndex),
+    Update,
+}
+
+impl Engine {
+    /// Runs `f` as one storage step for `group`: everything it stores lands together, or, if
+    /// it fails, nothing does, the group's record and `MlsGroup` are restored, and the outputs
+    /// it queued are withdrawn.
+    pub(crate) fn step<T>(
+        &mut self,
+        group: Option<GroupRef>,
+        f: impl FnOnce(&mut Self) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let staged = self.provider.mls_storage().staged().clone();
+        staged.begin().map_err(StorageError::from)?;
+        let outputs_before = self.outputs.len();
+        let record_before = group.and_then(|g| self.groups.get(&g).map(|rt| rt.record.clone()));
+        let scope = group.and_then(|g| self.groups.get(&g).map(|rt| rt.group_id()));
+        let result = self
+            .provider
+            .mls_storage()
+            .set_group_scope(scope.as_ref())
+            .map_err(EngineError::from)
+            .and_then(|()| f(self));
+        let result = match result {
+            Ok(value) => staged
+                .commit()
+                .map(|()| value)
+                .map_err(|e| EngineError::Storage(StorageError::from(e))),
+            Err(e) => {
+                let _ = staged.rollback();
+                Err(e)
+            }
+        };
+        if result.is_err() {
+            self.outputs.truncate(outputs_before);
+            if let (Some(g), Some(record)) = (group, record_before)
+                && let Some(rt) = self.groups.get_mut(&g)
+            {
+                rt.record = record;
+                // The in-memory group may have run ahead of the store: load it again.
+                if let Ok(group) = load_active(&self.provider, &rt.group_id(), rt.record.active) {
+                    rt.group = group;
+                }
+            }
+        }
+        result
+    }
+
+    pub(crate) fn runtime(&mut self, group: GroupRef) -> Result<&mut GroupRuntime, EngineError> {
+        self.groups
+            .get_mut(&group)
+            .ok_or_else(|| EngineError::UnknownGroup(hex::encode(group.0)))
+    }
+
+    /// Creates a group with this member alone in it.
+    pub fn create_group(&mut self, now_ms: u64) -> Result<GroupRef, EngineError> {
+        let group_id = self.random_bytes::<16>().to_vec();
+        let group_ref = GroupRef::of(&group_id);
+        self.step(None, |engine| {
+            let mls_id = GroupId::from_slice(&group_id);
+            engine
+                .provider
+                .mls_storage()
+                .set_group_scope(Some(&mls_id))?;
+            let group = MlsGroup::builder()
+                .with_group_id(mls_id.clone())
+                .ciphersuite(CIPHERSUITE)
+                .use_ratchet_tree_extension(true)
+                .with_wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+                .max_past_epochs(engine.config.max_past_epochs)
+                .build(&engine.provider, &engine.signer, engine.credential.clone())
+                .map_err(mls_err)?;
+            let active = engine
+                .provider
+                .mls_storage()
+                .active_branch(&mls_id)?
+                .ok_or(StorageError::UnknownGroup)?;
+            let mut tree = ForkTree::default();
+            tree.insert(HeldState {
+                storage: active,
+                epoch: group.epoch().as_u64(),
+                parent: None,
+                via: None,
+                branch_id: branch_id(&group, &engine.provider)?,
+                inactive_since_ms: None,
+                evicted: false,
+            });
+            let runtime = GroupRuntime {
+                group_ref,
+                record: GroupRecord {
+                    group_id: group_id.clone(),
+                    tree,
+                    active,
+                    sent: Vec::new(),
+                    intents: Vec::new(),
+                    seen: Default::default(),
+                    log: Vec::new(),
+                    next_beacon_ms: now_ms + engine.config.beacon_interval_ms,
+                },
+                group,
+                own_envelopes: Default::default(),
+                buffered: Default::default(),
+            };
+            runtime.save(&engine.provider)?;
+            let epoch = runtime.group.epoch().as_u64();
+            engine.groups.insert(group_ref, runtime);
+            engine.emit(Event::GroupJoined {
+                group: group_ref,
+                epoch,
+            });
+            Ok(group_ref)
+        })
+    }
+
+    /// Sends a new application message.
+    pub(crate) fn send(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        body: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        if body.len() > self.config.limits.max_body_bytes {
+            return Err(EngineError::Refused(format!(
+                "message of {} bytes exceeds the limit of {}",
+                body.len(),
+                self.config.limits.max_body_bytes
+            )));
+        }
+        let id = MessageId(self.random_bytes());
+        self.send_payload(now_ms, group, id, now_ms, body)
+    }
+
+    /// Sends (or re-sends, with the same id and time) a message on the active branch.
+    pub(crate) fn send_payload(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        id: MessageId,
+        sent_at_ms: u64,
+        body: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        self.step(Some(group), |engine| {
+            let payload = ApplicationPayload {
+                id,
+                sent_at_ms,
+                body: body.clone(),
+            }
+            .encode()?;
+            let provider = &engine.provider;
+            let signer = &engine.signer;
+            let rt = engine
+                .groups
+                .get_mut(&group)
+                .ok_or_else(|| EngineError::UnknownGroup(hex::encode(group.0)))?;
+            if !rt.group.is_active() {
+                return Err(EngineError::Refused(
+                    "this member was removed from the group".into(),
+                ));
+            }
+            rt.group.set_aad(id.0.to_vec());
+            let message = rt
+                .group
+                .create_message(provider, signer, &payload)
+                .map_err(mls_err)?;
+            let bytes = wire_bytes(&message)?;
+            let on = rt.record.active;
+            rt.record.sent.retain(|m| m.id != id);
+            rt.record.sent.push(SentMessage {
+                id,
+                sent_at_ms,
+                body,
+                on,
+            });
+            rt.record.seen.entry(id).or_insert(now_ms);
+            rt.save(provider)?;
+            engine.publish_own(group, EnvelopeKind::Application, bytes)
+        })
+    }
+
+    pub(crate) fn invite(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        key_package: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let kp = parse_key_package(&key_package, &self.provider)?;
+        self.commit(
+            now_ms,
+            group,
+            CommitOp::Add(kp),
+            IntentKind::Add { key_package },
+        )
+        .map(|_| ())
+    }
+
+    pub(crate) fn remove(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        member: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let rt = self.runtime(group)?;
+        let leaf = rt
+            .group
+            .members()
+            .find(|m| m.credential.serialized_content() == member.as_slice())
+            .map(|m| m.index)
+            .ok_or_else(|| EngineError::Refused("no such member in the group".into()))?;
+        self.commit(
+            now_ms,
+            group,
+            CommitOp::Remove(leaf),
+            IntentKind::Remove { member },
+        )
+        .map(|_| ())
+    }
+
+    pub(crate) fn self_update(&mut self, now_ms: u64, group: GroupRef) -> Result<(), EngineError> {
+        self.commit(now_ms, group, CommitOp::Update, IntentKind::Update)
+            .map(|_| ())
+    }
+
+    /// Commits `op` on a copy of the active state and makes the result the active head.
+    pub(crate) fn commit(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        op: CommitOp,
+        intent: IntentKind,
+    ) -> Result<CommitRef, EngineError> {
+        self.step(Some(group), |engine| {
+            let provider = &engine.provider;
+            let signer = &engine.signer;
+            let storage = provider.mls_storage();
+            let rt = engine
+                .groups
+                .get_mut(&group)
+                .ok_or_else(|| EngineError::UnknownGroup(hex::encode(group.0)))?;
+            if !rt.group.is_active() {
+                return Err(EngineError::Refused(
+                    "this member was removed from the group".into(),
+                ));
+            }
+            let group_id = rt.group_id();
+            let old = rt.record.active;
+            let new = storage.checkpoint(&group_id, old)?;
+            let mut copy = load_active(provider, &group_id, new)?;
+            let (commit, welcome, removes, adds) = match &op {
+                CommitOp::Add(kp) => {
+                    let (c, w, _) = copy
+                        .add_members(provider, signer, std::slice::from_ref(kp))
+                        .map_err(mls_err)?;
+                    (c, Some(w), 0, 1)
+                }
+                CommitOp::Remove(leaf) => {
+                    let (c, w, _) = copy
+                        .remove_members(provider, signer, &[*leaf])
+                        .map_err(mls_err)?;
+                    (c, w, 1, 0)
+                }
+                CommitOp::Update => {
+                    let bundle = copy
+                        .self_update(provider, signer, LeafNodeParameters::default())
+                        .map_err(mls_err)?;
+                    let (c, w, _) = bundle.into_messages();
+                    (c, w, 0, 0)
+                }
+            };
+            copy.merge_pending_commit(provider).map_err(mls_err)?;
+            let commit_bytes = wire_bytes(&commit)?;
+            let commit_ref = CommitRef::of(&commit_bytes);
+            let facts = CommitFacts {
+                commit_ref,
+                removes,
+                adds,
+            };
+            let epoch = copy.epoch().as_u64();
+            if let Some(state) = rt.record.tree.get_mut(old) {
+                state.inactive_since_ms = Some(now_ms);
+            }
+            rt.record.tree.insert(HeldState {
+                storage: new,
+                epoch,
+                parent: Some(old),
+                via: Some(facts),
+                branch_id: branch_id(&copy, provider)?,
+                inactive_since_ms: None,
+                evicted: false,
+            });
+            rt.record.log.push((epoch - 1, commit_ref));
+            rt.record.intents.push(Intent {
+                kind: intent,
+                on: new,
+                made_at_ms: now_ms,
+            });
+            rt.record.active = new;
+            rt.group = copy;
+            rt.save(provider)?;
+            let branch = rt
+                .record
+                .tree
+                .get(new)
+                .map(|s| s.branch_id)
+                .unwrap_or_default();
+            let roster = members(&rt.group);
+            engine.publish_own(group, EnvelopeKind::Handshake, commit_bytes)?;
+            if let (Some(welcome), CommitOp::Add(kp)) = (welcome, &op) {
+                let bundle = WelcomeBundle {
+                    commit_ref,
+                    removes,
+                    adds,
+                    welcome: wire_bytes(&welcome)?,
+                };
+                let payload = identity_tofu::codec::encode(&bundle)
+                    .map_err(|e| EngineError::Refused(format!("welcome cannot be encoded: {e}")))?;
+                let topic = inbox_topic(kp.leaf_node().credential().serialized_content());
+                engine.publish_to(topic, group, EnvelopeKind::Welcome, payload)?;
+            }
+            engine.emit(Event::EpochChanged {
+                group,
+                epoch,
+                branch_id: branch,
+            });
+            if removes + adds > 0 {
+                engine.emit(Event::MembershipChanged {
+                    group,
+                    members: roster,
+                });
+            }
+            Ok(commit_ref)
+        })
+    }
+}
+
+/// Parses and verifies a KeyPackage received from someone.
+pub(crate) fn parse_key_package(
+    bytes: &[u8],
+    provider: &crate::storage::ChorusProvider,
+) -> Result<KeyPackage, EngineError> {
+    use openmls_traits::OpenMlsProvider as _;
+    let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(mls_err)?;
+    let MlsMessageBodyIn::KeyPackage(kp) = message.extract() else {
+        return Err(EngineError::Refused("not a KeyPackage".into()));
+    };
+    kp.validate(provider.crypto(), ProtocolVersion::Mls10)
+        .map_err(mls_err)
+}

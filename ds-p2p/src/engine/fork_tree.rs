@@ -1,0 +1,299 @@
+//! The small tree of branch states a member holds for one group (DESIGN §4).
+//!
+//! Each held state is one storage namespace ([`BranchId`]) holding the group's full MLS state at
+//! one epoch on one branch. A state's parent is the state its commit was applied to. The head
+//! the group converges on is found by walking down from the roots and, at every fork, following
+//! the child the tie-break policy prefers.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::tie_break::{CommitFacts, Contender, TieBreak};
+use crate::storage::BranchId;
+use crate::wire::CommitRef;
+
+/// One held branch state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldState {
+    /// The storage namespace holding it.
+    pub storage: BranchId,
+    /// Its MLS epoch.
+    pub epoch: u64,
+    /// The state its commit was applied to, while held.
+    pub parent: Option<BranchId>,
+    /// The commit that made it (`None` for a group's first state, created or joined without a
+    /// known commit).
+    pub via: Option<CommitFacts>,
+    /// The exporter-derived branch id (equal across members of one branch).
+    pub branch_id: [u8; 16],
+    /// When it stopped being the active head; `None` while it is the active head. The window
+    /// of a state runs from this instant.
+    pub inactive_since_ms: Option<u64>,
+    /// True if this member is no longer in the group in this state (it was removed).
+    pub evicted: bool,
+}
+
+/// All held states of one group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkTree {
+    states: BTreeMap<BranchId, HeldState>,
+}
+
+impl ForkTree {
+    /// Adds a state.
+    pub fn insert(&mut self, state: HeldState) {
+        self.states.insert(state.storage, state);
+    }
+
+    /// Removes a state (after pruning its storage). Its children become roots.
+    pub fn remove(&mut self, id: BranchId) -> Option<HeldState> {
+        self.states.remove(&id)
+    }
+
+    pub fn get(&self, id: BranchId) -> Option<&HeldState> {
+        self.states.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: BranchId) -> Option<&mut HeldState> {
+        self.states.get_mut(&id)
+    }
+
+    /// Every held state, by storage id.
+    pub fn states(&self) -> impl Iterator<Item = &HeldState> {
+        self.states.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// The held state created by the commit `commit_ref`, if any.
+    pub fn by_commit(&self, commit_ref: &CommitRef) -> Option<&HeldState> {
+        self.states
+            .values()
+            .find(|s| s.via.as_ref().is_some_and(|f| f.commit_ref == *commit_ref))
+    }
+
+    /// The held states at `epoch`.
+    pub fn at_epoch(&self, epoch: u64) -> impl Iterator<Item = &HeldState> {
+        self.states.values().filter(move |s| s.epoch == epoch)
+    }
+
+    fn children(&self, id: BranchId) -> impl Iterator<Item = &HeldState> {
+        self.states.values().filter(move |s| s.parent == Some(id))
+    }
+
+    fn roots(&self) -> impl Iterator<Item = &HeldState> {
+        self.states
+            .values()
+            .filter(|s| s.parent.is_none_or(|p| !self.states.contains_key(&p)))
+    }
+
+    /// Epochs built on top of `id` within the tree.
+    pub fn depth_below(&self, id: BranchId) -> u64 {
+        self.children(id)
+            .map(|c| 1 + self.depth_below(c.storage))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// True if `ancestor` is `id` or one of its held ancestors.
+    pub fn is_ancestor_or_self(&self, ancestor: BranchId, id: BranchId) -> bool {
+        let mut current = Some(id);
+        while let Some(c) = current {
+            if c == ancestor {
+                return true;
+            }
+            current = self.states.get(&c).and_then(|s| s.parent);
+        }
+        false
+    }
+
+    /// The head the policy converges on: from the best root, follow the best child at every
+    /// fork down to a leaf.
+    pub fn preferred_head(&self, policy: TieBreak) -> Option<BranchId> {
+        let mut best = self.best_of(self.roots(), policy)?;
+        loop {
+            match self.best_of(self.children(best), policy) {
+                Some(child) => best = child,
+                None => return Some(best),
+            }
+        }
+    }
+
+    fn best_of<'a>(
+        &'a self,
+        candidates: impl Iterator<Item = &'a HeldState>,
+        policy: TieBreak,
+    ) -> Option<BranchId> {
+        candidates
+            .min_by(|a, b| self.compare(a, b, policy))
+            .map(|s| s.storage)
+    }
+
+    /// `Less` when `a` beats `b` as a contender at a fork.
+    fn compare(&self, a: &HeldState, b: &HeldState, policy: TieBreak) -> Ordering {
+        // Roots at different epochs come from different Welcomes (a joiner re-added on the
+        // winning branch): the later one supersedes.
+        b.epoch.cmp(&a.epoch).then_with(|| match (&a.via, &b.via) {
+            (Some(fa), Some(fb)) => policy.compare(
+                &Contender {
+                    facts: fa,
+                    depth: self.depth_below(a.storage),
+                },
+                &Contender {
+                    facts: fb,
+                    depth: self.depth_below(b.storage),
+                },
+            ),
+            // A state with a known commit beats one without; two without: by storage id,
+            // which only a single member's own history can produce.
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => a.storage.cmp(&b.storage),
+        })
+    }
+
+    /// States that may be deleted at `now_ms`: inactive for at least `window_ms`, and then the
+    /// oldest inactive ones beyond `max_held`. The active head is never among them.
+    pub fn expired(
+        &self,
+        now_ms: u64,
+        window_ms: u64,
+        max_held: usize,
+        active: BranchId,
+    ) -> Vec<BranchId> {
+        let mut inactive: Vec<(&u64, BranchId)> = self
+            .states
+            .values()
+            .filter(|s| s.storage != active)
+            .filter_map(|s| s.inactive_since_ms.as_ref().map(|t| (t, s.storage)))
+            .collect();
+        inactive.sort();
+        let over = self.states.len().saturating_sub(max_held.max(1));
+        inactive
+            .iter()
+            .enumerate()
+            .filter(|(i, (since, _))| *i < over || now_ms.saturating_sub(**since) >= window_ms)
+            .map(|(_, (_, id))| *id)
+            .collect()
+    }
+
+    /// When the next state expires by time, if any is inactive.
+    pub fn next_expiry(&self, window_ms: u64, active: BranchId) -> Option<u64> {
+        self.states
+            .values()
+            .filter(|s| s.storage != active)
+            .filter_map(|s| s.inactive_since_ms)
+            .min()
+            .map(|since| since.saturating_add(window_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(id: u64, epoch: u64, parent: Option<u64>, commit: Option<u8>) -> HeldState {
+        HeldState {
+            storage: BranchId(id),
+            epoch,
+            parent: parent.map(BranchId),
+            via: commit.map(|c| {
+                let mut r = [0u8; 32];
+                r[0] = c;
+                CommitFacts {
+                    commit_ref: CommitRef(r),
+                    removes: 0,
+                    adds: 0,
+                }
+            }),
+            branch_id: [0; 16],
+            inactive_since_ms: Some(0),
+            evicted: false,
+        }
+    }
+
+    /// 0 (e1) -> 1 (e2, ref 9) -> 3 (e3, ref 5)
+    ///        -> 2 (e2, ref 4)
+    fn tree() -> ForkTree {
+        let mut t = ForkTree::default();
+        t.insert(state(0, 1, None, None));
+        t.insert(state(1, 2, Some(0), Some(9)));
+        t.insert(state(2, 2, Some(0), Some(4)));
+        t.insert(state(3, 3, Some(1), Some(5)));
+        t
+    }
+
+    #[test]
+    fn lowest_ref_follows_the_lower_commit_at_the_fork() {
+        assert_eq!(
+            tree().preferred_head(TieBreak::LowestRef),
+            Some(BranchId(2))
+        );
+    }
+
+    #[test]
+    fn deepest_branch_follows_the_longer_chain() {
+        assert_eq!(
+            tree().preferred_head(TieBreak::DeepestBranch),
+            Some(BranchId(3))
+        );
+    }
+
+    #[test]
+    fn the_choice_survives_pruning_the_fork_point() {
+        let mut t = tree();
+        t.remove(BranchId(0));
+        assert_eq!(t.preferred_head(TieBreak::LowestRef), Some(BranchId(2)));
+        assert_eq!(t.preferred_head(TieBreak::DeepestBranch), Some(BranchId(3)));
+    }
+
+    #[test]
+    fn the_choice_does_not_depend_on_insertion_order() {
+        let mut reversed = ForkTree::default();
+        for s in tree().states().collect::<Vec<_>>().into_iter().rev() {
+            reversed.insert(s.clone());
+        }
+        for policy in TieBreak::ALL {
+            assert_eq!(
+                reversed.preferred_head(policy),
+                tree().preferred_head(policy)
+            );
+        }
+    }
+
+    #[test]
+    fn ancestry() {
+        let t = tree();
+        assert!(t.is_ancestor_or_self(BranchId(0), BranchId(3)));
+        assert!(t.is_ancestor_or_self(BranchId(3), BranchId(3)));
+        assert!(!t.is_ancestor_or_self(BranchId(2), BranchId(3)));
+        assert_eq!(t.depth_below(BranchId(0)), 2);
+    }
+
+    #[test]
+    fn expiry_by_window_and_by_count_spares_the_active_head() {
+        let mut t = tree();
+        for (id, since) in [(0, 100), (1, 200), (2, 300)] {
+            t.get_mut(BranchId(id)).unwrap().inactive_since_ms = Some(since);
+        }
+        t.get_mut(BranchId(3)).unwrap().inactive_since_ms = None;
+        let active = BranchId(3);
+        assert_eq!(t.expired(150, 1000, 16, active), Vec::<BranchId>::new());
+        assert_eq!(t.expired(1150, 1000, 16, active), vec![BranchId(0)]);
+        assert_eq!(t.expired(5000, 1000, 16, active).len(), 3);
+        // At most two held: the two oldest inactive go at once.
+        assert_eq!(
+            t.expired(150, 1000, 2, active),
+            vec![BranchId(0), BranchId(1)]
+        );
+        assert_eq!(t.next_expiry(1000, active), Some(1100));
+    }
+}

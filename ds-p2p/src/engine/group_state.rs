@@ -1,0 +1,171 @@
+//! A group at run time: its stored record and the `MlsGroup` of the active branch.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use openmls::prelude::*;
+
+use super::record::GroupRecord;
+use super::{EngineError, GroupStatus, mls_err};
+use crate::storage::{BranchId, ChorusProvider, StorageError};
+use crate::wire::{EnvelopeId, GroupRef};
+
+/// Records live beside the MLS state, under their own first byte.
+const RECORD_PREFIX: &[u8] = b"e";
+/// A group record is small (held states, recent own messages); refuse to read a huge one.
+const MAX_RECORD_BYTES: usize = 32 * 1024 * 1024;
+
+fn record_key(group_ref: &GroupRef) -> Vec<u8> {
+    let mut key = RECORD_PREFIX.to_vec();
+    key.extend_from_slice(&group_ref.0);
+    key
+}
+
+/// Every stored group record.
+pub(crate) fn load_records(provider: &ChorusProvider) -> Result<Vec<GroupRecord>, EngineError> {
+    let staged = provider.mls_storage().staged();
+    let mut out = Vec::new();
+    for (_, bytes) in staged
+        .scan_prefix(RECORD_PREFIX)
+        .map_err(StorageError::from)?
+    {
+        let record = identity_tofu::codec::decode(&bytes, MAX_RECORD_BYTES).map_err(|e| {
+            StorageError::Corrupt {
+                what: "group record",
+                detail: e.to_string(),
+            }
+        })?;
+        out.push(record);
+    }
+    Ok(out)
+}
+
+/// Ids of envelopes this member published recently, so their echoes are not processed.
+#[derive(Debug, Default)]
+pub(crate) struct RecentIds {
+    order: VecDeque<EnvelopeId>,
+    set: BTreeSet<EnvelopeId>,
+}
+
+impl RecentIds {
+    const CAPACITY: usize = 4096;
+
+    pub fn insert(&mut self, id: EnvelopeId) {
+        if self.set.insert(id) {
+            self.order.push_back(id);
+            while self.order.len() > Self::CAPACITY {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    pub fn contains(&self, id: &EnvelopeId) -> bool {
+        self.set.contains(id)
+    }
+}
+
+/// A message kept until the commit that makes it readable arrives: (epoch, id, raw envelope).
+pub(crate) type Buffered = (u64, EnvelopeId, Vec<u8>);
+
+/// A group the engine is in.
+pub(crate) struct GroupRuntime {
+    pub group_ref: GroupRef,
+    pub record: GroupRecord,
+    /// The active branch's group, loaded from storage.
+    pub group: MlsGroup,
+    /// Envelopes this member published (not stored: after a restart, echoes fail to decrypt
+    /// as own messages and are dropped as duplicates by id anyway).
+    pub own_envelopes: RecentIds,
+    /// Messages waiting for their epoch (not stored: the gossip log still has them).
+    pub buffered: VecDeque<Buffered>,
+}
+
+impl GroupRuntime {
+    /// Loads the active branch of a stored group.
+    pub fn resume(record: GroupRecord, provider: &ChorusProvider) -> Result<Self, EngineError> {
+        let group_id = GroupId::from_slice(&record.group_id);
+        let group = load_active(provider, &group_id, record.active)?;
+        Ok(Self {
+            group_ref: GroupRef::of(&record.group_id),
+            record,
+            group,
+            own_envelopes: RecentIds::default(),
+            buffered: VecDeque::new(),
+        })
+    }
+
+    pub fn group_id(&self) -> GroupId {
+        GroupId::from_slice(&self.record.group_id)
+    }
+
+    /// Writes the record (inside the caller's storage step).
+    pub fn save(&self, provider: &ChorusProvider) -> Result<(), EngineError> {
+        let bytes = identity_tofu::codec::encode(&self.record)
+            .map_err(|e| EngineError::Refused(format!("group record cannot be encoded: {e}")))?;
+        provider
+            .mls_storage()
+            .staged()
+            .put(record_key(&self.group_ref), bytes)
+            .map_err(StorageError::from)?;
+        Ok(())
+    }
+
+    pub fn status(&self, _provider: &ChorusProvider) -> GroupStatus {
+        let active = self.record.tree.get(self.record.active);
+        GroupStatus {
+            epoch: self.group.epoch().as_u64(),
+            branch_id: active.map(|s| s.branch_id).unwrap_or_default(),
+            members: members(&self.group),
+            held_states: self.record.tree.len(),
+            active: self.record.active,
+            evicted: active.is_some_and(|s| s.evicted),
+        }
+    }
+}
+
+/// Makes `branch` active in storage and loads its group.
+pub(crate) fn load_active(
+    provider: &ChorusProvider,
+    group_id: &GroupId,
+    branch: BranchId,
+) -> Result<MlsGroup, EngineError> {
+    let storage = provider.mls_storage();
+    if storage.active_branch(group_id)? != Some(branch) {
+        storage.activate(group_id, branch)?;
+    }
+    MlsGroup::load(storage, group_id)?.ok_or_else(|| {
+        EngineError::Storage(StorageError::Corrupt {
+            what: "group",
+            detail: format!("branch {branch} has no group state"),
+        })
+    })
+}
+
+/// The credential identities of a group's members, in leaf order.
+pub(crate) fn members(group: &MlsGroup) -> Vec<Vec<u8>> {
+    group
+        .members()
+        .map(|m| m.credential.serialized_content().to_vec())
+        .collect()
+}
+
+/// The exporter-derived branch id of a group state (DESIGN §4).
+pub(crate) fn branch_id(
+    group: &MlsGroup,
+    provider: &ChorusProvider,
+) -> Result<[u8; 16], EngineError> {
+    use openmls_traits::OpenMlsProvider as _;
+    if !group.is_active() {
+        // An evicted member cannot export; its state is identified by its epoch authenticator.
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&group.epoch_authenticator().as_slice()[..16]);
+        return Ok(out);
+    }
+    let secret = group
+        .export_secret(provider.crypto(), "chorus branch", &[], 16)
+        .map_err(mls_err)?;
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&secret);
+    Ok(out)
+}

@@ -1,0 +1,283 @@
+//! The group engine: MLS over an eventually consistent DS, with a fork window and a
+//! deterministic tie-breaker (DESIGN §4). Sans-IO: time comes in as `now_ms`, randomness from
+//! an injected seeded RNG, effects go out through [`Engine::poll_output`].
+//!
+//! - [`api`]: configuration, commands, outputs and events.
+//! - [`tie_break`]: the pluggable policies.
+//! - [`fork_tree`]: the held branch states of a group and the head the policy prefers.
+//! - [`record`]: what the engine stores per group next to the MLS state.
+//! - `commit`, `receive`, `switch`, `timers`: the engine's steps.
+
+pub mod api;
+pub mod fork_tree;
+pub mod record;
+pub mod tie_break;
+
+mod commit;
+mod group_state;
+mod receive;
+mod switch;
+mod timers;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+pub use api::{Command, EngineConfig, Event, Output};
+pub use tie_break::{CommitFacts, TieBreak};
+
+use crate::storage::{ChorusProvider, StorageError};
+use crate::wire::{Envelope, EnvelopeKind, GroupRef};
+use group_state::GroupRuntime;
+
+/// The ciphersuite every Chorus group uses.
+pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+/// Why a step failed. Failed steps change no stored state.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Wire(#[from] crate::wire::WireError),
+    #[error("unknown group {0}")]
+    UnknownGroup(String),
+    #[error("MLS: {0}")]
+    Mls(String),
+    #[error("{0}")]
+    Refused(String),
+    /// A message did not decrypt or verify against one held state (another may fit).
+    #[error("does not fit this state: {0}")]
+    NotThisState(String),
+}
+
+pub(crate) fn mls_err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Mls(e.to_string())
+}
+
+/// One member's engine: its MLS client, its groups, and what it has to say.
+pub struct Engine {
+    pub(crate) config: EngineConfig,
+    pub(crate) provider: ChorusProvider,
+    pub(crate) signer: SignatureKeyPair,
+    pub(crate) credential: CredentialWithKey,
+    pub(crate) rng: ChaCha20Rng,
+    pub(crate) groups: BTreeMap<GroupRef, GroupRuntime>,
+    pub(crate) outputs: VecDeque<Output>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("identity", &String::from_utf8_lossy(self.identity()))
+            .field("groups", &self.groups.len())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An engine for the client whose MLS signature key is `signer` and whose credential
+    /// identity is `identity`, storing through `provider`. Groups already in storage are
+    /// loaded. `seed` drives every random choice the engine itself makes.
+    pub fn open(
+        config: EngineConfig,
+        provider: ChorusProvider,
+        signer: SignatureKeyPair,
+        identity: Vec<u8>,
+        seed: u64,
+    ) -> Result<Self, EngineError> {
+        signer
+            .store(provider.storage())
+            .map_err(StorageError::from)?;
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(identity).into(),
+            signature_key: signer.public().into(),
+        };
+        let mut engine = Self {
+            config,
+            provider,
+            signer,
+            credential,
+            rng: ChaCha20Rng::seed_from_u64(seed),
+            groups: BTreeMap::new(),
+            outputs: VecDeque::new(),
+        };
+        for record in group_state::load_records(&engine.provider)? {
+            let runtime = GroupRuntime::resume(record, &engine.provider)?;
+            engine.groups.insert(runtime.group_ref, runtime);
+        }
+        Ok(engine)
+    }
+
+    /// This member's credential identity.
+    pub fn identity(&self) -> &[u8] {
+        self.credential.credential.serialized_content()
+    }
+
+    /// The groups this engine is in.
+    pub fn groups(&self) -> impl Iterator<Item = GroupRef> + '_ {
+        self.groups.keys().copied()
+    }
+
+    /// The storage and crypto provider.
+    pub fn provider(&self) -> &ChorusProvider {
+        &self.provider
+    }
+
+    /// A fresh KeyPackage (RFC 9420 bytes) for others to invite this member with.
+    pub fn key_package(&mut self) -> Result<Vec<u8>, EngineError> {
+        self.provider.mls_storage().set_group_scope(None)?;
+        let bundle = KeyPackage::builder()
+            .build(
+                CIPHERSUITE,
+                &self.provider,
+                &self.signer,
+                self.credential.clone(),
+            )
+            .map_err(mls_err)?;
+        let out = MlsMessageOut::from(bundle.key_package().clone());
+        wire_bytes(&out)
+    }
+
+    /// Feeds a user command.
+    pub fn handle_command(&mut self, now_ms: u64, command: Command) {
+        let group = command_group(&command);
+        if let Err(e) = self.command(now_ms, command) {
+            self.emit(Event::Rejected {
+                group,
+                reason: e.to_string(),
+            });
+        }
+    }
+
+    /// Feeds an envelope received from the network (any topic this node follows).
+    pub fn handle_envelope(&mut self, now_ms: u64, bytes: &[u8]) {
+        let envelope = match Envelope::decode(bytes, &self.config.limits) {
+            Ok(e) => e,
+            Err(e) => {
+                self.emit(Event::Rejected {
+                    group: None,
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        };
+        let group = envelope.group_ref;
+        let result = match envelope.kind {
+            EnvelopeKind::Welcome => self.receive_welcome(now_ms, &envelope),
+            EnvelopeKind::Handshake => self.receive_handshake(now_ms, &envelope, bytes),
+            EnvelopeKind::Application => self.receive_application(now_ms, &envelope, bytes),
+            EnvelopeKind::Beacon => self.receive_beacon(now_ms, &envelope),
+            EnvelopeKind::KeyPackage | EnvelopeKind::GroupInfo => Err(EngineError::Refused(
+                format!("{:?} envelopes are not for the group engine", envelope.kind),
+            )),
+        };
+        if let Err(e) = result {
+            self.emit(Event::Rejected {
+                group: Some(group),
+                reason: e.to_string(),
+            });
+        }
+    }
+
+    /// The next thing the engine wants done or reported.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    pub(crate) fn emit(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    pub(crate) fn publish(
+        &mut self,
+        group: GroupRef,
+        kind: EnvelopeKind,
+        payload: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let envelope = Envelope::new(kind, group, payload).encode()?;
+        self.outputs.push_back(Output::Publish {
+            topic: group.topic(),
+            envelope,
+        });
+        Ok(())
+    }
+
+    /// Publishes an envelope of this member's on the group topic and remembers its id, so
+    /// that its echo is not processed.
+    pub(crate) fn publish_own(
+        &mut self,
+        group: GroupRef,
+        kind: EnvelopeKind,
+        payload: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        self.publish_to(group.topic(), group, kind, payload)
+    }
+
+    /// Publishes an envelope for `group` on `topic` (the group's, or an inbox).
+    pub(crate) fn publish_to(
+        &mut self,
+        topic: String,
+        group: GroupRef,
+        kind: EnvelopeKind,
+        payload: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let envelope = Envelope::new(kind, group, payload).encode()?;
+        if let Some(rt) = self.groups.get_mut(&group) {
+            rt.own_envelopes.insert(Envelope::id_of(&envelope));
+        }
+        self.outputs.push_back(Output::Publish { topic, envelope });
+        Ok(())
+    }
+
+    pub(crate) fn random_bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        self.rng.fill_bytes(&mut out);
+        out
+    }
+
+    /// The active branch's epoch, branch id and members, for status and tests.
+    pub fn group_status(&self, group: GroupRef) -> Option<GroupStatus> {
+        let runtime = self.groups.get(&group)?;
+        Some(runtime.status(&self.provider))
+    }
+
+    fn command(&mut self, now_ms: u64, command: Command) -> Result<(), EngineError> {
+        match command {
+            Command::CreateGroup => self.create_group(now_ms).map(|_| ()),
+            Command::Send { group, body } => self.send(now_ms, group, body),
+            Command::Invite { group, key_package } => self.invite(now_ms, group, key_package),
+            Command::Remove { group, member } => self.remove(now_ms, group, member),
+            Command::SelfUpdate { group } => self.self_update(now_ms, group),
+        }
+    }
+}
+
+/// What `group_status` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub epoch: u64,
+    pub branch_id: [u8; 16],
+    pub members: Vec<Vec<u8>>,
+    pub held_states: usize,
+    pub active: crate::storage::BranchId,
+    pub evicted: bool,
+}
+
+fn command_group(command: &Command) -> Option<GroupRef> {
+    match command {
+        Command::CreateGroup => None,
+        Command::Send { group, .. }
+        | Command::Invite { group, .. }
+        | Command::Remove { group, .. }
+        | Command::SelfUpdate { group } => Some(*group),
+    }
+}
+
+pub(crate) fn wire_bytes(message: &MlsMessageOut) -> Result<Vec<u8>, EngineError> {
+    use openmls::prelude::tls_codec::Serialize as _;
+    message.tls_serialize_detached().map_err(mls_err)
+}

@@ -1,0 +1,445 @@
+//! What arrives from the network: commits, application messages, Welcomes, beacons.
+
+use openmls::prelude::tls_codec::Deserialize as _;
+use openmls::prelude::*;
+
+use super::api::Event;
+use super::fork_tree::{ForkTree, HeldState};
+use super::group_state::{GroupRuntime, branch_id, load_active};
+use super::record::GroupRecord;
+use super::tie_break::CommitFacts;
+use super::{Engine, EngineError, mls_err};
+use crate::storage::{BranchId, StorageError};
+use crate::wire::{ApplicationPayload, Beacon, CommitRef, Envelope, GroupRef, WelcomeBundle};
+
+/// How a received commit was handled.
+pub(crate) enum CommitOutcome {
+    /// Applied to a held state, creating a new one.
+    Applied,
+    /// It did not decrypt or verify on this state; another may fit.
+    NotThisState(String),
+}
+
+fn protocol_message(payload: &[u8]) -> Result<ProtocolMessage, EngineError> {
+    let message = MlsMessageIn::tls_deserialize_exact(payload).map_err(mls_err)?;
+    message.try_into_protocol_message().map_err(mls_err)
+}
+
+impl Engine {
+    fn known_group(&self, group: GroupRef) -> Result<&GroupRuntime, EngineError> {
+        self.groups
+            .get(&group)
+            .ok_or_else(|| EngineError::UnknownGroup(hex::encode(group.0)))
+    }
+
+    /// Held states at `epoch`, those on the active path first, then by storage id.
+    fn candidates(record: &GroupRecord, epoch: u64) -> Vec<BranchId> {
+        let mut ids: Vec<(bool, BranchId)> = record
+            .tree
+            .at_epoch(epoch)
+            .map(|s| {
+                (
+                    !record.tree.is_ancestor_or_self(s.storage, record.active),
+                    s.storage,
+                )
+            })
+            .collect();
+        ids.sort();
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    pub(crate) fn receive_handshake(
+        &mut self,
+        now_ms: u64,
+        envelope: &Envelope,
+        raw: &[u8],
+    ) -> Result<(), EngineError> {
+        let group = envelope.group_ref;
+        let rt = self.known_group(group)?;
+        if rt.own_envelopes.contains(&Envelope::id_of(raw)) {
+            return Ok(());
+        }
+        let commit_ref = CommitRef::of(&envelope.payload);
+        if rt.record.tree.by_commit(&commit_ref).is_some()
+            || rt.record.log.iter().any(|(_, r)| *r == commit_ref)
+        {
+            return Ok(()); // already applied (or our own, coming back)
+        }
+        let message = protocol_message(&envelope.payload)?;
+        if message.group_id() != &rt.group_id() {
+            return Err(EngineError::Refused("message is for another group".into()));
+        }
+        if !matches!(message.content_type(), ContentType::Commit) {
+            return Err(EngineError::Refused(
+                "proposals by reference are not supported".into(),
+            ));
+        }
+        let epoch = message.epoch().as_u64();
+        let candidates = Self::candidates(&rt.record, epoch);
+        if candidates.is_empty() {
+            let newest = rt.record.tree.states().map(|s| s.epoch).max().unwrap_or(0);
+            if epoch > newest {
+                return self.buffer(group, epoch, raw);
+            }
+            self.emit(Event::ForkBeyondWindow { group, epoch });
+            return Ok(());
+        }
+        let mut last_error = String::new();
+        for candidate in candidates {
+            match self.apply_commit(now_ms, group, candidate, &envelope.payload, commit_ref)? {
+                CommitOutcome::Applied => {
+                    self.after_commit(now_ms, group)?;
+                    return Ok(());
+                }
+                CommitOutcome::NotThisState(e) => last_error = e,
+            }
+        }
+        Err(EngineError::Refused(format!(
+            "commit for epoch {epoch} fits no held state: {last_error}"
+        )))
+    }
+
+    /// Processes a commit against a copy of `parent`, as one storage step.
+    fn apply_commit(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        parent: BranchId,
+        payload: &[u8],
+        commit_ref: CommitRef,
+    ) -> Result<CommitOutcome, EngineError> {
+        let attempt = self.step(Some(group), |engine| {
+            let provider = &engine.provider;
+            let storage = provider.mls_storage();
+            let rt = engine
+                .groups
+                .get_mut(&group)
+                .ok_or(StorageError::UnknownGroup)?;
+            let group_id = rt.group_id();
+            let new = storage.checkpoint(&group_id, parent)?;
+            let mut copy = load_active(provider, &group_id, new)?;
+            let processed = copy
+                .process_message(provider, protocol_message(payload)?)
+                .map_err(|e| EngineError::NotThisState(e.to_string()))?;
+            let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
+            else {
+                return Err(EngineError::Refused("not a commit".into()));
+            };
+            let facts = CommitFacts {
+                commit_ref,
+                removes: staged.remove_proposals().count() as u32,
+                adds: staged.add_proposals().count() as u32,
+            };
+            copy.merge_staged_commit(provider, *staged)
+                .map_err(mls_err)?;
+            let epoch = copy.epoch().as_u64();
+            let siblings: Vec<CommitRef> = rt
+                .record
+                .tree
+                .states()
+                .filter(|s| s.parent == Some(parent))
+                .filter_map(|s| s.via.as_ref().map(|f| f.commit_ref))
+                .collect();
+            rt.record.tree.insert(HeldState {
+                storage: new,
+                epoch,
+                parent: Some(parent),
+                via: Some(facts),
+                branch_id: branch_id(&copy, provider)?,
+                inactive_since_ms: Some(now_ms),
+                evicted: !copy.is_active(),
+            });
+            // Keep openmls pointed at the active state until the policy says otherwise.
+            storage.activate(&group_id, rt.record.active)?;
+            rt.save(provider)?;
+            if !siblings.is_empty() {
+                let mut commits = siblings;
+                commits.push(commit_ref);
+                commits.sort();
+                engine.emit(Event::ForkDetected {
+                    group,
+                    epoch: epoch - 1,
+                    commits,
+                });
+            }
+            Ok(())
+        });
+        match attempt {
+            Ok(()) => Ok(CommitOutcome::Applied),
+            Err(EngineError::NotThisState(reason)) => Ok(CommitOutcome::NotThisState(reason)),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn receive_application(
+        &mut self,
+        now_ms: u64,
+        envelope: &Envelope,
+        raw: &[u8],
+    ) -> Result<(), EngineError> {
+        let group = envelope.group_ref;
+        let rt = self.known_group(group)?;
+        if rt.own_envelopes.contains(&Envelope::id_of(raw)) {
+            return Ok(());
+        }
+        let message = protocol_message(&envelope.payload)?;
+        if message.group_id() != &rt.group_id() {
+            return Err(EngineError::Refused("message is for another group".into()));
+        }
+        if !matches!(message.content_type(), ContentType::Application) {
+            return Err(EngineError::Refused("not an application message".into()));
+        }
+        let epoch = message.epoch().as_u64();
+        let active_epoch = rt.group.epoch().as_u64();
+        let mut candidates = vec![rt.record.active];
+        candidates.extend(
+            Self::candidates(&rt.record, epoch)
+                .into_iter()
+                .filter(|c| *c != rt.record.active),
+        );
+        if epoch > active_epoch && candidates.len() == 1 {
+            return self.buffer(group, epoch, raw);
+        }
+        let mut last_error = String::new();
+        for candidate in candidates {
+            match self.decrypt_on(now_ms, group, candidate, &envelope.payload) {
+                Ok(()) => return Ok(()),
+                Err(EngineError::NotThisState(reason)) => last_error = reason,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(EngineError::Refused(format!(
+            "application message for epoch {epoch} decrypts on no held state: {last_error}"
+        )))
+    }
+
+    /// Decrypts an application message with one held state and delivers it once.
+    fn decrypt_on(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        state: BranchId,
+        payload: &[u8],
+    ) -> Result<(), EngineError> {
+        let limits = self.config.limits;
+        self.step(Some(group), |engine| {
+            let provider = &engine.provider;
+            let rt = engine
+                .groups
+                .get_mut(&group)
+                .ok_or(StorageError::UnknownGroup)?;
+            let group_id = rt.group_id();
+            let active = rt.record.active;
+            let mut other;
+            let mls = if state == active {
+                &mut rt.group
+            } else {
+                other = load_active(provider, &group_id, state)?;
+                &mut other
+            };
+            let processed = mls
+                .process_message(provider, protocol_message(payload)?)
+                .map_err(|e| EngineError::NotThisState(e.to_string()))?;
+            let aad = processed.aad().to_vec();
+            let sender = processed.credential().serialized_content().to_vec();
+            let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
+                return Err(EngineError::Refused("not an application message".into()));
+            };
+            let payload = ApplicationPayload::decode(&app.into_bytes(), &limits)?;
+            if aad != payload.id.0 {
+                return Err(EngineError::Refused(
+                    "message id does not match its authenticated data".into(),
+                ));
+            }
+            if state != active {
+                provider.mls_storage().activate(&group_id, active)?;
+            }
+            let fresh = !rt.record.seen.contains_key(&payload.id);
+            rt.record.seen.entry(payload.id).or_insert(now_ms);
+            rt.save(provider)?;
+            if fresh {
+                engine.emit(Event::Message {
+                    group,
+                    id: payload.id,
+                    sender,
+                    sent_at_ms: payload.sent_at_ms,
+                    body: payload.body,
+                });
+            }
+            Ok(())
+        })
+    }
+
+    pub(crate) fn receive_welcome(
+        &mut self,
+        now_ms: u64,
+        envelope: &Envelope,
+    ) -> Result<(), EngineError> {
+        let group = envelope.group_ref;
+        let bundle: WelcomeBundle =
+            identity_tofu::codec::decode(&envelope.payload, self.config.limits.max_envelope_bytes)
+                .map_err(|e| EngineError::Refused(format!("malformed welcome bundle: {e}")))?;
+        if let Some(rt) = self.groups.get(&group)
+            && rt.record.tree.by_commit(&bundle.commit_ref).is_some()
+        {
+            return Ok(());
+        }
+        let message = MlsMessageIn::tls_deserialize_exact(&bundle.welcome[..]).map_err(mls_err)?;
+        let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
+            return Err(EngineError::Refused("not a Welcome".into()));
+        };
+        let join_config = MlsGroupJoinConfig::builder()
+            .use_ratchet_tree_extension(true)
+            .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .max_past_epochs(self.config.max_past_epochs)
+            .build();
+        let existing = self.groups.contains_key(&group);
+        let beacon_interval = self.config.beacon_interval_ms;
+        self.step(existing.then_some(group), |engine| {
+            let provider = &engine.provider;
+            let staged = StagedWelcome::new_from_welcome(provider, &join_config, welcome, None)
+                .map_err(mls_err)?;
+            let group_id = staged.group_context().group_id().clone();
+            if GroupRef::of(group_id.as_slice()) != group {
+                return Err(EngineError::Refused(
+                    "welcome is for another group than its envelope says".into(),
+                ));
+            }
+            let storage = provider.mls_storage();
+            if existing {
+                let fresh = storage.fresh_branch(&group_id)?;
+                storage.activate(&group_id, fresh)?;
+            }
+            storage.set_group_scope(Some(&group_id))?;
+            let joined = staged.into_group(provider).map_err(mls_err)?;
+            let state_id = storage
+                .active_branch(&group_id)?
+                .ok_or(StorageError::UnknownGroup)?;
+            let state = HeldState {
+                storage: state_id,
+                epoch: joined.epoch().as_u64(),
+                parent: None,
+                via: Some(CommitFacts {
+                    commit_ref: bundle.commit_ref,
+                    removes: bundle.removes,
+                    adds: bundle.adds,
+                }),
+                branch_id: branch_id(&joined, provider)?,
+                inactive_since_ms: if existing { Some(now_ms) } else { None },
+                evicted: false,
+            };
+            let epoch = state.epoch;
+            if existing {
+                let rt = engine
+                    .groups
+                    .get_mut(&group)
+                    .ok_or(StorageError::UnknownGroup)?;
+                rt.record.tree.insert(state);
+                storage.activate(&group_id, rt.record.active)?;
+                rt.save(provider)?;
+            } else {
+                let mut tree = ForkTree::default();
+                tree.insert(state);
+                let runtime = GroupRuntime {
+                    group_ref: group,
+                    record: GroupRecord {
+                        group_id: group_id.as_slice().to_vec(),
+                        tree,
+                        active: state_id,
+                        sent: Vec::new(),
+                        intents: Vec::new(),
+                        seen: Default::default(),
+                        log: Vec::new(),
+                        next_beacon_ms: now_ms + beacon_interval,
+                    },
+                    group: joined,
+                    own_envelopes: Default::default(),
+                    buffered: Default::default(),
+                };
+                runtime.save(provider)?;
+                engine.groups.insert(group, runtime);
+                engine.emit(Event::GroupJoined { group, epoch });
+            }
+            Ok(())
+        })?;
+        if existing {
+            self.after_commit(now_ms, group)?;
+        } else {
+            self.replay_buffered(now_ms, group);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn receive_beacon(
+        &mut self,
+        _now_ms: u64,
+        envelope: &Envelope,
+    ) -> Result<(), EngineError> {
+        let group = envelope.group_ref;
+        let beacon: Beacon = identity_tofu::codec::decode(&envelope.payload, 64 * 1024)
+            .map_err(|e| EngineError::Refused(format!("malformed beacon: {e}")))?;
+        let rt = self.known_group(group)?;
+        let known_branch = rt
+            .record
+            .tree
+            .states()
+            .any(|s| s.branch_id == beacon.branch_id);
+        let active_epoch = rt.group.epoch().as_u64();
+        let oldest = rt.record.tree.states().map(|s| s.epoch).min().unwrap_or(0);
+        if known_branch {
+            return Ok(());
+        }
+        if beacon.epoch == active_epoch {
+            self.emit(Event::ForkDetected {
+                group,
+                epoch: beacon.epoch,
+                commits: Vec::new(),
+            });
+        } else if beacon.epoch < oldest {
+            self.emit(Event::ForkBeyondWindow {
+                group,
+                epoch: beacon.epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Keeps a message that arrived before the commit that makes it readable.
+    fn buffer(&mut self, group: GroupRef, epoch: u64, raw: &[u8]) -> Result<(), EngineError> {
+        let max = self.config.max_buffered;
+        let rt = self.runtime(group)?;
+        let id = Envelope::id_of(raw);
+        if rt.buffered.iter().any(|(_, i, _)| *i == id) {
+            return Ok(());
+        }
+        rt.buffered.push_back((epoch, id, raw.to_vec()));
+        let mut dropped = 0;
+        while rt.buffered.len() > max {
+            rt.buffered.pop_front();
+            dropped += 1;
+        }
+        if dropped > 0 {
+            self.emit(Event::Dropped {
+                group,
+                count: dropped,
+            });
+        }
+        Ok(())
+    }
+
+    /// Feeds buffered messages again, now that the group may have reached their epoch.
+    pub(crate) fn replay_buffered(&mut self, now_ms: u64, group: GroupRef) {
+        let Some(rt) = self.groups.get_mut(&group) else {
+            return;
+        };
+        let newest = rt.record.tree.states().map(|s| s.epoch).max().unwrap_or(0);
+        let (ready, waiting): (Vec<_>, Vec<_>) = rt
+            .buffered
+            .drain(..)
+            .partition(|(epoch, _, _)| *epoch <= newest);
+        rt.buffered.extend(waiting);
+        for (_, _, raw) in ready {
+            self.handle_envelope(now_ms, &raw);
+        }
+    }
+}

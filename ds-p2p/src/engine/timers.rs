@@ -1,0 +1,137 @@
+//! Time-driven work: pruning states past the window (forward secrecy) and beacons.
+
+use super::Engine;
+use super::api::Event;
+use crate::storage::BranchId;
+use crate::wire::{Beacon, EnvelopeKind, GroupRef};
+
+/// How many (epoch, commit ref) entries a beacon carries.
+const BEACON_LOG_ENTRIES: usize = 8;
+
+impl Engine {
+    /// When the engine next needs [`handle_timeout`](Self::handle_timeout), if ever.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.groups
+            .values()
+            .flat_map(|rt| {
+                let expiry = rt
+                    .record
+                    .tree
+                    .next_expiry(self.config.window_ms, rt.record.active);
+                [expiry, Some(rt.record.next_beacon_ms)]
+            })
+            .flatten()
+            .min()
+    }
+
+    /// Does what is due at `now_ms`: prunes expired states, publishes beacons.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        let groups: Vec<GroupRef> = self.groups.keys().copied().collect();
+        for group in groups {
+            if let Err(e) = self.prune_expired(now_ms, group) {
+                self.emit(Event::Rejected {
+                    group: Some(group),
+                    reason: format!("pruning failed: {e}"),
+                });
+            }
+            if let Err(e) = self.beacon_if_due(now_ms, group) {
+                self.emit(Event::Rejected {
+                    group: Some(group),
+                    reason: format!("beacon failed: {e}"),
+                });
+            }
+        }
+    }
+
+    /// Deletes held states past the window or beyond the bound (never the active head), and
+    /// forgets own messages and intents that can no longer be lost.
+    fn prune_expired(&mut self, now_ms: u64, group: GroupRef) -> Result<(), super::EngineError> {
+        let (window, max_held) = (self.config.window_ms, self.config.max_held);
+        let rt = self.runtime(group)?;
+        let doomed = rt
+            .record
+            .tree
+            .expired(now_ms, window, max_held, rt.record.active);
+        let mut tree = rt.record.tree.clone();
+        for id in &doomed {
+            tree.remove(*id);
+        }
+        let active = rt.record.active;
+        // A message or intent can still be lost while the state it was made on is held and
+        // some state it depends on could still be displaced: it is on a branch other than the
+        // active path, or its parent is still held (a competing commit could still arrive).
+        let at_risk = |on: BranchId| {
+            tree.get(on).is_some_and(|state| {
+                !tree.is_ancestor_or_self(on, active)
+                    || state.parent.is_some_and(|p| tree.get(p).is_some())
+            })
+        };
+        let sent_after: Vec<_> = rt
+            .record
+            .sent
+            .iter()
+            .filter(|m| at_risk(m.on))
+            .cloned()
+            .collect();
+        let intents_after: Vec<_> = rt
+            .record
+            .intents
+            .iter()
+            .filter(|i| at_risk(i.on))
+            .cloned()
+            .collect();
+        let seen_horizon = now_ms.saturating_sub(window.saturating_mul(2));
+        let stale_seen = rt.record.seen.values().any(|t| *t < seen_horizon);
+        if doomed.is_empty()
+            && !stale_seen
+            && sent_after.len() == rt.record.sent.len()
+            && intents_after.len() == rt.record.intents.len()
+        {
+            return Ok(());
+        }
+        self.step(Some(group), |engine| {
+            let provider = &engine.provider;
+            let rt = engine
+                .groups
+                .get_mut(&group)
+                .ok_or(crate::storage::StorageError::UnknownGroup)?;
+            let group_id = rt.group_id();
+            for id in &doomed {
+                provider.mls_storage().prune(&group_id, *id)?;
+            }
+            rt.record.tree = tree;
+            rt.record.sent = sent_after;
+            rt.record.intents = intents_after;
+            rt.record.seen.retain(|_, t| *t >= seen_horizon);
+            rt.save(provider)
+        })
+    }
+
+    fn beacon_if_due(&mut self, now_ms: u64, group: GroupRef) -> Result<(), super::EngineError> {
+        let interval = self.config.beacon_interval_ms;
+        let rt = self.runtime(group)?;
+        if now_ms < rt.record.next_beacon_ms {
+            return Ok(());
+        }
+        let Some(active) = rt.record.tree.get(rt.record.active) else {
+            return Ok(());
+        };
+        let beacon = Beacon {
+            epoch: active.epoch,
+            branch_id: active.branch_id,
+            recent_commits: rt
+                .record
+                .log
+                .iter()
+                .rev()
+                .take(BEACON_LOG_ENTRIES)
+                .rev()
+                .copied()
+                .collect(),
+        };
+        rt.record.next_beacon_ms = now_ms + interval;
+        let payload = identity_tofu::codec::encode(&beacon)
+            .map_err(|e| super::EngineError::Refused(format!("beacon cannot be encoded: {e}")))?;
+        self.publish(group, EnvelopeKind::Beacon, payload)
+    }
+}

@@ -1,0 +1,14 @@
+//! The wire (DESIGN §3): the versioned envelope every group message travels in, and the
+//! application payload inside MLS. All of it is bincode 2 through `identity_tofu::codec`,
+//! with sizes checked before anything is decoded. MLS messages inside are RFC 9420 bytes.
+
+mod application;
+mod envelope;
+mod limits;
+
+pub use application::{ApplicationPayload, MessageId};
+pub use envelope::{
+    Beacon, CommitRef, Envelope, EnvelopeId, EnvelopeKind, GroupRef, WIRE_VERSION, WelcomeBundle,
+    WireError, inbox_topic,
+};
+pub use limits::WireLimits;

@@ -1,0 +1,206 @@
+//! The RocksDB [`KvStore`]: one database per node, one column family per owner.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{
+    BottommostLevelCompaction, ColumnFamilyDescriptor, CompactOptions, DBCompressionType,
+    Direction, FlushOptions, IteratorMode, Options, ReadOptions, WriteOptions,
+};
+
+use super::{BatchOp, KvError, KvPair, KvStore, WriteBatch, prefix_successor};
+
+/// When a write counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every batch is fsynced before `write` returns: an acknowledged write survives a power
+    /// cut. The default for nodes.
+    #[default]
+    Synced,
+    /// The write-ahead log is written but not fsynced: an acknowledged write survives a process
+    /// crash, not a power cut. For tests and benchmarks.
+    ProcessCrashSafe,
+}
+
+fn backend(e: rocksdb::Error) -> KvError {
+    KvError::Backend(e.into_string())
+}
+
+/// A node's RocksDB, opened with a fixed set of column families.
+pub struct RocksDb {
+    db: rocksdb::DB,
+    path: PathBuf,
+    column_families: Vec<String>,
+    durability: Durability,
+}
+
+impl std::fmt::Debug for RocksDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksDb")
+            .field("path", &self.path)
+            .field("column_families", &self.column_families)
+            .finish()
+    }
+}
+
+fn column_family_options() -> Options {
+    let mut opts = Options::default();
+    // Values are MLS secrets and (later) sealed ciphertexts: compression gains nothing, and
+    // uncompressed files are what the forward-secrecy tests can inspect.
+    opts.set_compression_type(DBCompressionType::None);
+    opts
+}
+
+impl RocksDb {
+    /// Opens (creating if needed) the database at `path` with the given column families.
+    pub fn open(
+        path: impl AsRef<Path>,
+        column_families: &[&str],
+        durability: Durability,
+    ) -> Result<Arc<Self>, KvError> {
+        let path = path.as_ref().to_path_buf();
+        let mut opts = column_family_options();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        // Obsolete write-ahead logs are deleted, never archived or recycled: they hold secrets.
+        opts.set_wal_ttl_seconds(0);
+        opts.set_wal_size_limit_mb(0);
+        opts.set_recycle_log_file_num(0);
+        opts.set_keep_log_file_num(4);
+        let descriptors = column_families
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, column_family_options()));
+        let db = rocksdb::DB::open_cf_descriptors(&opts, &path, descriptors).map_err(backend)?;
+        Ok(Arc::new(Self {
+            db,
+            path,
+            column_families: column_families.iter().map(|s| s.to_string()).collect(),
+            durability,
+        }))
+    }
+
+    /// The directory the database lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A [`KvStore`] over one column family of this database.
+    pub fn store(self: &Arc<Self>, column_family: &str) -> Result<RocksStore, KvError> {
+        if self.db.cf_handle(column_family).is_none() {
+            return Err(KvError::UnknownColumnFamily(column_family.to_string()));
+        }
+        Ok(RocksStore {
+            db: Arc::clone(self),
+            column_family: column_family.to_string(),
+        })
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, KvError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| KvError::UnknownColumnFamily(name.to_string()))
+    }
+
+    fn write_options(&self) -> WriteOptions {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.durability == Durability::Synced);
+        opts
+    }
+
+    /// Flushes every column family's memtable, so that no write-ahead log still needed holds
+    /// data that was deleted since (RocksDB deletes a log once every family it covers is
+    /// flushed).
+    pub(crate) fn flush_all(&self) -> Result<(), KvError> {
+        let handles = self
+            .column_families
+            .iter()
+            .map(|name| self.cf(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut opts = FlushOptions::default();
+        opts.set_wait(true);
+        self.db.flush_cfs_opt(&handles, &opts).map_err(backend)
+    }
+}
+
+/// One column family of a [`RocksDb`], as a [`KvStore`].
+#[derive(Debug, Clone)]
+pub struct RocksStore {
+    db: Arc<RocksDb>,
+    column_family: String,
+}
+
+impl RocksStore {
+    /// The database this store is a column family of.
+    pub fn database(&self) -> &Arc<RocksDb> {
+        &self.db
+    }
+}
+
+impl KvStore for RocksStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let cf = self.db.cf(&self.column_family)?;
+        self.db.db.get_cf(cf, key).map_err(backend)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KvPair>, KvError> {
+        let cf = self.db.cf(&self.column_family)?;
+        let mut read = ReadOptions::default();
+        if let Some(end) = prefix_successor(prefix) {
+            read.set_iterate_upper_bound(end);
+        }
+        let iter =
+            self.db
+                .db
+                .iterator_cf_opt(cf, read, IteratorMode::From(prefix, Direction::Forward));
+        let mut out = Vec::new();
+        for item in iter {
+            let (key, value) = item.map_err(backend)?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), KvError> {
+        let cf = self.db.cf(&self.column_family)?;
+        let mut rocks_batch = rocksdb::WriteBatch::default();
+        for op in batch.into_ops() {
+            match op {
+                BatchOp::Put { key, value } => rocks_batch.put_cf(cf, key, value),
+                BatchOp::Delete { key } => rocks_batch.delete_cf(cf, key),
+                BatchOp::DeletePrefix { prefix } => match prefix_successor(&prefix) {
+                    Some(end) => rocks_batch.delete_range_cf(cf, prefix, end),
+                    // No upper bound exists: delete the keys one by one.
+                    None => {
+                        for (key, _) in self.scan_prefix(&prefix)? {
+                            rocks_batch.delete_cf(cf, key);
+                        }
+                    }
+                },
+            }
+        }
+        self.db
+            .db
+            .write_opt(rocks_batch, &self.db.write_options())
+            .map_err(backend)
+    }
+
+    fn scrub_prefix(&self, prefix: &[u8]) -> Result<(), KvError> {
+        // 1. Flush memtables so the write-ahead logs that held the deleted values become
+        //    obsolete and are deleted.
+        self.db.flush_all()?;
+        // 2. Rewrite every table file overlapping the range, down to the bottom level, so the
+        //    tombstones drop the values and the old files are deleted.
+        let cf = self.db.cf(&self.column_family)?;
+        let mut opts = CompactOptions::default();
+        opts.set_exclusive_manual_compaction(true);
+        opts.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        let end = prefix_successor(prefix);
+        self.db
+            .db
+            .compact_range_cf_opt(cf, Some(prefix), end.as_deref(), &opts);
+        Ok(())
+    }
+}
