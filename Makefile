@@ -2,6 +2,17 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
+# RocksDB is ~300 C++ files; cargo rebuilds them whenever a build-time dependency's features
+# change. ccache (installed by `make deps`) turns those rebuilds into cache hits.
+ifneq ($(shell command -v ccache),)
+ifeq ($(origin CC),default)
+export CC := ccache cc
+endif
+ifeq ($(origin CXX),default)
+export CXX := ccache c++
+endif
+endif
+
 .PHONY: help deps build test lint fmt demo ci
 
 help: ## this list
@@ -13,6 +24,11 @@ deps: ## install what a fresh Debian machine lacks (libclang for RocksDB); skips
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libclang-dev >/dev/null; \
 	else echo "libclang: present"; fi
+	@if ! command -v ccache >/dev/null; then \
+		echo "installing ccache (caches RocksDB's C++ objects across rebuilds)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -qq ccache >/dev/null || echo "ccache unavailable; building without it"; \
+	fi
 
 build: deps ## build everything (debug)
 	$(CARGO) build --workspace --all-targets
@@ -32,6 +48,7 @@ fmt: ## format the code
 	$(CARGO) fmt --all
 
 demo: deps ## the main job for now: a real fork, held, switched, pruned and scrubbed on RocksDB
-	$(CARGO) run -p ds-p2p --example fork_on_disk
+	$(CARGO) build --workspace --examples
+	./target/debug/examples/fork_on_disk
 
 ci: lint test ## what .ci/run does

@@ -74,6 +74,29 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], max_len: usize) -> Result<T, Co
     Ok(value)
 }
 
+/// Like [`decode`], but the value may borrow from `bytes` (`&[u8]` fields are not copied):
+/// for the pubsub frame, whose envelope can be a megabyte and is looked at on every message.
+pub fn decode_borrowed<'de, T: serde::Deserialize<'de>>(
+    bytes: &'de [u8],
+    max_len: usize,
+) -> Result<T, CodecError> {
+    let max = max_len.min(MAX_DECODE_LEN);
+    if bytes.len() > max {
+        return Err(CodecError::TooLong {
+            len: bytes.len(),
+            max,
+        });
+    }
+    let (value, used) = bincode::serde::borrow_decode_from_slice::<T, _>(bytes, config())
+        .map_err(CodecError::Decode)?;
+    if used != bytes.len() {
+        return Err(CodecError::TrailingBytes {
+            count: bytes.len().saturating_sub(used),
+        });
+    }
+    Ok(value)
+}
+
 /// The number of bytes bincode's varint encoding gives `value` (standard configuration).
 ///
 /// The reconciliation writer uses it to know a message's size before encoding it.

@@ -5,8 +5,10 @@
 //! store-and-forward log per topic and runs anti-entropy sync with its peers: the two peers
 //! reconcile the sets of envelope ids they hold, then transfer what is missing.
 //!
-//! What is here is the sans-IO heart of that; the libp2p swarm and the `/chorus/sync/1`
-//! request-response protocol come later and drive it.
+//! The reconciliation core and the log are sans-IO, so the simulator runs them too; the
+//! libp2p half ([`net`]) drives them over a real swarm: gossipsub for live delivery, the
+//! `/chorus/sync/1` request-response protocol for anti-entropy, Kademlia, identify, ping and
+//! mDNS for finding peers.
 //!
 //! Modules, one idea each:
 //!
@@ -17,13 +19,19 @@
 //!   get, range listing in (timestamp, id) order, retention by age and by bytes.
 //! - [`reconcile`]: range-based set reconciliation between two peers' sets of
 //!   (timestamp, id) items, as sans-IO `Initiator` and `Responder` state machines.
+//! - [`net`]: the libp2p node: `Node::start` spawns the swarm on a tokio task and returns a
+//!   `NodeHandle` (subscribe, publish, dial, sync now) and a stream of `NetEvent`s; every
+//!   envelope that arrives passes the caller's validator and is stored in the log, and each
+//!   is reported once however it came.
 //!
-//! Nothing here reads a clock or draws randomness: times and the session salt are arguments,
-//! so the simulator replays runs from a seed.
+//! Outside [`net`], nothing reads a clock or draws randomness: times and the session salt are
+//! arguments, so the simulator replays runs from a seed. [`net`] is the IO layer that supplies
+//! them.
 
 pub mod codec;
 pub mod envelope_id;
 pub mod log;
+pub mod net;
 pub mod reconcile;
 pub mod topic;
 

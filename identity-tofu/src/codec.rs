@@ -18,10 +18,13 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The largest input any decoder of this crate accepts, whatever the caller's limit says.
+/// The largest input any decoder accepts, whatever the caller's limit says: the ceiling
+/// above every real limit (group records and Welcome bundles of large groups are megabytes;
+/// callers pass their own, smaller limit for each kind of input).
 ///
-/// Also the bound bincode enforces on claimed lengths inside the input.
-pub const MAX_DECODE_LEN: usize = 64 * 1024;
+/// Also the bound bincode enforces on claimed lengths inside the input. It only bounds
+/// decoding; the encoded bytes do not depend on it.
+pub const MAX_DECODE_LEN: usize = 64 * 1024 * 1024;
 
 /// The fixed bincode configuration: standard (little endian, varint integers) with a byte
 /// limit. Never change it for existing data: stored records and signed certificates depend on

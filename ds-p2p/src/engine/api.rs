@@ -22,6 +22,8 @@ pub struct EngineConfig {
     pub max_past_epochs: usize,
     /// Wire size limits.
     pub limits: crate::wire::WireLimits,
+    /// How long a KeyPackage this member makes stays valid, in ms.
+    pub key_package_lifetime_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -34,6 +36,7 @@ impl Default for EngineConfig {
             max_buffered: 256,
             max_past_epochs: 8,
             limits: crate::wire::WireLimits::default(),
+            key_package_lifetime_ms: 90 * 24 * 3600 * 1000,
         }
     }
 }
@@ -52,6 +55,8 @@ pub enum Command {
     Remove { group: GroupRef, member: Vec<u8> },
     /// Commit a fresh leaf key (post-compromise security).
     SelfUpdate { group: GroupRef },
+    /// Ask to leave: a self-Remove proposal that another member commits.
+    Leave { group: GroupRef },
     /// Send an application message.
     Send { group: GroupRef, body: Vec<u8> },
 }
@@ -108,11 +113,27 @@ pub enum Event {
     },
     /// This member was removed from the group on the active branch.
     Removed { group: GroupRef },
+    /// A credential that does not certify its key: the commit, Welcome or KeyPackage carrying
+    /// it was refused (every member decides this alike).
+    InvalidCredential {
+        group: Option<GroupRef>,
+        reason: String,
+    },
+    /// A handle showed up with another identity key than the one pinned for it (TOFU): the
+    /// user should compare safety numbers.
+    KeyChanged {
+        group: Option<GroupRef>,
+        handle: String,
+        pinned: String,
+        offered: String,
+    },
     /// Input that was refused; no state changed.
     Rejected {
         group: Option<GroupRef>,
         reason: String,
     },
+    /// An inviter used this member's last-resort KeyPackage: publish a new bundle.
+    LastResortKeyPackageUsed,
     /// Messages that could not be kept waiting (buffer full) were dropped.
     Dropped { group: GroupRef, count: usize },
 }

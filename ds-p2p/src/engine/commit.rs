@@ -21,7 +21,7 @@ use crate::wire::{
 
 /// A membership change to commit.
 pub(crate) enum CommitOp {
-    Add(KeyPackage),
+    Add(Box<KeyPackage>),
     Remove(LeafNodeIndex),
     Update,
 }
@@ -93,6 +93,7 @@ impl Engine {
                 .use_ratchet_tree_extension(true)
                 .with_wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
                 .max_past_epochs(engine.config.max_past_epochs)
+                .lifetime(engine.leaf_lifetime(now_ms))
                 .build(&engine.provider, &engine.signer, engine.credential.clone())
                 .map_err(mls_err)?;
             let active = engine
@@ -121,6 +122,9 @@ impl Engine {
                     seen: Default::default(),
                     log: Vec::new(),
                     next_beacon_ms: now_ms + engine.config.beacon_interval_ms,
+                    pending_leaves: Vec::new(),
+                    joined_epoch: 0,
+                    welcomes: Vec::new(),
                 },
                 group,
                 own_envelopes: Default::default(),
@@ -209,10 +213,23 @@ impl Engine {
         key_package: Vec<u8>,
     ) -> Result<(), EngineError> {
         let kp = parse_key_package(&key_package, &self.provider)?;
+        let leaf = kp.leaf_node();
+        let key_changed = self.check_leaf(
+            Some(group),
+            leaf.credential(),
+            leaf.signature_key().as_slice(),
+            now_ms,
+        )?;
+        if key_changed {
+            return Err(EngineError::Refused(format!(
+                "{}'s identity key changed; compare safety numbers and accept the new key first",
+                super::credentials::display_name(leaf.credential().serialized_content())
+            )));
+        }
         self.commit(
             now_ms,
             group,
-            CommitOp::Add(kp),
+            CommitOp::Add(Box::new(kp)),
             IntentKind::Add { key_package },
         )
         .map(|_| ())
@@ -273,7 +290,7 @@ impl Engine {
             let (commit, welcome, removes, adds) = match &op {
                 CommitOp::Add(kp) => {
                     let (c, w, _) = copy
-                        .add_members(provider, signer, std::slice::from_ref(kp))
+                        .add_members(provider, signer, std::slice::from_ref(kp.as_ref()))
                         .map_err(mls_err)?;
                     (c, Some(w), 0, 1)
                 }

@@ -14,7 +14,10 @@ pub mod record;
 pub mod tie_break;
 
 mod commit;
+pub mod credentials;
 mod group_state;
+mod key_packages;
+mod leave;
 mod receive;
 mod switch;
 mod timers;
@@ -27,6 +30,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 pub use api::{Command, EngineConfig, Event, Output};
+pub use key_packages::KeyPackageBundle;
 pub use tie_break::{CommitFacts, TieBreak};
 
 use crate::storage::{ChorusProvider, StorageError};
@@ -49,6 +53,9 @@ pub enum EngineError {
     Mls(String),
     #[error("{0}")]
     Refused(String),
+    /// A credential that does not certify its signature key: refused by every member alike.
+    #[error("invalid credential: {0}")]
+    InvalidCredential(String),
     /// A message did not decrypt or verify against one held state (another may fit).
     #[error("does not fit this state: {0}")]
     NotThisState(String),
@@ -67,6 +74,14 @@ pub struct Engine {
     pub(crate) rng: ChaCha20Rng,
     pub(crate) groups: BTreeMap<GroupRef, GroupRuntime>,
     pub(crate) outputs: VecDeque<Output>,
+    /// TOFU records of the people met in groups; `None` checks certificates only.
+    pub(crate) trust: Option<credentials::SharedTrustStore>,
+    pub(crate) own_identity_key: identity_tofu::IdentityPublicKey,
+    /// Hash refs of the last-resort KeyPackages this engine made (this process).
+    pub(crate) last_resort_refs: Vec<Vec<u8>>,
+    /// When the KeyPackages consumed by joins are deleted (a window after the last join);
+    /// `Some(0)` after opening, so leftovers of an earlier run go at the first tick.
+    pub(crate) retired_purge_due: Option<u64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -80,8 +95,9 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// An engine for the client whose MLS signature key is `signer` and whose credential
-    /// identity is `identity`, storing through `provider`. Groups already in storage are
-    /// loaded. `seed` drives every random choice the engine itself makes.
+    /// identity is `identity` (its encoded device certificate, which must certify `signer`),
+    /// storing through `provider`. Groups already in storage are loaded. `seed` drives every
+    /// random choice the engine itself makes.
     pub fn open(
         config: EngineConfig,
         provider: ChorusProvider,
@@ -89,13 +105,12 @@ impl Engine {
         identity: Vec<u8>,
         seed: u64,
     ) -> Result<Self, EngineError> {
-        signer
-            .store(provider.storage())
-            .map_err(StorageError::from)?;
         let credential = CredentialWithKey {
             credential: BasicCredential::new(identity).into(),
             signature_key: signer.public().into(),
         };
+        let own = credentials::check_credential(&credential.credential, signer.public())?;
+        signer.store(provider.storage())?;
         let mut engine = Self {
             config,
             provider,
@@ -104,12 +119,22 @@ impl Engine {
             rng: ChaCha20Rng::seed_from_u64(seed),
             groups: BTreeMap::new(),
             outputs: VecDeque::new(),
+            trust: None,
+            own_identity_key: own.identity_key,
+            last_resort_refs: Vec::new(),
+            retired_purge_due: Some(0),
         };
         for record in group_state::load_records(&engine.provider)? {
             let runtime = GroupRuntime::resume(record, &engine.provider)?;
             engine.groups.insert(runtime.group_ref, runtime);
         }
         Ok(engine)
+    }
+
+    /// Records every credential met in groups in `trust` (TOFU) and reports key changes.
+    pub fn with_trust_store(mut self, trust: credentials::SharedTrustStore) -> Self {
+        self.trust = Some(trust);
+        self
     }
 
     /// This member's credential identity.
@@ -127,29 +152,11 @@ impl Engine {
         &self.provider
     }
 
-    /// A fresh KeyPackage (RFC 9420 bytes) for others to invite this member with.
-    pub fn key_package(&mut self) -> Result<Vec<u8>, EngineError> {
-        self.provider.mls_storage().set_group_scope(None)?;
-        let bundle = KeyPackage::builder()
-            .build(
-                CIPHERSUITE,
-                &self.provider,
-                &self.signer,
-                self.credential.clone(),
-            )
-            .map_err(mls_err)?;
-        let out = MlsMessageOut::from(bundle.key_package().clone());
-        wire_bytes(&out)
-    }
-
     /// Feeds a user command.
     pub fn handle_command(&mut self, now_ms: u64, command: Command) {
         let group = command_group(&command);
         if let Err(e) = self.command(now_ms, command) {
-            self.emit(Event::Rejected {
-                group,
-                reason: e.to_string(),
-            });
+            self.report(group, e);
         }
     }
 
@@ -176,11 +183,20 @@ impl Engine {
             )),
         };
         if let Err(e) = result {
-            self.emit(Event::Rejected {
-                group: Some(group),
-                reason: e.to_string(),
-            });
+            self.report(Some(group), e);
         }
+    }
+
+    /// Turns a failed step into the event that tells the user.
+    fn report(&mut self, group: Option<GroupRef>, error: EngineError) {
+        let event = match error {
+            EngineError::InvalidCredential(reason) => Event::InvalidCredential { group, reason },
+            other => Event::Rejected {
+                group,
+                reason: other.to_string(),
+            },
+        };
+        self.emit(event);
     }
 
     /// The next thing the engine wants done or reported.
@@ -252,6 +268,7 @@ impl Engine {
             Command::Invite { group, key_package } => self.invite(now_ms, group, key_package),
             Command::Remove { group, member } => self.remove(now_ms, group, member),
             Command::SelfUpdate { group } => self.self_update(now_ms, group),
+            Command::Leave { group } => self.leave(now_ms, group),
         }
     }
 }
@@ -273,7 +290,8 @@ fn command_group(command: &Command) -> Option<GroupRef> {
         Command::Send { group, .. }
         | Command::Invite { group, .. }
         | Command::Remove { group, .. }
-        | Command::SelfUpdate { group } => Some(*group),
+        | Command::SelfUpdate { group }
+        | Command::Leave { group } => Some(*group),
     }
 }
 

@@ -69,17 +69,24 @@ impl Engine {
         if message.group_id() != &rt.group_id() {
             return Err(EngineError::Refused("message is for another group".into()));
         }
-        if !matches!(message.content_type(), ContentType::Commit) {
-            return Err(EngineError::Refused(
-                "proposals by reference are not supported".into(),
-            ));
-        }
         let epoch = message.epoch().as_u64();
+        if super::leave::is_proposal(&message) {
+            if epoch > rt.group.epoch().as_u64() {
+                return self.buffer(group, epoch, raw);
+            }
+            return self.receive_proposal(now_ms, group, &envelope.payload);
+        }
+        if !matches!(message.content_type(), ContentType::Commit) {
+            return Err(EngineError::Refused("not a commit or proposal".into()));
+        }
         let candidates = Self::candidates(&rt.record, epoch);
         if candidates.is_empty() {
             let newest = rt.record.tree.states().map(|s| s.epoch).max().unwrap_or(0);
             if epoch > newest {
                 return self.buffer(group, epoch, raw);
+            }
+            if epoch < rt.record.joined_epoch {
+                return Ok(()); // made before this member joined: history, not a fork
             }
             self.emit(Event::ForkBeyondWindow { group, epoch });
             return Ok(());
@@ -94,9 +101,10 @@ impl Engine {
                 CommitOutcome::NotThisState(e) => last_error = e,
             }
         }
-        Err(EngineError::Refused(format!(
-            "commit for epoch {epoch} fits no held state: {last_error}"
-        )))
+        // It may grow from a state this member has not reached yet (a branch whose earlier
+        // commits are still on their way): keep it until states change.
+        tracing::debug!("commit for epoch {epoch} fits no held state yet: {last_error}");
+        self.buffer(group, epoch, raw)
     }
 
     /// Processes a commit against a copy of `parent`, as one storage step.
@@ -109,22 +117,26 @@ impl Engine {
         commit_ref: CommitRef,
     ) -> Result<CommitOutcome, EngineError> {
         let attempt = self.step(Some(group), |engine| {
+            let group_id = engine.known_group(group)?.group_id();
+            let new = engine
+                .provider
+                .mls_storage()
+                .checkpoint(&group_id, parent)?;
+            let mut copy = load_active(&engine.provider, &group_id, new)?;
+            let processed = copy
+                .process_message(&engine.provider, protocol_message(payload)?)
+                .map_err(|e| EngineError::NotThisState(e.to_string()))?;
+            let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
+            else {
+                return Err(EngineError::Refused("not a commit".into()));
+            };
+            engine.check_commit_credentials(group, &staged, now_ms)?;
             let provider = &engine.provider;
             let storage = provider.mls_storage();
             let rt = engine
                 .groups
                 .get_mut(&group)
                 .ok_or(StorageError::UnknownGroup)?;
-            let group_id = rt.group_id();
-            let new = storage.checkpoint(&group_id, parent)?;
-            let mut copy = load_active(provider, &group_id, new)?;
-            let processed = copy
-                .process_message(provider, protocol_message(payload)?)
-                .map_err(|e| EngineError::NotThisState(e.to_string()))?;
-            let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
-            else {
-                return Err(EngineError::Refused("not a commit".into()));
-            };
             let facts = CommitFacts {
                 commit_ref,
                 removes: staged.remove_proposals().count() as u32,
@@ -189,7 +201,17 @@ impl Engine {
         if !matches!(message.content_type(), ContentType::Application) {
             return Err(EngineError::Refused("not an application message".into()));
         }
+        if let ProtocolMessage::PrivateMessage(private) = &message
+            && let Ok(id) = <[u8; 16]>::try_from(private.aad())
+            && rt.record.seen.contains_key(&crate::wire::MessageId(id))
+        {
+            return Err(EngineError::Refused(format!(
+                "replay of message {} (already delivered)",
+                hex::encode(id)
+            )));
+        }
         let epoch = message.epoch().as_u64();
+        let oldest = rt.record.tree.states().map(|s| s.epoch).min().unwrap_or(0);
         let active_epoch = rt.group.epoch().as_u64();
         let mut candidates = vec![rt.record.active];
         candidates.extend(
@@ -207,6 +229,11 @@ impl Engine {
                 Err(EngineError::NotThisState(reason)) => last_error = reason,
                 Err(e) => return Err(e),
             }
+        }
+        if epoch >= oldest {
+            // Perhaps from a branch this member has not reached yet; keep it until it has.
+            tracing::debug!("application message for epoch {epoch} waits: {last_error}");
+            return self.buffer(group, epoch, raw);
         }
         Err(EngineError::Refused(format!(
             "application message for epoch {epoch} decrypts on no held state: {last_error}"
@@ -280,14 +307,21 @@ impl Engine {
             identity_tofu::codec::decode(&envelope.payload, self.config.limits.max_envelope_bytes)
                 .map_err(|e| EngineError::Refused(format!("malformed welcome bundle: {e}")))?;
         if let Some(rt) = self.groups.get(&group)
-            && rt.record.tree.by_commit(&bundle.commit_ref).is_some()
+            && (rt.record.tree.by_commit(&bundle.commit_ref).is_some()
+                || rt.record.log.iter().any(|(_, r)| *r == bundle.commit_ref)
+                || rt.record.welcomes.contains(&bundle.commit_ref))
         {
-            return Ok(());
+            return Ok(()); // a Welcome already used
         }
         let message = MlsMessageIn::tls_deserialize_exact(&bundle.welcome[..]).map_err(mls_err)?;
         let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
             return Err(EngineError::Refused("not a Welcome".into()));
         };
+        let used: Vec<Vec<u8>> = welcome
+            .secrets()
+            .iter()
+            .map(|s| s.new_member().as_slice().to_vec())
+            .collect();
         let join_config = MlsGroupJoinConfig::builder()
             .use_ratchet_tree_extension(true)
             .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
@@ -296,9 +330,26 @@ impl Engine {
         let existing = self.groups.contains_key(&group);
         let beacon_interval = self.config.beacon_interval_ms;
         self.step(existing.then_some(group), |engine| {
+            if let Some(rt) = engine.groups.get(&group) {
+                // A second Welcome (a displaced Add re-done): the new state goes on a fresh,
+                // empty branch, made active first because openmls refuses to stage a Welcome
+                // for a group it can already see.
+                let storage = engine.provider.mls_storage();
+                let group_id = rt.group_id();
+                let fresh = storage.fresh_branch(&group_id)?;
+                storage.activate(&group_id, fresh)?;
+            }
             let provider = &engine.provider;
             let staged = StagedWelcome::new_from_welcome(provider, &join_config, welcome, None)
                 .map_err(mls_err)?;
+            let leaves: Vec<(Credential, Vec<u8>)> = staged
+                .members()
+                .map(|m| (m.credential, m.signature_key))
+                .collect();
+            for (credential, key) in &leaves {
+                engine.check_leaf(Some(group), credential, key, now_ms)?;
+            }
+            let provider = &engine.provider;
             let group_id = staged.group_context().group_id().clone();
             if GroupRef::of(group_id.as_slice()) != group {
                 return Err(EngineError::Refused(
@@ -306,10 +357,6 @@ impl Engine {
                 ));
             }
             let storage = provider.mls_storage();
-            if existing {
-                let fresh = storage.fresh_branch(&group_id)?;
-                storage.activate(&group_id, fresh)?;
-            }
             storage.set_group_scope(Some(&group_id))?;
             let joined = staged.into_group(provider).map_err(mls_err)?;
             let state_id = storage
@@ -335,6 +382,7 @@ impl Engine {
                     .get_mut(&group)
                     .ok_or(StorageError::UnknownGroup)?;
                 rt.record.tree.insert(state);
+                rt.record.welcomes.push(bundle.commit_ref);
                 storage.activate(&group_id, rt.record.active)?;
                 rt.save(provider)?;
             } else {
@@ -351,6 +399,9 @@ impl Engine {
                         seen: Default::default(),
                         log: Vec::new(),
                         next_beacon_ms: now_ms + beacon_interval,
+                        pending_leaves: Vec::new(),
+                        joined_epoch: epoch,
+                        welcomes: vec![bundle.commit_ref],
                     },
                     group: joined,
                     own_envelopes: Default::default(),
@@ -362,6 +413,8 @@ impl Engine {
             }
             Ok(())
         })?;
+        self.note_key_package_used(&used);
+        self.retired_purge_due = Some(now_ms + self.config.window_ms);
         if existing {
             self.after_commit(now_ms, group)?;
         } else {

@@ -59,4 +59,10 @@ pub struct GroupRecord {
     pub log: Vec<(u64, CommitRef)>,
     /// When the next beacon is due.
     pub next_beacon_ms: u64,
+    /// Leave requests seen and not yet committed.
+    pub pending_leaves: Vec<super::leave::PendingLeave>,
+    /// The epoch this member joined at; older commits are history, not forks.
+    pub joined_epoch: u64,
+    /// Commit refs of the Welcomes this member used, so a redelivered one is recognised.
+    pub welcomes: Vec<CommitRef>,
 }

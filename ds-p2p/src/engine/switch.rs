@@ -168,7 +168,7 @@ impl Engine {
                     if roster.contains(&joiner) {
                         continue;
                     }
-                    CommitOp::Add(kp)
+                    CommitOp::Add(Box::new(kp))
                 }
                 IntentKind::Remove { member } => {
                     let rt = self.runtime(group)?;

@@ -5,33 +5,54 @@ use super::api::Event;
 use crate::storage::BranchId;
 use crate::wire::{Beacon, EnvelopeKind, GroupRef};
 
+/// Delivered message ids always remembered per group, however old (dedup of late re-sends).
+const MIN_SEEN_KEPT: usize = 1024;
+
 /// How many (epoch, commit ref) entries a beacon carries.
 const BEACON_LOG_ENTRIES: usize = 8;
 
 impl Engine {
     /// When the engine next needs [`handle_timeout`](Self::handle_timeout), if ever.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.groups
+        let groups = self
+            .groups
             .values()
             .flat_map(|rt| {
                 let expiry = rt
                     .record
                     .tree
                     .next_expiry(self.config.window_ms, rt.record.active);
-                [expiry, Some(rt.record.next_beacon_ms)]
+                let leave = rt.record.pending_leaves.iter().map(|p| p.due_ms).min();
+                [expiry, Some(rt.record.next_beacon_ms), leave]
             })
             .flatten()
-            .min()
+            .min();
+        groups.into_iter().chain(self.retired_purge_due).min()
     }
 
     /// Does what is due at `now_ms`: prunes expired states, publishes beacons.
     pub fn handle_timeout(&mut self, now_ms: u64) {
+        if self.retired_purge_due.is_some_and(|due| due <= now_ms) {
+            match self.provider.mls_storage().purge_retired_key_packages() {
+                Ok(_) => self.retired_purge_due = None,
+                Err(e) => self.emit(Event::Rejected {
+                    group: None,
+                    reason: format!("deleting used KeyPackages failed: {e}"),
+                }),
+            }
+        }
         let groups: Vec<GroupRef> = self.groups.keys().copied().collect();
         for group in groups {
             if let Err(e) = self.prune_expired(now_ms, group) {
                 self.emit(Event::Rejected {
                     group: Some(group),
                     reason: format!("pruning failed: {e}"),
+                });
+            }
+            if let Err(e) = self.settle_leaves(now_ms, group) {
+                self.emit(Event::Rejected {
+                    group: Some(group),
+                    reason: format!("committing a leave failed: {e}"),
                 });
             }
             if let Err(e) = self.beacon_if_due(now_ms, group) {
@@ -81,7 +102,8 @@ impl Engine {
             .cloned()
             .collect();
         let seen_horizon = now_ms.saturating_sub(window.saturating_mul(2));
-        let stale_seen = rt.record.seen.values().any(|t| *t < seen_horizon);
+        let stale_seen = rt.record.seen.len() > MIN_SEEN_KEPT
+            && rt.record.seen.values().any(|t| *t < seen_horizon);
         if doomed.is_empty()
             && !stale_seen
             && sent_after.len() == rt.record.sent.len()
@@ -102,9 +124,30 @@ impl Engine {
             rt.record.tree = tree;
             rt.record.sent = sent_after;
             rt.record.intents = intents_after;
-            rt.record.seen.retain(|_, t| *t >= seen_horizon);
+            // A re-sent copy of a message can arrive long after the first (a member back
+            // from a partition), so besides the time horizon the newest ids are always kept.
+            if rt.record.seen.len() > MIN_SEEN_KEPT {
+                let mut times: Vec<u64> = rt.record.seen.values().copied().collect();
+                times.sort_unstable();
+                let newest_cut = times[times.len() - MIN_SEEN_KEPT];
+                let keep_from = seen_horizon.min(newest_cut);
+                rt.record.seen.retain(|_, t| *t >= keep_from);
+            }
             rt.save(provider)
-        })
+        })?;
+        // Messages waiting for a state older than every held one can never be read now.
+        let rt = self.runtime(group)?;
+        let oldest = rt.record.tree.states().map(|s| s.epoch).min().unwrap_or(0);
+        let before = rt.buffered.len();
+        rt.buffered.retain(|(epoch, _, _)| *epoch >= oldest);
+        let dropped = before - rt.buffered.len();
+        if dropped > 0 {
+            self.emit(Event::Dropped {
+                group,
+                count: dropped,
+            });
+        }
+        Ok(())
     }
 
     fn beacon_if_due(&mut self, now_ms: u64, group: GroupRef) -> Result<(), super::EngineError> {

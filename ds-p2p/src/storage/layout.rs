@@ -128,5 +128,7 @@ pub mod label {
     pub const ENCRYPTION_KEY_PAIR: &str = "encryption_key_pair";
     pub const SIGNATURE_KEY_PAIR: &str = "signature_key_pair";
     pub const KEY_PACKAGE: &str = "key_package";
+    /// Chorus's own: KeyPackages consumed by a join, kept for the fork window.
+    pub const RETIRED_KEY_PACKAGE: &str = "retired_key_package";
     pub const PSK: &str = "psk";
 }

@@ -74,6 +74,17 @@ pub struct MlsStorage {
 }
 
 impl MlsStorage {
+    /// Deletes (and scrubs) the KeyPackages consumed by joins, which are kept aside until
+    /// the fork window has passed so that a displaced Add can be re-done. Returns how many.
+    pub fn purge_retired_key_packages(&self) -> Result<usize, StorageError> {
+        let prefix = client_key(label::RETIRED_KEY_PACKAGE, &[]);
+        let count = self.store.scan_prefix(&prefix)?.len();
+        if count > 0 {
+            self.store.delete_prefix(prefix, true)?;
+        }
+        Ok(count)
+    }
+
     /// MLS storage over `store` (for a node: the `mls` column family).
     pub fn new(store: StagedStore) -> Self {
         Self {
@@ -649,7 +660,12 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         hash_ref: &KeyPackageRef,
     ) -> Result<Option<KeyPackage>, Self::Error> {
-        self.read_client(label::KEY_PACKAGE, hash_ref)
+        match self.read_client(label::KEY_PACKAGE, hash_ref)? {
+            Some(found) => Ok(Some(found)),
+            // A consumed KeyPackage is retained for the fork window: a displaced Add is
+            // re-done with the same KeyPackage (see `retire_key_package`).
+            None => self.read_client(label::RETIRED_KEY_PACKAGE, hash_ref),
+        }
     }
 
     fn psk<PskBundle: traits::PskBundle<CURRENT_VERSION>, PskId: traits::PskId<CURRENT_VERSION>>(
@@ -802,6 +818,14 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         hash_ref: &KeyPackageRef,
     ) -> Result<(), Self::Error> {
+        // openmls deletes a KeyPackage when it joins with it; keep it aside instead, until
+        // `purge_retired_key_packages` (the engine calls it once the fork window has passed).
+        let key = client_key(label::KEY_PACKAGE, &encode(label::KEY_PACKAGE, hash_ref)?);
+        if let Some(value) = self.store.get(&key)? {
+            let item = encode(label::RETIRED_KEY_PACKAGE, hash_ref)?;
+            self.store
+                .put(client_key(label::RETIRED_KEY_PACKAGE, &item), value)?;
+        }
         self.delete_client(label::KEY_PACKAGE, hash_ref)
     }
 

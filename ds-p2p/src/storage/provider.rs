@@ -1,27 +1,52 @@
-//! The `OpenMlsProvider` a Chorus client hands to openmls: RustCrypto for crypto and
-//! randomness, [`MlsStorage`] for state.
+//! The `OpenMlsProvider` a Chorus client hands to openmls: [`SeededCrypto`] (RustCrypto with
+//! all randomness from one seeded stream) for crypto and randomness, [`MlsStorage`] for state.
 
 use std::sync::Arc;
 
 use identity_tofu::kv::KvStore;
-use openmls_rust_crypto::RustCrypto;
 use openmls_traits::OpenMlsProvider;
 
 use super::mls_storage::{MlsStorage, StorageError};
 use super::staged::StagedStore;
+use crate::crypto::SeededCrypto;
 
 /// Crypto plus branch-aware storage for one client.
+///
+/// **Security:** all of the provider's randomness (HPKE ephemeral keys, encryption secrets,
+/// reuse guards, key packages) follows from one 32-byte seed. A seed must never be reused,
+/// in particular not across process restarts of a real node: replaying the RNG means
+/// reusing keys and nonces. Real nodes therefore use [`ChorusProvider::new`] (seeded from OS
+/// entropy on every start); only simulations and tests use [`ChorusProvider::with_seed`].
 #[derive(Debug)]
 pub struct ChorusProvider {
-    crypto: RustCrypto,
+    crypto: SeededCrypto,
     storage: MlsStorage,
 }
 
 impl ChorusProvider {
-    /// A provider storing through `kv` (for a node: the `mls` column family).
+    /// A provider storing through `kv` (for a node: the `mls` column family), with its
+    /// randomness seeded from OS entropy. This is what a real node uses.
+    ///
+    /// # Panics
+    ///
+    /// If the OS cannot provide randomness.
     pub fn new(kv: Arc<dyn KvStore>) -> Self {
+        Self::with_crypto(kv, SeededCrypto::from_entropy())
+    }
+
+    /// A provider storing through `kv` whose randomness follows entirely from `seed`: the
+    /// same seed and the same calls give byte-for-byte the same MLS messages.
+    ///
+    /// For simulations and tests only. Never give a real node a fixed or stored seed: a
+    /// reused seed replays keys and nonces (see the type's docs); use [`ChorusProvider::new`].
+    /// Give each simulated client its own seed.
+    pub fn with_seed(kv: Arc<dyn KvStore>, seed: [u8; 32]) -> Self {
+        Self::with_crypto(kv, SeededCrypto::from_seed(seed))
+    }
+
+    fn with_crypto(kv: Arc<dyn KvStore>, crypto: SeededCrypto) -> Self {
         Self {
-            crypto: RustCrypto::default(),
+            crypto,
             storage: MlsStorage::new(StagedStore::new(kv)),
         }
     }
@@ -65,8 +90,8 @@ impl ChorusProvider {
 }
 
 impl OpenMlsProvider for ChorusProvider {
-    type CryptoProvider = RustCrypto;
-    type RandProvider = RustCrypto;
+    type CryptoProvider = SeededCrypto;
+    type RandProvider = SeededCrypto;
     type StorageProvider = MlsStorage;
 
     fn storage(&self) -> &Self::StorageProvider {

@@ -5,6 +5,7 @@
 
 pub mod fork;
 pub mod net;
+pub mod scenario;
 
 use std::sync::Arc;
 

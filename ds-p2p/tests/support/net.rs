@@ -9,17 +9,27 @@ use ds_p2p::engine::{Command, Engine, EngineConfig, Event, Output, TieBreak};
 use ds_p2p::storage::ChorusProvider;
 use ds_p2p::storage::kv::{KvStore, MemoryStore};
 use ds_p2p::wire::{GroupRef, inbox_topic};
-use openmls::prelude::OpenMlsProvider as _;
+use identity_tofu::{LocalIdentity, TrustStore};
+use openmls::prelude::SignatureScheme;
 use openmls_basic_credential::SignatureKeyPair;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use sha2::{Digest, Sha256};
+
+/// Where simulated time starts: 2026-01-01T00:00Z. openmls checks KeyPackage lifetimes
+/// against the wall clock, so simulated time must be a real date.
+pub const NET_EPOCH_MS: u64 = 1_767_225_600_000;
 
 pub struct Node {
     pub name: String,
+    /// The credential identity: an encoded device certificate.
+    pub identity: Vec<u8>,
     pub engine: Engine,
     pub events: Vec<Event>,
     pub topics: BTreeSet<String>,
     pub kv: Arc<dyn KvStore>,
+    /// Which side of a partition the node is on; only nodes on one side hear each other.
+    pub side: u8,
 }
 
 impl Node {
@@ -60,51 +70,61 @@ pub struct Net {
     pub rng: ChaCha20Rng,
     pub faults: Faults,
     in_flight: Vec<(usize, Vec<u8>)>,
-    published: Vec<(String, Vec<u8>)>,
-}
-
-pub fn identity(name: &str) -> Vec<u8> {
-    name.as_bytes().to_vec()
+    /// Everything ever published: (publisher, topic, envelope), what `sync` redelivers.
+    published: Vec<(usize, String, Vec<u8>)>,
+    /// Running hash of every output of every node, in order: equal for equal runs.
+    trace: Sha256,
 }
 
 impl Net {
     pub fn new(names: &[&str], config: EngineConfig, seed: u64) -> Self {
+        println!("net seed {seed}");
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let nodes = names
             .iter()
             .map(|name| {
+                let person =
+                    LocalIdentity::create(name, &mut rng, NET_EPOCH_MS).expect("valid handle");
                 let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
-                let provider = ChorusProvider::new(kv.clone());
-                let signer =
-                    SignatureKeyPair::new(ds_p2p::engine::CIPHERSUITE.signature_algorithm())
-                        .unwrap();
-                let _ = provider.crypto();
+                let provider = ChorusProvider::with_seed(kv.clone(), rng.r#gen());
+                let device = person.device_key();
+                let signer = SignatureKeyPair::from_raw(
+                    SignatureScheme::ED25519,
+                    device.to_secret_bytes().to_vec(),
+                    device.public().as_bytes().to_vec(),
+                );
+                let trust_kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+                let identity = person.credential_identity().to_vec();
                 let engine = Engine::open(
                     config.clone(),
                     provider,
                     signer,
-                    identity(name),
+                    identity.clone(),
                     rng.r#gen(),
                 )
-                .unwrap();
+                .expect("engine opens")
+                .with_trust_store(TrustStore::new(trust_kv));
                 let mut topics = BTreeSet::new();
-                topics.insert(inbox_topic(&identity(name)));
+                topics.insert(inbox_topic(&identity));
                 Node {
                     name: name.to_string(),
+                    identity,
                     engine,
                     events: Vec::new(),
                     topics,
                     kv,
+                    side: 0,
                 }
             })
             .collect();
         Self {
             nodes,
-            now: 1_000,
+            now: NET_EPOCH_MS,
             rng,
             faults: Faults::default(),
             in_flight: Vec::new(),
             published: Vec::new(),
+            trace: Sha256::new(),
         }
     }
 
@@ -113,10 +133,17 @@ impl Net {
             names,
             EngineConfig {
                 policy,
+                // Simulated time starts at a fixed date; keep its KeyPackages valid today.
+                key_package_lifetime_ms: 100 * 365 * 24 * 3600 * 1000,
                 ..EngineConfig::default()
             },
             seed,
         )
+    }
+
+    /// The credential identity of `name`.
+    pub fn identity(&self, name: &str) -> Vec<u8> {
+        self.nodes[self.index(name)].identity.clone()
     }
 
     pub fn index(&self, name: &str) -> usize {
@@ -127,14 +154,17 @@ impl Net {
     pub fn collect(&mut self) {
         for i in 0..self.nodes.len() {
             while let Some(output) = self.nodes[i].engine.poll_output() {
+                self.trace.update([i as u8]);
+                self.trace.update(format!("{output:?}").as_bytes());
                 match output {
                     Output::Publish { topic, envelope } => {
+                        let side = self.nodes[i].side;
                         for (j, node) in self.nodes.iter().enumerate() {
-                            if j != i && node.topics.contains(&topic) {
+                            if j != i && node.side == side && node.topics.contains(&topic) {
                                 self.in_flight.push((j, envelope.clone()));
                             }
                         }
-                        self.published.push((topic, envelope));
+                        self.published.push((i, topic, envelope));
                     }
                     Output::Event(event) => {
                         if let Event::GroupJoined { group, .. } = &event {
@@ -178,12 +208,42 @@ impl Net {
         self.in_flight.clear();
     }
 
-    /// Anti-entropy: every node is handed everything ever published on its topics that it did
-    /// not publish itself, in random order; then delivery runs to quiescence.
+    /// Splits the nodes: each listed set becomes one side (unlisted nodes stay on side 0).
+    /// Deliveries and `sync` only reach nodes on the publisher's side.
+    pub fn partition(&mut self, sides: &[&[&str]]) {
+        for (k, names) in sides.iter().enumerate() {
+            for name in *names {
+                let i = self.index(name);
+                self.nodes[i].side = k as u8 + 1;
+            }
+        }
+    }
+
+    /// Puts every node back on one side.
+    pub fn heal(&mut self) {
+        for node in &mut self.nodes {
+            node.side = 0;
+        }
+    }
+
+    /// Anti-entropy: every node is handed everything ever published on its topics by a node
+    /// on its side (its own included), in random order; then delivery runs to quiescence.
+    /// Repeats while new topics were joined, as a joiner syncs its new group topic.
     pub fn sync(&mut self) {
+        loop {
+            let before: usize = self.nodes.iter().map(|n| n.topics.len()).sum();
+            self.sync_once();
+            let after: usize = self.nodes.iter().map(|n| n.topics.len()).sum();
+            if after == before {
+                break;
+            }
+        }
+    }
+
+    fn sync_once(&mut self) {
         for (j, node) in self.nodes.iter().enumerate() {
-            for (topic, bytes) in &self.published {
-                if node.topics.contains(topic) {
+            for (from, topic, bytes) in &self.published {
+                if node.topics.contains(topic) && self.nodes[*from].side == node.side {
                     self.in_flight.push((j, bytes.clone()));
                 }
             }
@@ -209,10 +269,80 @@ impl Net {
         self.nodes[i].engine.groups().next().expect("in a group")
     }
 
+    /// The envelopes `name` published, oldest first, with their topics.
+    pub fn published_by(&self, name: &str) -> Vec<(String, Vec<u8>)> {
+        let i = self.index(name);
+        self.published
+            .iter()
+            .filter(|(from, _, _)| *from == i)
+            .map(|(_, topic, bytes)| (topic.clone(), bytes.clone()))
+            .collect()
+    }
+
+    /// Hands `bytes` to `name` as if it came from the network, and collects the outputs.
+    pub fn inject(&mut self, name: &str, bytes: &[u8]) {
+        let i = self.index(name);
+        let now = self.now;
+        self.nodes[i].engine.handle_envelope(now, bytes);
+        self.collect();
+    }
+
+    /// Every key and value `name` has stored.
+    pub fn stored(&self, name: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.nodes[self.index(name)]
+            .kv
+            .scan_prefix(b"")
+            .expect("memory store reads")
+    }
+
+    /// The hash of every output so far (node, output), in order.
+    pub fn trace(&self) -> [u8; 32] {
+        self.trace.clone().finalize().into()
+    }
+
+    /// What happened to every node, for failure messages: the events that matter for forks.
+    pub fn story(&self) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            out.push_str(&format!("== {}\n", node.name));
+            for event in &node.events {
+                let line = match event {
+                    Event::Message { .. } | Event::MembershipChanged { .. } => continue,
+                    Event::EpochChanged { epoch, branch_id, .. } => {
+                        format!("epoch {epoch} branch {}", hex::encode(&branch_id[..4]))
+                    }
+                    Event::BranchSwitched {
+                        from,
+                        to,
+                        epoch,
+                        resent,
+                        reissued,
+                        ..
+                    } => format!(
+                        "switched {from:?} -> {to:?} at epoch {epoch}, resent {}, reissued {reissued}",
+                        resent.len()
+                    ),
+                    Event::ForkDetected { epoch, commits, .. } => {
+                        format!("fork at epoch {epoch} ({} commits)", commits.len())
+                    }
+                    other => format!("{other:?}"),
+                };
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+        out
+    }
+
+    /// Names of the nodes.
+    pub fn names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
     /// A fresh KeyPackage of `name`.
     pub fn key_package(&mut self, name: &str) -> Vec<u8> {
         let i = self.index(name);
-        self.nodes[i].engine.key_package().unwrap()
+        let now = self.now;
+        self.nodes[i].engine.key_package(now).unwrap()
     }
 
     pub fn status(&self, name: &str, group: GroupRef) -> ds_p2p::engine::GroupStatus {

@@ -1,0 +1,240 @@
+//! Property tests of the group engine (issue 3): random runs with 2–6 members, 1–4 concurrent
+//! committers per round, random application traffic, random delivery order, duplicates and
+//! drops-then-sync, for each tie-break policy. After everything is delivered and the window
+//! has passed:
+//!
+//! 1. convergence — every member has the same active branch id and member list;
+//! 2. no loss — every message sent by a member of the final group reaches every member that
+//!    was in the group throughout exactly once, and no member gets any message twice;
+//! 3. forward secrecy — no state other than the active head is held;
+//! 4. determinism — the same seed gives the same outputs, byte for byte (checked on every
+//!    `DETERMINISM_EVERY`th run by running it twice).
+//!
+//! `CHORUS_PROP_RUNS` sets the runs per policy (default 2000); `CHORUS_PROP_SEED=<n>` replays
+//! one run. A failing run prints its seed.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ds_p2p::engine::{Command, Event, TieBreak};
+use ds_p2p::wire::GroupRef;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use support::net::{Faults, Net};
+use support::scenario::{group_among, settle};
+
+const NAMES: [&str; 7] = ["ann", "ben", "cat", "dan", "eve", "fay", "gus"];
+const DETERMINISM_EVERY: u64 = 25;
+
+/// What a run did, for the checks.
+struct Run {
+    net: Net,
+    group: GroupRef,
+    /// Members from setup that were never removed: the group "throughout".
+    stayed: BTreeSet<String>,
+    /// (sender, body) of every message sent.
+    sent: Vec<(String, String)>,
+}
+
+fn members_now(net: &Net, group: GroupRef, name: &str) -> Vec<String> {
+    let status = net.status(name, group);
+    net.names()
+        .into_iter()
+        .filter(|n| status.members.contains(&net.identity(n)))
+        .collect()
+}
+
+fn in_group(net: &Net, group: GroupRef, name: &str) -> bool {
+    let node = &net.nodes[net.index(name)];
+    node.engine
+        .group_status(group)
+        .is_some_and(|s| !s.evicted && s.members.contains(&node.identity))
+}
+
+fn random_run(policy: TieBreak, seed: u64) -> Run {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let size = rng.gen_range(2..=6);
+    let members: Vec<&str> = NAMES[..size].to_vec();
+    // One spare node that may be added during the run.
+    let nodes: Vec<&str> = NAMES[..size + 1].to_vec();
+    let (mut net, group) = group_among(&nodes, &members, policy, rng.r#gen());
+    let mut stayed: BTreeSet<String> = members.iter().map(|s| s.to_string()).collect();
+    let mut sent = Vec::new();
+    let mut removed = BTreeSet::new();
+    let rounds = rng.gen_range(1..=3);
+    for round in 0..rounds {
+        net.faults = Faults {
+            loss: rng.gen_range(0.0..0.3),
+            duplicate: rng.gen_range(0.0..0.2),
+        };
+        let current: Vec<String> = nodes
+            .iter()
+            .filter(|n| in_group(&net, group, n))
+            .map(|n| n.to_string())
+            .collect();
+        let mut committers = current.clone();
+        committers.shuffle(&mut rng);
+        committers.truncate(rng.gen_range(1..=4.min(current.len())));
+        for who in &committers {
+            let choice = rng.gen_range(0..10);
+            let spare = nodes[size];
+            if choice == 0 && current.len() > 2 {
+                let victim = current
+                    .iter()
+                    .filter(|n| *n != who)
+                    .collect::<Vec<_>>()
+                    .choose(&mut rng)
+                    .map(|s| s.to_string());
+                if let Some(victim) = victim {
+                    removed.insert(victim.clone());
+                    stayed.remove(&victim);
+                    let member = net.identity(&victim);
+                    net.command(who, Command::Remove { group, member });
+                }
+            } else if choice == 1 && !in_group(&net, group, spare) && !removed.contains(spare) {
+                let key_package = net.key_package(spare);
+                net.command(who, Command::Invite { group, key_package });
+            } else {
+                net.command(who, Command::SelfUpdate { group });
+            }
+        }
+        for k in 0..rng.gen_range(0..=4) {
+            let who = current.choose(&mut rng).expect("a member").clone();
+            if removed.contains(&who) {
+                continue;
+            }
+            let body = format!("r{round} m{k} from {who}");
+            net.command(
+                &who,
+                Command::Send {
+                    group,
+                    body: body.clone().into_bytes(),
+                },
+            );
+            sent.push((who, body));
+        }
+        net.deliver_all();
+        if rng.gen_bool(0.5) {
+            net.sync();
+        }
+    }
+    settle(&mut net);
+    Run {
+        net,
+        group,
+        stayed,
+        sent,
+    }
+}
+
+fn check(run: &Run) {
+    let net = &run.net;
+    let group = run.group;
+    let final_members: Vec<String> = net
+        .names()
+        .into_iter()
+        .filter(|n| in_group(net, group, n))
+        .collect();
+    assert!(!final_members.is_empty(), "nobody is left in the group");
+    // 1. Convergence.
+    let first = net.status(&final_members[0], group);
+    let roster = members_now(net, group, &final_members[0]);
+    assert_eq!(roster, final_members, "member list vs who thinks they are in");
+    for name in &final_members {
+        let status = net.status(name, group);
+        assert_eq!(
+            (status.branch_id, status.epoch, &status.members),
+            (first.branch_id, first.epoch, &first.members),
+            "{name} differs from {}",
+            final_members[0]
+        );
+        // 3. Forward secrecy.
+        assert_eq!(status.held_states, 1, "{name} still holds forked states");
+    }
+    // 2. No loss, no duplicates.
+    for name in net.names() {
+        let delivered = net.nodes[net.index(&name)].delivered();
+        for (body, count) in &delivered {
+            assert_eq!(*count, 1, "{name} got {:?} {count} times", String::from_utf8_lossy(body));
+        }
+        if !run.stayed.contains(&name) || !final_members.contains(&name) {
+            continue;
+        }
+        for (sender, body) in &run.sent {
+            if sender == &name || !final_members.contains(sender) {
+                continue;
+            }
+            assert!(
+                delivered.contains_key(body.as_bytes()),
+                "{name} never got {body:?}; rejections: {:?}",
+                net.nodes[net.index(&name)].rejections()
+            );
+        }
+    }
+}
+
+fn forks(run: &Run) -> usize {
+    run.net
+        .nodes
+        .iter()
+        .flat_map(|n| &n.events)
+        .filter(|e| matches!(e, Event::ForkDetected { .. }))
+        .count()
+}
+
+fn property(policy: TieBreak, base: u64) {
+    let runs: u64 = std::env::var("CHORUS_PROP_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let seeds: Vec<u64> = match std::env::var("CHORUS_PROP_SEED") {
+        Ok(seed) => vec![seed.parse().expect("CHORUS_PROP_SEED is a number")],
+        Err(_) => (0..runs).map(|k| base + k).collect(),
+    };
+    let mut stats: BTreeMap<&str, usize> = BTreeMap::new();
+    for seed in seeds {
+        let outcome = std::panic::catch_unwind(|| {
+            let run = random_run(policy, seed);
+            check(&run);
+            if seed % DETERMINISM_EVERY == 0 {
+                let again = random_run(policy, seed);
+                assert_eq!(run.net.trace(), again.net.trace(), "outputs differ between two runs");
+            }
+            forks(&run)
+        });
+        match outcome {
+            Ok(f) => {
+                *stats.entry("runs").or_default() += 1;
+                *stats.entry("fork events").or_default() += f;
+            }
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                panic!(
+                    "policy {policy:?}, seed {seed} failed (replay: CHORUS_PROP_SEED={seed}): {message}"
+                );
+            }
+        }
+    }
+    println!("policy {policy:?}: {stats:?}");
+}
+
+#[test]
+fn properties_hold_under_lowest_ref() {
+    property(TieBreak::LowestRef, 1_000_000);
+}
+
+#[test]
+fn properties_hold_under_removes_first() {
+    property(TieBreak::RemovesFirst, 2_000_000);
+}
+
+#[test]
+fn properties_hold_under_deepest_branch() {
+    property(TieBreak::DeepestBranch, 3_000_000);
+}

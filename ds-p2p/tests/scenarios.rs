@@ -1,0 +1,187 @@
+//! Named fork scenarios of the group engine (issue 3), each over the in-memory network with
+//! every tie-break policy: concurrent commits, a commit chain against one commit, an Add and
+//! a Remove that lose, and a member that was away for many epochs.
+
+mod support;
+
+use ds_p2p::engine::{Command, Event, TieBreak};
+use support::net::Net;
+use support::scenario::*;
+
+const POLICIES: [TieBreak; 3] = [
+    TieBreak::LowestRef,
+    TieBreak::RemovesFirst,
+    TieBreak::DeepestBranch,
+];
+
+fn forks_seen(net: &Net, name: &str) -> usize {
+    net.nodes[net.index(name)]
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::ForkDetected { .. }))
+        .count()
+}
+
+/// `committers` all self-update on the same epoch before hearing each other, each sends a
+/// message on its own branch, then everything is delivered.
+fn same_epoch_race(committers: &[&str], policy: TieBreak, seed: u64) {
+    let names = ["alice", "bob", "carol", "dave"];
+    let (mut net, group) = group_of(&names, policy, seed);
+    let start = net.status("alice", group).epoch;
+    let mut bodies = Vec::new();
+    for name in committers {
+        net.command(name, Command::SelfUpdate { group });
+    }
+    for name in committers {
+        let body = format!("{name} on its own branch");
+        say(&mut net, name, group, &body);
+        bodies.push((*name, body));
+    }
+    settle(&mut net);
+    let epoch = assert_converged(&net, group, &names);
+    assert!(epoch > start, "no commit took effect");
+    assert_delivered_once(&net, &names, &bodies);
+    assert_pruned(&net, group, &names);
+    assert!(
+        names.iter().any(|n| forks_seen(&net, n) > 0),
+        "nobody reported the fork"
+    );
+}
+
+#[test]
+fn two_members_commit_in_the_same_epoch() {
+    for (k, policy) in POLICIES.into_iter().enumerate() {
+        same_epoch_race(&["bob", "carol"], policy, 11 + k as u64);
+    }
+}
+
+#[test]
+fn three_members_commit_in_the_same_epoch() {
+    for (k, policy) in POLICIES.into_iter().enumerate() {
+        same_epoch_race(&["alice", "bob", "carol"], policy, 21 + k as u64);
+    }
+}
+
+#[test]
+fn a_commit_chain_against_one_commit() {
+    for (k, policy) in POLICIES.into_iter().enumerate() {
+        let names = ["alice", "bob", "carol", "dave"];
+        let (mut net, group) = group_of(&names, policy, 31 + k as u64);
+        net.partition(&[&["alice", "bob"], &["carol", "dave"]]);
+        let mut bodies = Vec::new();
+        for round in 0..3 {
+            net.command("alice", Command::SelfUpdate { group });
+            net.deliver_all();
+            let body = format!("alice chain {round}");
+            say(&mut net, "alice", group, &body);
+            bodies.push(("alice", body));
+            net.deliver_all();
+        }
+        net.command("carol", Command::SelfUpdate { group });
+        net.deliver_all();
+        let body = "carol single".to_string();
+        say(&mut net, "carol", group, &body);
+        bodies.push(("carol", body));
+        settle(&mut net);
+        assert_converged(&net, group, &names);
+        assert_delivered_once(&net, &names, &bodies);
+        assert_pruned(&net, group, &names);
+    }
+}
+
+#[test]
+fn an_add_that_loses_still_brings_the_joiner_in() {
+    // Deepest-branch makes the outcome certain: Alice's single Add loses to Bob's chain of two.
+    let names = ["alice", "bob", "carol", "erin"];
+    let (mut net, group) = group_among(&names, &names[..3], TieBreak::DeepestBranch, 41);
+    net.partition(&[&["alice", "erin"], &["bob", "carol"]]);
+    let key_package = net.key_package("erin");
+    net.command("alice", Command::Invite { group, key_package });
+    net.deliver_all();
+    net.sync();
+    assert_eq!(net.status("erin", group).members.len(), 4, "erin joined");
+    for _ in 0..2 {
+        net.command("bob", Command::SelfUpdate { group });
+        net.deliver_all();
+    }
+    say(&mut net, "bob", group, "bob before the heal");
+    settle(&mut net);
+    assert_converged(&net, group, &names);
+    say(&mut net, "erin", group, "erin after the heal");
+    settle(&mut net);
+    assert_delivered_once(&net, &names, &[("erin", "erin after the heal".to_string())]);
+    assert_delivered_once(
+        &net,
+        &["alice", "bob", "carol"],
+        &[("bob", "bob before the heal".to_string())],
+    );
+    let alice = &net.nodes[net.index("alice")];
+    assert!(
+        alice
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::BranchSwitched { reissued, .. } if *reissued >= 1)),
+        "alice did not re-issue her Add"
+    );
+    assert_pruned(&net, group, &names);
+}
+
+#[test]
+fn a_remove_that_loses_still_removes_the_member() {
+    let names = ["alice", "bob", "carol", "dave"];
+    let (mut net, group) = group_of(&names, TieBreak::DeepestBranch, 51);
+    net.partition(&[&["alice", "dave"], &["bob", "carol"]]);
+    net.command(
+        "alice",
+        Command::Remove {
+            group,
+            member: net.identity("dave"),
+        },
+    );
+    net.deliver_all();
+    for _ in 0..2 {
+        net.command("bob", Command::SelfUpdate { group });
+        net.deliver_all();
+    }
+    settle(&mut net);
+    let remaining = ["alice", "bob", "carol"];
+    assert_converged(&net, group, &remaining);
+    say(&mut net, "bob", group, "after dave left");
+    settle(&mut net);
+    assert_delivered_once(&net, &remaining, &[("bob", "after dave left".to_string())]);
+    let dave = &net.nodes[net.index("dave")];
+    assert_eq!(
+        dave.delivered().get(b"after dave left".as_slice()),
+        None,
+        "a removed member read a message"
+    );
+    assert!(
+        dave.events
+            .iter()
+            .any(|e| matches!(e, Event::Removed { .. })),
+        "dave was not told he was removed"
+    );
+}
+
+#[test]
+fn a_member_away_for_many_epochs_catches_up() {
+    for (k, policy) in POLICIES.into_iter().enumerate() {
+        let names = ["alice", "bob", "carol"];
+        let (mut net, group) = group_of(&names, policy, 61 + k as u64);
+        net.partition(&[&["alice", "bob"], &["carol"]]);
+        let mut bodies = Vec::new();
+        for round in 0..6 {
+            let who = if round % 2 == 0 { "alice" } else { "bob" };
+            net.command(who, Command::SelfUpdate { group });
+            net.deliver_all();
+            let body = format!("{who} while carol is away {round}");
+            say(&mut net, who, group, &body);
+            bodies.push((who, body));
+            net.deliver_all();
+        }
+        settle(&mut net);
+        let epoch = assert_converged(&net, group, &names);
+        assert!(epoch >= 8, "epoch {epoch}");
+        assert_delivered_once(&net, &names, &bodies);
+    }
+}

@@ -1,0 +1,109 @@
+//! Shared steps of the engine scenario and property tests: build a group over [`Net`], send
+//! traffic, and check convergence, delivery and pruning.
+
+use std::collections::BTreeSet;
+
+use ds_p2p::engine::{Command, TieBreak};
+use ds_p2p::wire::GroupRef;
+
+use super::net::Net;
+
+/// A group created by the first name with every other name invited one at a time, everything
+/// delivered and synced.
+pub fn group_of(names: &[&str], policy: TieBreak, seed: u64) -> (Net, GroupRef) {
+    group_among(names, names, policy, seed)
+}
+
+/// A network of `nodes` in which the `members` (the first creates it) form a group.
+pub fn group_among(
+    nodes: &[&str],
+    members: &[&str],
+    policy: TieBreak,
+    seed: u64,
+) -> (Net, GroupRef) {
+    let mut net = Net::with_policy(nodes, policy, seed);
+    net.command(members[0], Command::CreateGroup);
+    let group = net.group_of(members[0]);
+    for name in &members[1..] {
+        let key_package = net.key_package(name);
+        net.command(members[0], Command::Invite { group, key_package });
+        net.deliver_all();
+        net.sync();
+    }
+    (net, group)
+}
+
+/// Sends `body` from `name`.
+pub fn say(net: &mut Net, name: &str, group: GroupRef, body: &str) {
+    net.command(
+        name,
+        Command::Send {
+            group,
+            body: body.as_bytes().to_vec(),
+        },
+    );
+}
+
+/// Heals, syncs, lets the fork window pass and syncs again: the end of every scenario.
+pub fn settle(net: &mut Net) {
+    net.heal();
+    net.deliver_all();
+    net.sync();
+    let window = 60_000 + 1;
+    net.advance(window);
+    net.sync();
+    net.advance(window);
+    net.sync();
+}
+
+/// Every one of `members` has the same active branch, epoch and member list, and that list
+/// is exactly `members`. Returns the epoch.
+pub fn assert_converged(net: &Net, group: GroupRef, members: &[&str]) -> u64 {
+    let first = net.status(members[0], group);
+    for name in members {
+        let status = net.status(name, group);
+        if (status.branch_id, status.epoch) != (first.branch_id, first.epoch) {
+            println!("{}", net.story());
+        }
+        assert_eq!(
+            (status.branch_id, status.epoch),
+            (first.branch_id, first.epoch),
+            "{name} is on another branch than {}",
+            members[0]
+        );
+        assert_eq!(
+            status.members, first.members,
+            "{name}'s member list differs"
+        );
+    }
+    let expected: BTreeSet<Vec<u8>> = members.iter().map(|n| net.identity(n)).collect();
+    let actual: BTreeSet<Vec<u8>> = first.members.iter().cloned().collect();
+    assert_eq!(actual, expected, "converged member list");
+    first.epoch
+}
+
+/// Every one of `receivers` got each of `bodies` exactly once, unless it sent it itself.
+pub fn assert_delivered_once(net: &Net, receivers: &[&str], bodies: &[(&str, String)]) {
+    for name in receivers {
+        let node = &net.nodes[net.index(name)];
+        let delivered = node.delivered();
+        for (sender, body) in bodies {
+            let count = delivered.get(body.as_bytes()).copied().unwrap_or(0);
+            let expected = usize::from(sender != name);
+            assert_eq!(
+                count,
+                expected,
+                "{name} got {body:?} (from {sender}) {count} times; rejections: {:?}",
+                node.rejections()
+            );
+        }
+    }
+}
+
+/// After the window, only the active head is held.
+pub fn assert_pruned(net: &Net, group: GroupRef, members: &[&str]) {
+    for name in members {
+        let status = net.status(name, group);
+        assert_eq!(status.held_states, 1, "{name} still holds forked states");
+    }
+}

@@ -1,0 +1,172 @@
+//! The composed libp2p behaviour, one small behaviour per job, and how each is configured.
+//!
+//! - gossipsub: live delivery. Message id = the envelope id (SHA-256 of the envelope, not of
+//!   the frame around it), so a copy is a duplicate whichever way and whenever it was sent.
+//!   Strict signing, and `validate_messages`: nothing is forwarded until the node has run it
+//!   through the validator and the log and reported Accept, Reject or Ignore. Peer scoring
+//!   is on, with per-topic parameters that punish invalid messages and nothing else (a quiet
+//!   chat group must not look like a dead mesh peer).
+//! - request-response `/chorus/sync/1`: anti-entropy (see [`super::sync`]).
+//! - Kademlia (own protocol name, so the DHT is Chorus's alone), identify (feeds Kademlia the
+//!   addresses peers listen on), ping (keeps NATs open, measures), mDNS (LAN, optional).
+
+use libp2p::gossipsub::{
+    self, AllowAllSubscriptionFilter, IdentityTransform, MaxCountSubscriptionFilter,
+    MessageAuthenticity, MessageId, PeerScoreParams, PeerScoreThresholds, TopicScoreParams,
+    ValidationMode,
+};
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{StreamProtocol, identify, kad, mdns, ping};
+use sha2::{Digest, Sha256};
+
+use super::config::NetConfig;
+use super::error::NetError;
+use super::frame;
+use super::sync::{SYNC_PROTOCOL, SyncCodec};
+use crate::envelope_id::EnvelopeId;
+
+/// The Kademlia protocol name: a DHT of Chorus nodes only.
+pub const KAD_PROTOCOL: &str = "/chorus/kad/1.0.0";
+/// The identify protocol version.
+pub const IDENTIFY_PROTOCOL: &str = "/chorus/id/1.0.0";
+/// The gossipsub protocol prefix, so that Chorus meshes do not mix with other applications'.
+pub const GOSSIPSUB_PREFIX: &str = "/chorus/meshsub";
+
+/// Gossipsub with a raised topic cap.
+pub(crate) type Gossipsub =
+    gossipsub::Behaviour<IdentityTransform, MaxCountSubscriptionFilter<AllowAllSubscriptionFilter>>;
+
+/// Everything the swarm runs.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub gossipsub: Gossipsub,
+    pub sync: request_response::Behaviour<SyncCodec>,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+impl Behaviour {
+    /// Builds the behaviour for `key`, with gossip frames around envelopes of at most
+    /// `max_envelope_bytes`.
+    pub fn new(
+        key: &Keypair,
+        config: &NetConfig,
+        max_envelope_bytes: usize,
+    ) -> Result<Self, NetError> {
+        let peer_id = key.public().to_peer_id();
+        let mut gossipsub = Gossipsub::new_with_subscription_filter(
+            MessageAuthenticity::Signed(key.clone()),
+            gossipsub_config(config, max_envelope_bytes)?,
+            MaxCountSubscriptionFilter {
+                filter: AllowAllSubscriptionFilter {},
+                max_subscribed_topics: config.max_topics,
+                max_subscriptions_per_request: config.max_topics,
+            },
+        )
+        .map_err(|e| NetError::Setup(format!("gossipsub: {e}")))?;
+        gossipsub
+            .with_peer_score(PeerScoreParams::default(), PeerScoreThresholds::default())
+            .map_err(|e| NetError::Setup(format!("gossipsub scoring: {e}")))?;
+
+        let sync = request_response::Behaviour::with_codec(
+            SyncCodec::new(config.sync.max_message_bytes),
+            [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(config.sync.request_timeout),
+        );
+
+        let kad = kad::Behaviour::with_config(
+            peer_id,
+            kad::store::MemoryStore::new(peer_id),
+            kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
+        );
+
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
+                .with_agent_version(format!("chorus/{}", env!("CARGO_PKG_VERSION"))),
+        );
+
+        let mdns = if config.mdns {
+            Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                    .map_err(|e| NetError::Setup(format!("mdns: {e}")))?,
+            )
+        } else {
+            None
+        };
+
+        Ok(Self {
+            gossipsub,
+            sync,
+            kad,
+            identify,
+            ping: ping::Behaviour::default(),
+            mdns: Toggle::from(mdns),
+        })
+    }
+}
+
+fn gossipsub_config(
+    config: &NetConfig,
+    max_envelope_bytes: usize,
+) -> Result<gossipsub::Config, NetError> {
+    gossipsub::ConfigBuilder::default()
+        .protocol_id_prefix(GOSSIPSUB_PREFIX)
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        .message_id_fn(move |message| message_id(&message.data, max_envelope_bytes))
+        .max_transmit_size(NetConfig::max_transmit_bytes(max_envelope_bytes))
+        .heartbeat_interval(config.heartbeat)
+        .heartbeat_initial_delay(config.heartbeat)
+        .build()
+        .map_err(|e| NetError::Setup(format!("gossipsub config: {e}")))
+}
+
+/// The gossipsub id of a message: its envelope's id, or for data that is not a frame (to be
+/// rejected) the SHA-256 of the data, so garbage still gets a stable id to be rejected by.
+pub(crate) fn message_id(data: &[u8], max_envelope_bytes: usize) -> MessageId {
+    let digest = match frame::decode(data, max_envelope_bytes) {
+        Ok(frame) => EnvelopeId::of(frame.envelope).0,
+        Err(_) => Sha256::digest(data).into(),
+    };
+    MessageId::new(&digest)
+}
+
+/// Scoring for a Chorus topic: invalid messages cost (quadratically, decaying), and nothing
+/// else does — mesh delivery penalties assume steady traffic, which a chat group does not
+/// have, and would push honest but quiet peers out.
+pub(crate) fn topic_score_params() -> TopicScoreParams {
+    TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.01,
+        first_message_deliveries_weight: 1.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -10.0,
+        ..TopicScoreParams::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_id_is_the_envelope_id_whatever_the_timestamp() {
+        let a = frame::encode(1, b"envelope").unwrap();
+        let b = frame::encode(2, b"envelope").unwrap();
+        let id = message_id(&a, 100);
+        assert_eq!(id, message_id(&b, 100));
+        assert_eq!(id, MessageId::new(&EnvelopeId::of(b"envelope").0));
+        assert_ne!(message_id(b"garbage", 100), id);
+    }
+
+    #[test]
+    fn topic_score_params_are_valid() {
+        topic_score_params().validate().unwrap();
+    }
+}

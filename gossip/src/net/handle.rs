@@ -1,0 +1,125 @@
+//! The handle the rest of the program holds: async methods that send a command to the node's
+//! task and await its answer. Cheap to clone; the task stops when the last handle is dropped
+//! or [`NodeHandle::shutdown`] is called.
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::error::NetError;
+use crate::envelope_id::EnvelopeId;
+use crate::topic::Topic;
+
+/// What [`NodeHandle::publish`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The envelope's id.
+    pub id: EnvelopeId,
+    /// Newly stored in the log (false when it was already there).
+    pub stored: bool,
+    /// Handed to gossipsub. False when no peer on the topic is known yet, or gossipsub had
+    /// sent it already: the log holds it, and sync will carry it to peers.
+    pub gossiped: bool,
+}
+
+/// A request to the node's task, with the channel for its answer.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Subscribe(Topic, oneshot::Sender<Result<bool, NetError>>),
+    Unsubscribe(Topic, oneshot::Sender<Result<bool, NetError>>),
+    Publish(Topic, Vec<u8>, oneshot::Sender<Result<Published, NetError>>),
+    Dial(Multiaddr, oneshot::Sender<Result<(), NetError>>),
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Peers(oneshot::Sender<Vec<PeerId>>),
+    SyncNow(Topic, oneshot::Sender<Result<usize, NetError>>),
+    Has(Topic, EnvelopeId, oneshot::Sender<Result<bool, NetError>>),
+    PeerScore(PeerId, oneshot::Sender<Option<f64>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Controls a running node.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+}
+
+impl NodeHandle {
+    pub(crate) fn new(commands: mpsc::Sender<Command>, peer_id: PeerId) -> Self {
+        Self { commands, peer_id }
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Subscribes to `topic`, and syncs it with the peers already known on it. True if newly
+    /// subscribed.
+    pub async fn subscribe(&self, topic: &Topic) -> Result<bool, NetError> {
+        self.ask(|tx| Command::Subscribe(topic.clone(), tx)).await?
+    }
+
+    /// Unsubscribes from `topic`; its log entries stay until retention drops them. True if
+    /// it was subscribed.
+    pub async fn unsubscribe(&self, topic: &Topic) -> Result<bool, NetError> {
+        self.ask(|tx| Command::Unsubscribe(topic.clone(), tx))
+            .await?
+    }
+
+    /// Stores `envelope` in the log under `topic` with the current time and gossips it. Works
+    /// without peers: sync delivers it once there are some.
+    pub async fn publish(&self, topic: &Topic, envelope: Vec<u8>) -> Result<Published, NetError> {
+        self.ask(|tx| Command::Publish(topic.clone(), envelope, tx))
+            .await?
+    }
+
+    /// Starts dialling `addr`; `NetEvent::PeerConnected` reports success.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.ask(|tx| Command::Dial(addr, tx)).await?
+    }
+
+    /// The addresses the node listens on.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(Command::ListenAddrs).await
+    }
+
+    /// The connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerId>, NetError> {
+        self.ask(Command::Peers).await
+    }
+
+    /// Starts a sync session on `topic` with every connected peer on it (except those a
+    /// session runs with already); returns how many started. Each reports
+    /// `NetEvent::SyncCompleted` or `NetEvent::SyncFailed`.
+    pub async fn sync_now(&self, topic: &Topic) -> Result<usize, NetError> {
+        self.ask(|tx| Command::SyncNow(topic.clone(), tx)).await?
+    }
+
+    /// True when the log holds envelope `id` under `topic`.
+    pub async fn has(&self, topic: &Topic, id: EnvelopeId) -> Result<bool, NetError> {
+        self.ask(|tx| Command::Has(topic.clone(), id, tx)).await?
+    }
+
+    /// The gossipsub score this node gives `peer` (negative after invalid messages).
+    pub async fn peer_score(&self, peer: PeerId) -> Result<Option<f64>, NetError> {
+        self.ask(|tx| Command::PeerScore(peer, tx)).await
+    }
+
+    /// Stops the node and waits until its task has ended and released the log's store
+    /// (so the same database can be opened again).
+    pub async fn shutdown(self) -> Result<(), NetError> {
+        self.ask(Command::Shutdown).await
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(command(tx))
+            .await
+            .map_err(|_| NetError::NotRunning)?;
+        rx.await.map_err(|_| NetError::NotRunning)
+    }
+}

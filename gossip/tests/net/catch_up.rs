@@ -1,0 +1,101 @@
+//! Store-and-forward: a node that was not there gets what it missed through sync, once.
+
+use std::collections::HashSet;
+
+use gossip::net::Via;
+
+use crate::support::{TestNode, connect, honest, topic};
+
+/// C starts after A and B exchanged envelopes; on connecting it gets every one of them
+/// through sync (gossipsub does not replay), each delivered once. Then C stops, A publishes
+/// more, and C, restarted over the same log, gets exactly the new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_and_returning_nodes_catch_up_through_sync_once() {
+    let mut a = TestNode::start(honest).await;
+    let mut b = TestNode::start(honest).await;
+    a.join().await;
+    b.join().await;
+    connect(&mut a, &mut b).await;
+
+    let first: Vec<Vec<u8>> = (0..5)
+        .map(|i| format!("chorus: before c #{i}").into_bytes())
+        .collect();
+    for envelope in &first {
+        a.publish(envelope).await;
+    }
+    b.wait_until("a's envelopes", |seen| first.iter().all(|e| seen.got(e)))
+        .await;
+
+    // C was not running while that happened.
+    let mut c = TestNode::start(honest).await;
+    c.join().await;
+    connect(&mut c, &mut a).await;
+    c.wait_until("everything it missed", |seen| {
+        first.iter().all(|e| seen.got(e))
+    })
+    .await;
+    c.sync_all().await;
+    c.drain();
+    c.seen.assert_no_duplicates();
+    assert_eq!(c.seen.received.len(), first.len(), "{:?}", c.seen);
+    assert!(
+        c.seen
+            .received
+            .iter()
+            .all(|(_, _, _, via)| *via == Via::Sync)
+    );
+
+    // C goes away; A publishes while it is gone.
+    let (store, keypair, before) = c.stop().await;
+    let while_away: Vec<Vec<u8>> = (0..3)
+        .map(|i| format!("chorus: while c was away #{i}").into_bytes())
+        .collect();
+    for envelope in &while_away {
+        a.publish(envelope).await;
+    }
+
+    // C comes back over the same log: it gets the new envelopes, and the old ones are not
+    // delivered again.
+    let mut c = TestNode::start_over(store, keypair, honest).await;
+    for envelope in &first {
+        let id = gossip::EnvelopeId::of(envelope);
+        assert!(c.handle.has(&topic(), id).await.unwrap(), "log kept {id:?}");
+    }
+    c.join().await;
+    connect(&mut c, &mut a).await;
+    c.wait_until("what it missed while away", |seen| {
+        while_away.iter().all(|e| seen.got(e))
+    })
+    .await;
+    c.sync_all().await;
+    c.drain();
+    c.seen.assert_no_duplicates();
+    let old: HashSet<_> = before.received.iter().map(|r| r.0).collect();
+    assert!(c.seen.received.iter().all(|r| !old.contains(&r.0)));
+    assert_eq!(c.seen.received.len(), while_away.len(), "{:?}", c.seen);
+}
+
+/// A node publishing with no peer at all keeps the envelope, and the first peer to connect
+/// gets it through sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_published_alone_are_delivered_on_first_contact() {
+    let mut a = TestNode::start(honest).await;
+    a.join().await;
+    let lonely = b"chorus: anyone there?".to_vec();
+    let published = a
+        .handle
+        .publish(&topic(), lonely.clone())
+        .await
+        .expect("publish without peers");
+    assert!(published.stored);
+    assert!(!published.gossiped);
+
+    let mut b = TestNode::start(honest).await;
+    b.join().await;
+    connect(&mut b, &mut a).await;
+    b.wait_until("the envelope published before it came", |seen| {
+        seen.got(&lonely)
+    })
+    .await;
+    assert!(b.handle.has(&topic(), published.id).await.unwrap());
+}

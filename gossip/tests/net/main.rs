@@ -1,0 +1,7 @@
+//! The network layer with real libp2p swarms on loopback: live delivery, catching up through
+//! sync after being away, and hostile peers. One test binary, so libp2p is linked once.
+
+mod catch_up;
+mod exchange;
+mod hostile;
+mod support;
