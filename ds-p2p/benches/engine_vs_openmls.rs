@@ -14,10 +14,10 @@
 //! commit encrypts to about log2 N nodes rather than to every leaf of a fresh tree.
 //!
 //! Cases, in this order on each group (each leaves S and R where the next needs them):
-//! - `process_commit`: R processes a self-update commit made by S (made untimed);
 //! - `app_receive`: R decrypts a 1 KiB application message from S (engine format: AAD = the
 //!   message id, body = an encoded `ApplicationPayload`);
 //! - `app_send`: R encrypts a 1 KiB application message;
+//! - `process_commit`: R processes a self-update commit made by S (made untimed);
 //! - `commit_self_update`: R commits a fresh leaf key;
 //! - `commit_add`: R adds one member from KeyPackage bytes (parsed and verified, as received
 //!   from the network); the one added before is removed untimed first, so N stays N.
@@ -27,9 +27,13 @@
 //! messages, a busy chat) and the engine's timers run, untimed. Every engine output is checked:
 //! a rejection or any other sign of the error path panics.
 //!
-//! After criterion's report, a table gives the median time per operation of each variant and
-//! the ratios engine/openmls, from the very samples criterion analysed in this run, then the
-//! bytes one held branch state costs.
+//! Each case first runs a few interleaved rounds (one operation of each variant per round, in
+//! rotating order), then criterion measures the three variants back to back. At the end a
+//! table gives, per case and size, the median time per operation over criterion's samples (the
+//! very durations criterion analysed), the ratios engine/openmls, and the median of the
+//! per-round ratios of the interleaved rounds (robust to load that comes and goes on a shared
+//! machine); then the bytes one held branch state costs, and what copying and loading the
+//! whole state cost on their own.
 //!
 //! Run: `cargo bench --workspace --bench engine_vs_openmls`. `CHORUS_BENCH_QUICK=1` runs 10
 //! and 100 members only; `CHORUS_BENCH_SIZES=10,1000` picks sizes. Under `cargo test` (no
@@ -46,7 +50,7 @@ use ds_p2p::engine::{Command, EngineConfig, Event};
 use ds_p2p::wire::{
     ApplicationPayload, CommitRef, Envelope, EnvelopeKind, GroupRef, MessageId, WelcomeBundle,
 };
-use openmls::prelude::GroupId;
+use openmls::prelude::{GroupId, MlsGroup, OpenMlsProvider as _};
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use rand::{Rng as _, SeedableRng as _};
 use rand_chacha::ChaCha20Rng;
@@ -91,9 +95,9 @@ enum Case {
 
 /// The order the cases run in on each group.
 const RUN_ORDER: [Case; 5] = [
-    Case::ProcessCommit,
     Case::AppReceive,
     Case::AppSend,
+    Case::ProcessCommit,
     Case::CommitSelfUpdate,
     Case::CommitAdd,
 ];
@@ -503,7 +507,8 @@ impl Fixture {
         elapsed
     }
 
-    /// What one more held branch state costs in the engine's store, at the group's size.
+    /// What one more held branch state costs in the engine's store, at the group's size, and
+    /// what the two per-step whole-state operations of the engine cost on their own.
     fn held_state_cost(&mut self) -> Option<StateCost> {
         self.settle(self.commit_spacing_ms);
         let now = self.now;
@@ -514,14 +519,34 @@ impl Fixture {
         let status = member.status();
         assert_eq!(status.held_states, 1, "settled to the active state alone");
         let base = member.stored_bytes();
+        let record = member.record_bytes();
+        let provider = member.engine.provider();
+        let storage = provider.mls_storage();
         // A copy of the active branch's MLS state, as the engine makes one per commit.
-        let storage = member.engine.provider().mls_storage();
         let copy = storage
             .checkpoint(&group_id, status.active)
             .expect("checkpoint");
         let with_copy = member.stored_bytes();
         storage.prune(&group_id, copy).expect("prune");
-        // The same through the engine: a self-update keeps the state it was made on.
+        // The same copy as one storage step (as in the engine), and loading the `MlsGroup`
+        // of the active branch from the store, timed alone.
+        let mut checkpoint = Vec::new();
+        let mut load = Vec::new();
+        for _ in 0..COMPONENT_REPEATS {
+            let start = Instant::now();
+            let copy = provider
+                .atomically(|p| p.mls_storage().checkpoint(&group_id, status.active))
+                .expect("checkpoint");
+            checkpoint.push(start.elapsed());
+            storage.prune(&group_id, copy).expect("prune");
+            let start = Instant::now();
+            let group = MlsGroup::load(provider.storage(), &group_id)
+                .expect("group loads")
+                .expect("group stored");
+            load.push(start.elapsed());
+            black_box(group);
+        }
+        // One more held state through the engine: a self-update keeps the state it was made on.
         let command = member.self_update_command();
         member.command(now, command).epoch_changed();
         assert_eq!(member.status().held_states, 2);
@@ -530,6 +555,9 @@ impl Fixture {
             base,
             branch_copy: with_copy - base,
             engine_step: with_held - base,
+            record,
+            checkpoint: median(&mut checkpoint),
+            load: median(&mut load),
         })
     }
 
@@ -550,6 +578,20 @@ struct StateCost {
     branch_copy: usize,
     /// The growth when the engine holds one more state (the copy plus its record entry).
     engine_step: usize,
+    /// The engine's group record (re-encoded and written by every step).
+    record: usize,
+    /// Copying the active state into a new branch, as one storage step.
+    checkpoint: Duration,
+    /// Loading the active branch's `MlsGroup` from the store.
+    load: Duration,
+}
+
+/// How often the whole-state operations are timed on their own.
+const COMPONENT_REPEATS: usize = 5;
+
+fn median(durations: &mut [Duration]) -> Duration {
+    durations.sort();
+    durations[durations.len() / 2]
 }
 
 /// (iterations, total timed duration) of each call criterion made, warm-up first.
@@ -558,6 +600,8 @@ type Samples = Vec<(u64, Duration)>;
 #[derive(Default)]
 struct Results {
     samples: BTreeMap<(Case, usize, Variant), (usize, Samples)>,
+    /// Interleaved rounds: one operation of each variant per round, in rotating order.
+    paired: BTreeMap<(Case, usize), Vec<[Duration; 3]>>,
     state_costs: BTreeMap<(usize, Variant), StateCost>,
     bare_state: BTreeMap<usize, usize>,
 }
@@ -585,14 +629,33 @@ impl Results {
         })
     }
 
+    /// The median over interleaved rounds of (engine variant time / openmls time) in the
+    /// same round: insensitive to load that changes between rounds.
+    fn paired_ratio(&self, key: &(Case, usize), variant: Variant) -> Option<f64> {
+        let rounds = self.paired.get(key)?;
+        let column = VARIANTS.iter().position(|&v| v == variant)?;
+        let mut ratios: Vec<f64> = rounds
+            .iter()
+            .filter(|r| r[0] > Duration::ZERO)
+            .map(|r| r[column].as_secs_f64() / r[0].as_secs_f64())
+            .collect();
+        if ratios.is_empty() {
+            return None;
+        }
+        ratios.sort_by(f64::total_cmp);
+        Some(ratios[ratios.len() / 2])
+    }
+
     fn print(&self, sizes: &[usize]) {
         println!();
+        println!("== Engine vs bare openmls, one run ==");
         println!(
-            "== Engine vs bare openmls: median time per operation, ratio = engine / openmls =="
+            "time: median time per operation over criterion's samples; x: that time / openmls'; \
+             paired: median over interleaved rounds of (engine / openmls) in the same round"
         );
         println!(
-            "{:<20} {:>7} {:>11} {:>11} {:>7} {:>4} {:>11} {:>7} {:>4}   goal mem / rocks",
-            "case", "members", "openmls", "eng_memory", "ratio", "", "eng_rocksdb", "ratio", ""
+            "{:<19} {:>5} {:>10} | {:>10} {:>6} {:>6} {:>4} | {:>10} {:>6} {:>6} {:>4} | goal mem / rocks",
+            "case", "N", "openmls", "memory", "x", "paired", "", "rocksdb", "x", "paired", ""
         );
         let order = [
             Case::CommitSelfUpdate,
@@ -604,53 +667,69 @@ impl Results {
         for case in order {
             for &n in sizes {
                 let bare = self.median(&(case, n, Variant::Openmls));
-                let memory = self.median(&(case, n, Variant::EngineMemory));
-                let rocks = self.median(&(case, n, Variant::EngineRocksDb));
-                if bare.is_none() && memory.is_none() && rocks.is_none() {
+                let (goal_memory, goal_rocks) = case.goal();
+                let mut cells = Vec::new();
+                for (variant, goal) in [
+                    (Variant::EngineMemory, goal_memory),
+                    (Variant::EngineRocksDb, goal_rocks),
+                ] {
+                    let time = self.median(&(case, n, variant));
+                    let ratio = match (time, bare) {
+                        (Some(t), Some(b)) if b > 0.0 => Some(t / b),
+                        _ => None,
+                    };
+                    let paired = self.paired_ratio(&(case, n), variant);
+                    let verdict = match ratio {
+                        Some(r) if r <= goal => "ok",
+                        Some(_) => "OVER",
+                        None => "",
+                    };
+                    cells.push(format!(
+                        "{:>10} {:>6} {:>6} {:>4}",
+                        fmt_time(time),
+                        fmt_ratio(ratio),
+                        fmt_ratio(paired),
+                        verdict
+                    ));
+                }
+                if bare.is_none() && !self.paired.contains_key(&(case, n)) {
                     continue;
                 }
-                let (goal_memory, goal_rocks) = case.goal();
-                let ratio = |x: Option<f64>, goal: f64| match (x, bare) {
-                    (Some(x), Some(b)) if b > 0.0 => {
-                        let r = x / b;
-                        (
-                            format!("{r:.2}x"),
-                            if r <= goal { "ok" } else { "OVER" }.to_string(),
-                        )
-                    }
-                    _ => ("-".into(), String::new()),
-                };
-                let (memory_ratio, memory_verdict) = ratio(memory, goal_memory);
-                let (rocks_ratio, rocks_verdict) = ratio(rocks, goal_rocks);
                 println!(
-                    "{:<20} {:>7} {:>11} {:>11} {:>7} {:>4} {:>11} {:>7} {:>4}   <={goal_memory:.2}x / <={goal_rocks:.2}x",
+                    "{:<19} {:>5} {:>10} | {} | {} | <={goal_memory:.2}x / <={goal_rocks:.2}x",
                     case.name(),
                     n,
                     fmt_time(bare),
-                    fmt_time(memory),
-                    memory_ratio,
-                    memory_verdict,
-                    fmt_time(rocks),
-                    rocks_ratio,
-                    rocks_verdict,
+                    cells[0],
+                    cells[1],
                 );
             }
         }
         if !self.state_costs.is_empty() {
             println!();
-            println!("== One held branch state (store key+value bytes) ==");
+            println!("== One held branch state, and the engine's whole-state operations ==");
             println!(
-                "{:<16} {:>7} {:>14} {:>16} {:>18} {:>16}",
+                "stored: key+value bytes in the engine's store with one held state; copy: bytes one \
+                 more held state adds (a checkpoint of the active branch); +1 held: growth when the \
+                 engine holds one more state after a self-update; openmls: the bare client's store; \
+                 record: the engine's group record; checkpoint / load: one whole-state copy as a \
+                 storage step / one MlsGroup::load, median of {COMPONENT_REPEATS}"
+            );
+            println!(
+                "{:<15} {:>5} {:>11} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10}",
                 "variant",
-                "members",
-                "stored (1 st.)",
-                "branch copy",
-                "+1 held (engine)",
-                "bare openmls st."
+                "N",
+                "stored",
+                "copy",
+                "+1 held",
+                "openmls",
+                "record",
+                "checkpoint",
+                "load"
             );
             for (&(n, variant), cost) in &self.state_costs {
                 println!(
-                    "{:<16} {:>7} {:>14} {:>16} {:>18} {:>16}",
+                    "{:<15} {:>5} {:>11} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10}",
                     variant.name(),
                     n,
                     fmt_bytes(cost.base),
@@ -660,17 +739,21 @@ impl Results {
                         .get(&n)
                         .map(|b| fmt_bytes(*b))
                         .unwrap_or_else(|| "-".into()),
+                    fmt_bytes(cost.record),
+                    fmt_time(Some(cost.checkpoint.as_secs_f64())),
+                    fmt_time(Some(cost.load.as_secs_f64())),
                 );
             }
         }
         println!();
-        println!(
-            "{}",
-            std::fs::read_to_string("/proc/loadavg")
-                .map(|l| format!("load average at the end: {}", l.trim()))
-                .unwrap_or_default()
-        );
+        if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+            println!("load average at the end (2 shared cores): {}", load.trim());
+        }
     }
+}
+
+fn fmt_ratio(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "-".into(), |r| format!("{r:.2}x"))
 }
 
 fn fmt_time(seconds: Option<f64>) -> String {
@@ -694,8 +777,7 @@ fn fmt_bytes(bytes: usize) -> String {
 
 /// The group sizes to run: all three, 10 and 100 with `CHORUS_BENCH_QUICK=1`, the list in
 /// `CHORUS_BENCH_SIZES`, or 10 alone when run as a test (`cargo test --benches`).
-fn sizes() -> Vec<usize> {
-    let benchmarking = std::env::args().any(|a| a == "--bench");
+fn sizes(benchmarking: bool) -> Vec<usize> {
     if !benchmarking {
         return vec![10];
     }
@@ -712,7 +794,8 @@ fn sizes() -> Vec<usize> {
 }
 
 fn run(c: &mut Criterion, results: &mut Results) {
-    let sizes = sizes();
+    let benchmarking = std::env::args().any(|a| a == "--bench");
+    let sizes = sizes(benchmarking);
     // openmls checks KeyPackage lifetimes against the wall clock: simulated time starts now.
     let start_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -724,6 +807,29 @@ fn run(c: &mut Criterion, results: &mut Results) {
             .map(|&variant| Fixture::build(n, variant, start_ms))
             .collect();
         for case in RUN_ORDER {
+            // Interleaved rounds first: one operation per variant per round, the order rotating.
+            let rounds = match (benchmarking, n) {
+                (false, _) => 1,
+                (true, n) if n >= 1000 => 12,
+                (true, _) => 30,
+            };
+            let started = Instant::now();
+            let mut paired = Vec::with_capacity(rounds);
+            for round in 0..rounds {
+                let mut times = [Duration::ZERO; 3];
+                for k in 0..VARIANTS.len() {
+                    let v = (round + k) % VARIANTS.len();
+                    times[v] = fixtures[v].iteration(case);
+                }
+                paired.push(times);
+            }
+            results.paired.insert((case, n), paired);
+            eprintln!(
+                "{}/{n}: {rounds} interleaved rounds in {:.1} s",
+                case.name(),
+                started.elapsed().as_secs_f64()
+            );
+
             let mut group = c.benchmark_group(case.name());
             let sample_size = if n >= 1000 { 10 } else { 20 };
             group

@@ -25,7 +25,11 @@ fn refused(net: &mut Net, group: ds_p2p::wire::GroupRef, bytes: &[u8], what: &st
         ),
         "{what}: expected one error event, got {new_events:?}"
     );
-    assert_eq!(net.status("bob", group), status, "{what}: the group changed");
+    assert_eq!(
+        net.status("bob", group),
+        status,
+        "{what}: the group changed"
+    );
     assert!(net.stored("bob") == before, "{what}: stored state changed");
 }
 
@@ -61,7 +65,12 @@ fn garbage_and_truncated_envelopes_are_refused() {
     refused(&mut net, group, b"", "empty");
     refused(&mut net, group, b"\xff\xfe garbage \x00\x01", "garbage");
     for cut in [1, good.len() / 2, good.len() - 1] {
-        refused(&mut net, group, &good[..cut], &format!("truncated to {cut}"));
+        refused(
+            &mut net,
+            group,
+            &good[..cut],
+            &format!("truncated to {cut}"),
+        );
     }
     // A valid envelope around a payload that is not MLS.
     let junk = Envelope::new(EnvelopeKind::Application, group, vec![7; 100])

@@ -27,7 +27,10 @@ fn fresh_key_packages_are_handed_out_once_then_the_last_resort() {
     let first = directory.take(&ben, net.now).unwrap();
     let second = directory.take(&ben, net.now).unwrap();
     assert!(!first.last_resort && !second.last_resort);
-    assert_ne!(first.key_package, second.key_package, "a one-time KeyPackage came twice");
+    assert_ne!(
+        first.key_package, second.key_package,
+        "a one-time KeyPackage came twice"
+    );
     assert_eq!(second.remaining, 0);
     let third = directory.take(&ben, net.now).unwrap();
     let fourth = directory.take(&ben, net.now).unwrap();

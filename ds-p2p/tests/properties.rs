@@ -141,7 +141,13 @@ fn check(run: &Run) {
     // 1. Convergence.
     let first = net.status(&final_members[0], group);
     let roster = members_now(net, group, &final_members[0]);
-    assert_eq!(roster, final_members, "member list vs who thinks they are in");
+    if roster != final_members {
+        println!("{}", net.story());
+    }
+    assert_eq!(
+        roster, final_members,
+        "member list vs who thinks they are in"
+    );
     for name in &final_members {
         let status = net.status(name, group);
         assert_eq!(
@@ -157,7 +163,12 @@ fn check(run: &Run) {
     for name in net.names() {
         let delivered = net.nodes[net.index(&name)].delivered();
         for (body, count) in &delivered {
-            assert_eq!(*count, 1, "{name} got {:?} {count} times", String::from_utf8_lossy(body));
+            assert_eq!(
+                *count,
+                1,
+                "{name} got {:?} {count} times",
+                String::from_utf8_lossy(body)
+            );
         }
         if !run.stayed.contains(&name) || !final_members.contains(&name) {
             continue;
@@ -200,7 +211,11 @@ fn property(policy: TieBreak, base: u64) {
             check(&run);
             if seed % DETERMINISM_EVERY == 0 {
                 let again = random_run(policy, seed);
-                assert_eq!(run.net.trace(), again.net.trace(), "outputs differ between two runs");
+                assert_eq!(
+                    run.net.trace(),
+                    again.net.trace(),
+                    "outputs differ between two runs"
+                );
             }
             forks(&run)
         });

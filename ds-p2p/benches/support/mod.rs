@@ -407,6 +407,16 @@ impl EngineMember {
         }
     }
 
+    /// Bytes of the engine's group records (they live under the first byte `e`).
+    pub fn record_bytes(&self) -> usize {
+        self.kv
+            .scan_prefix(b"e")
+            .expect("store reads")
+            .iter()
+            .map(|(_, v)| v.len())
+            .sum()
+    }
+
     /// Key and value bytes of everything in the engine's store.
     pub fn stored_bytes(&self) -> usize {
         self.kv

@@ -111,6 +111,9 @@ pub enum Event {
         resent: Vec<MessageId>,
         reissued: usize,
     },
+    /// The Add that brought this member in lost a fork and was not re-done: it is not in
+    /// the group (a later Welcome brings it in again).
+    JoinLost { group: GroupRef },
     /// This member was removed from the group on the active branch.
     Removed { group: GroupRef },
     /// A credential that does not certify its key: the commit, Welcome or KeyPackage carrying

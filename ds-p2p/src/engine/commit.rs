@@ -110,6 +110,7 @@ impl Engine {
                 branch_id: branch_id(&group, &engine.provider)?,
                 inactive_since_ms: None,
                 evicted: false,
+                vouched: false,
             });
             let runtime = GroupRuntime {
                 group_ref,
@@ -328,6 +329,7 @@ impl Engine {
                 branch_id: branch_id(&copy, provider)?,
                 inactive_since_ms: None,
                 evicted: false,
+                vouched: false,
             });
             rt.record.log.push((epoch - 1, commit_ref));
             rt.record.intents.push(Intent {

@@ -33,6 +33,9 @@ pub struct HeldState {
     pub inactive_since_ms: Option<u64>,
     /// True if this member is no longer in the group in this state (it was removed).
     pub evicted: bool,
+    /// A beacon showed the group going on from this state's commit. Only matters for a
+    /// state this member was removed in: the others cannot show it the branch's depth.
+    pub vouched: bool,
 }
 
 /// All held states of one group.
@@ -89,7 +92,7 @@ impl ForkTree {
         self.states.values().filter(move |s| s.parent == Some(id))
     }
 
-    fn roots(&self) -> impl Iterator<Item = &HeldState> {
+    pub(crate) fn roots(&self) -> impl Iterator<Item = &HeldState> {
         self.states
             .values()
             .filter(|s| s.parent.is_none_or(|p| !self.states.contains_key(&p)))
@@ -141,6 +144,29 @@ impl ForkTree {
     fn compare(&self, a: &HeldState, b: &HeldState, policy: TieBreak) -> Ordering {
         // Roots at different epochs come from different Welcomes (a joiner re-added on the
         // winning branch): the later one supersedes.
+        // A removal the rest of the group demonstrably went on from is final for the removed
+        // member, whatever its own, partial, view of the branches says.
+        let removal_confirmed = |s: &HeldState| s.evicted && s.vouched;
+        if removal_confirmed(a) != removal_confirmed(b) {
+            return if removal_confirmed(a) {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        if a.parent.is_none() && b.parent.is_none() {
+            // Roots come from Welcomes (a joiner re-added after its Add lost). The joiner
+            // cannot see which lineage each came from, so it goes by what the group shows:
+            // a root a beacon vouched for, then the later one, then the one the group went on
+            // committing from.
+            let by_evidence = b.vouched.cmp(&a.vouched).then(b.epoch.cmp(&a.epoch)).then(
+                self.depth_below(b.storage)
+                    .cmp(&self.depth_below(a.storage)),
+            );
+            if by_evidence != Ordering::Equal {
+                return by_evidence;
+            }
+        }
         b.epoch.cmp(&a.epoch).then_with(|| match (&a.via, &b.via) {
             (Some(fa), Some(fb)) => policy.compare(
                 &Contender {
@@ -217,6 +243,7 @@ mod tests {
             branch_id: [0; 16],
             inactive_since_ms: Some(0),
             evicted: false,
+            vouched: false,
         }
     }
 

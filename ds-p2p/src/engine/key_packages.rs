@@ -76,13 +76,8 @@ impl Engine {
         let lifetime = self.leaf_lifetime(now_ms);
         // Every KeyPackage advertises the last-resort extension, so the last-resort one is
         // valid (RFC 9420 requires a leaf to support the extensions its KeyPackage carries).
-        let capabilities = Capabilities::new(
-            None,
-            None,
-            Some(&[ExtensionType::LastResort]),
-            None,
-            None,
-        );
+        let capabilities =
+            Capabilities::new(None, None, Some(&[ExtensionType::LastResort]), None, None);
         let mut builder = KeyPackage::builder()
             .key_package_lifetime(lifetime)
             .leaf_node_capabilities(capabilities);

@@ -160,6 +160,7 @@ impl Engine {
                 branch_id: branch_id(&copy, provider)?,
                 inactive_since_ms: Some(now_ms),
                 evicted: !copy.is_active(),
+                vouched: false,
             });
             // Keep openmls pointed at the active state until the policy says otherwise.
             storage.activate(&group_id, rt.record.active)?;
@@ -374,6 +375,7 @@ impl Engine {
                 branch_id: branch_id(&joined, provider)?,
                 inactive_since_ms: if existing { Some(now_ms) } else { None },
                 evicted: false,
+                vouched: false,
             };
             let epoch = state.epoch;
             if existing {
@@ -425,22 +427,36 @@ impl Engine {
 
     pub(crate) fn receive_beacon(
         &mut self,
-        _now_ms: u64,
+        now_ms: u64,
         envelope: &Envelope,
     ) -> Result<(), EngineError> {
         let group = envelope.group_ref;
         let beacon: Beacon = identity_tofu::codec::decode(&envelope.payload, 64 * 1024)
             .map_err(|e| EngineError::Refused(format!("malformed beacon: {e}")))?;
+        self.vouch_roots(now_ms, group, &beacon)?;
         let rt = self.known_group(group)?;
         let known_branch = rt
             .record
             .tree
             .states()
             .any(|s| s.branch_id == beacon.branch_id);
-        let active_epoch = rt.group.epoch().as_u64();
-        let oldest = rt.record.tree.states().map(|s| s.epoch).min().unwrap_or(0);
         if known_branch {
             return Ok(());
+        }
+        if self.join_lost(group, &beacon)? {
+            return Ok(());
+        }
+        if self.removal_vouched(now_ms, group, &beacon)? {
+            return Ok(());
+        }
+        let rt = self.known_group(group)?;
+        let active_epoch = rt.group.epoch().as_u64();
+        let oldest = rt.record.tree.states().map(|s| s.epoch).min().unwrap_or(0);
+        let same_lineage = beacon.recent_commits.iter().any(|(_, r)| {
+            rt.record.log.iter().any(|(_, mine)| mine == r) || rt.record.tree.by_commit(r).is_some()
+        });
+        if same_lineage && beacon.epoch < active_epoch {
+            return Ok(()); // a member behind on this branch; it will catch up through sync
         }
         if beacon.epoch == active_epoch {
             self.emit(Event::ForkDetected {
@@ -455,6 +471,141 @@ impl Engine {
             });
         }
         Ok(())
+    }
+
+    /// A member whose only state is the one its Welcome made learns from a beacon that the
+    /// group went on from another commit at that epoch: its Add lost, and unless the adder
+    /// re-does it (a second Welcome), it is not in the group. Its state is marked evicted
+    /// (reversible: a commit that grows its branch, or a new Welcome, brings it back).
+    fn join_lost(&mut self, group: GroupRef, beacon: &Beacon) -> Result<bool, EngineError> {
+        let id = {
+            let rt = self.known_group(group)?;
+            let mut states = rt.record.tree.states();
+            let (Some(only), None) = (states.next(), states.next()) else {
+                return Ok(false);
+            };
+            let (Some(via), None) = (only.via.as_ref(), only.parent) else {
+                return Ok(false);
+            };
+            let confirms = beacon
+                .recent_commits
+                .iter()
+                .any(|(_, r)| *r == via.commit_ref);
+            let displaces = beacon.epoch > only.epoch
+                && beacon
+                    .recent_commits
+                    .iter()
+                    .any(|(made_on, r)| made_on + 1 == only.epoch && *r != via.commit_ref);
+            // Marked lost when the group is seen further along from another commit; unmarked
+            // when a beacon shows the group on our Welcome's branch after all.
+            if only.evicted == displaces || (confirms && !only.evicted) || (!confirms && !displaces)
+            {
+                return Ok(false);
+            }
+            only.storage
+        };
+        let lost = {
+            let rt = self.known_group(group)?;
+            !rt.record.tree.get(id).is_some_and(|s| s.evicted)
+        };
+        let Self {
+            groups, provider, ..
+        } = self;
+        let rt = groups.get_mut(&group).ok_or(StorageError::UnknownGroup)?;
+        if let Some(state) = rt.record.tree.get_mut(id) {
+            state.evicted = lost;
+        }
+        rt.save(provider)?;
+        if lost {
+            self.emit(Event::JoinLost { group });
+        }
+        Ok(lost)
+    }
+
+    /// A removed member may hold the state it was removed in beside a branch of its own that
+    /// looks deeper to it (it cannot read the commits after its removal). A beacon whose log
+    /// holds the removing commit shows the group went on from it: the removal stands.
+    fn removal_vouched(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        beacon: &Beacon,
+    ) -> Result<bool, EngineError> {
+        let rt = self.runtime(group)?;
+        let vouched: Vec<BranchId> = rt
+            .record
+            .tree
+            .states()
+            .filter(|s| s.evicted && !s.vouched && s.storage != rt.record.active)
+            .filter(|s| {
+                s.via.as_ref().is_some_and(|v| {
+                    beacon.epoch >= s.epoch
+                        && beacon
+                            .recent_commits
+                            .iter()
+                            .any(|(_, r)| *r == v.commit_ref)
+                })
+            })
+            .map(|s| s.storage)
+            .collect();
+        if vouched.is_empty() {
+            return Ok(false);
+        }
+        for id in vouched {
+            if let Some(state) = rt.record.tree.get_mut(id) {
+                state.vouched = true;
+            }
+        }
+        let provider = &self.provider;
+        self.groups
+            .get(&group)
+            .ok_or(StorageError::UnknownGroup)?
+            .save(provider)?;
+        self.after_commit(now_ms, group)?;
+        Ok(true)
+    }
+
+    /// Marks the Welcome roots whose commit a beacon's log holds (see `ForkTree::compare`);
+    /// with more than one root held, this can change the preferred head.
+    fn vouch_roots(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        beacon: &Beacon,
+    ) -> Result<(), EngineError> {
+        let rt = self.runtime(group)?;
+        if rt.record.tree.roots().count() < 2 {
+            return Ok(());
+        }
+        let newly: Vec<BranchId> = rt
+            .record
+            .tree
+            .roots()
+            .filter(|s| !s.vouched)
+            .filter(|s| {
+                s.via.as_ref().is_some_and(|v| {
+                    beacon
+                        .recent_commits
+                        .iter()
+                        .any(|(_, r)| *r == v.commit_ref)
+                })
+            })
+            .map(|s| s.storage)
+            .collect();
+        if newly.is_empty() {
+            return Ok(());
+        }
+        for id in newly {
+            if let Some(state) = rt.record.tree.get_mut(id) {
+                state.vouched = true;
+            }
+        }
+        let provider = &self.provider;
+        self.groups
+            .get(&group)
+            .ok_or(StorageError::UnknownGroup)?
+            .save(provider)?;
+        self.after_commit(now_ms, group)
     }
 
     /// Keeps a message that arrived before the commit that makes it readable.

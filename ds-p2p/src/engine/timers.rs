@@ -159,6 +159,9 @@ impl Engine {
         let Some(active) = rt.record.tree.get(rt.record.active) else {
             return Ok(());
         };
+        if active.evicted {
+            return Ok(()); // not a member on this branch: nothing to vouch for
+        }
         let beacon = Beacon {
             epoch: active.epoch,
             branch_id: active.branch_id,

@@ -155,7 +155,13 @@ impl Net {
         for i in 0..self.nodes.len() {
             while let Some(output) = self.nodes[i].engine.poll_output() {
                 self.trace.update([i as u8]);
-                self.trace.update(format!("{output:?}").as_bytes());
+                match &output {
+                    Output::Publish { topic, envelope } => {
+                        self.trace.update(topic.as_bytes());
+                        self.trace.update(envelope);
+                    }
+                    Output::Event(event) => self.trace.update(format!("{event:?}").as_bytes()),
+                }
                 match output {
                     Output::Publish { topic, envelope } => {
                         let side = self.nodes[i].side;
@@ -308,7 +314,9 @@ impl Net {
             for event in &node.events {
                 let line = match event {
                     Event::Message { .. } | Event::MembershipChanged { .. } => continue,
-                    Event::EpochChanged { epoch, branch_id, .. } => {
+                    Event::EpochChanged {
+                        epoch, branch_id, ..
+                    } => {
                         format!("epoch {epoch} branch {}", hex::encode(&branch_id[..4]))
                     }
                     Event::BranchSwitched {

@@ -49,11 +49,11 @@ pub fn settle(net: &mut Net) {
     net.heal();
     net.deliver_all();
     net.sync();
-    let window = 60_000 + 1;
-    net.advance(window);
-    net.sync();
-    net.advance(window);
-    net.sync();
+    // Half a window at a time, so beacons (every 30 s) flow before states expire (60 s).
+    for _ in 0..5 {
+        net.advance(30_001);
+        net.sync();
+    }
 }
 
 /// Every one of `members` has the same active branch, epoch and member list, and that list

@@ -36,11 +36,12 @@ impl<S: KvStore + 'static> Driver<S> {
             .collect()
     }
 
-    /// Starts a session with `peer` on `topic` unless one runs already or too many do.
-    /// True if it started.
+    /// Starts a session with `peer` on `topic` unless we are not on the topic, one runs
+    /// already, or too many do. True if it started.
     pub(super) fn start_sync(&mut self, peer: PeerId, topic: Topic) -> bool {
         let key = (peer, topic);
-        if self.sync.sessions.contains_key(&key)
+        if !self.subscribed.contains(&key.1)
+            || self.sync.sessions.contains_key(&key)
             || self.sync.sessions.len() >= self.config.sync.max_sessions
             || !self.swarm.is_connected(&peer)
         {
@@ -65,6 +66,25 @@ impl<S: KvStore + 'static> Driver<S> {
         debug!(%peer, topic = %key.1, "sync: session started");
         self.send_sync(key, session, request);
         true
+    }
+
+    /// Like [`Driver::start_sync`], but if a session with `peer` on `topic` runs already,
+    /// another one starts when it ends. True if a session started or was queued.
+    pub(super) fn request_sync(&mut self, peer: PeerId, topic: Topic) -> bool {
+        let key = (peer, topic);
+        if self.sync.sessions.contains_key(&key) {
+            self.sync.again.insert(key);
+            return true;
+        }
+        self.start_sync(key.0, key.1)
+    }
+
+    /// Starts the session queued behind the one that just ended, if any.
+    fn after_session(&mut self, peer: PeerId, topic: Topic) {
+        let key = (peer, topic);
+        if self.sync.again.remove(&key) {
+            self.start_sync(key.0, key.1);
+        }
     }
 
     /// One anti-entropy round: each subscribed topic with one random peer on it.
@@ -174,6 +194,7 @@ impl<S: KvStore + 'static> Driver<S> {
                     pulled: summary.pulled,
                     pushed: summary.pushed,
                 });
+                self.after_session(session.peer(), session.topic().clone());
             }
             Err(e) => self.fail(session, e),
         }
@@ -255,5 +276,6 @@ impl<S: KvStore + 'static> Driver<S> {
             peer: session.peer(),
             reason: error.to_string(),
         });
+        self.after_session(session.peer(), session.topic().clone());
     }
 }

@@ -9,6 +9,12 @@
 //! - request-response `/chorus/sync/1`: anti-entropy (see [`super::sync`]).
 //! - Kademlia (own protocol name, so the DHT is Chorus's alone), identify (feeds Kademlia the
 //!   addresses peers listen on), ping (keeps NATs open, measures), mDNS (LAN, optional).
+//! - NAT traversal: the circuit relay v2 client (a node behind NAT listens through relays
+//!   named in the config), DCUtR (a relayed connection is upgraded to a direct one by hole
+//!   punching), AutoNAT v2 client and server (peers confirm each other's public addresses,
+//!   which also moves Kademlia into server mode). Relayed connections are limited: gossip and
+//!   sync wait for the direct connection DCUtR makes. A reachable node may also serve as a
+//!   relay (`NetConfig::relay_server`).
 
 use libp2p::gossipsub::{
     self, AllowAllSubscriptionFilter, IdentityTransform, MaxCountSubscriptionFilter,
@@ -19,7 +25,7 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, identify, kad, mdns, ping};
+use libp2p::{StreamProtocol, autonat, dcutr, identify, kad, mdns, ping, relay};
 use sha2::{Digest, Sha256};
 
 use super::config::NetConfig;
@@ -48,15 +54,22 @@ pub(crate) struct Behaviour {
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub relay_client: relay::client::Behaviour,
+    pub relay_server: Toggle<relay::Behaviour>,
+    pub dcutr: dcutr::Behaviour,
+    pub autonat_client: autonat::v2::client::Behaviour,
+    pub autonat_server: autonat::v2::server::Behaviour,
 }
 
 impl Behaviour {
     /// Builds the behaviour for `key`, with gossip frames around envelopes of at most
-    /// `max_envelope_bytes`.
+    /// `max_envelope_bytes`; `relay_client` comes from the transport builder, which ties it
+    /// to the relay transport.
     pub fn new(
         key: &Keypair,
         config: &NetConfig,
         max_envelope_bytes: usize,
+        relay_client: relay::client::Behaviour,
     ) -> Result<Self, NetError> {
         let peer_id = key.public().to_peer_id();
         let mut gossipsub = Gossipsub::new_with_subscription_filter(
@@ -106,6 +119,15 @@ impl Behaviour {
             identify,
             ping: ping::Behaviour::default(),
             mdns: Toggle::from(mdns),
+            relay_client,
+            relay_server: Toggle::from(
+                config
+                    .relay_server
+                    .then(|| relay::Behaviour::new(peer_id, relay::Config::default())),
+            ),
+            dcutr: dcutr::Behaviour::new(peer_id),
+            autonat_client: autonat::v2::client::Behaviour::default(),
+            autonat_server: autonat::v2::server::Behaviour::default(),
         })
     }
 }

@@ -31,6 +31,10 @@ impl<S: KvStore + 'static> Driver<S> {
                     .map_err(|e| NetError::Dial(e.to_string()));
                 let _ = reply.send(result);
             }
+            Command::AddExternalAddress(addr, reply) => {
+                self.swarm.add_external_address(addr);
+                let _ = reply.send(());
+            }
             Command::ListenAddrs(reply) => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
@@ -130,7 +134,7 @@ impl<S: KvStore + 'static> Driver<S> {
         let started = self
             .topic_peers(&topic)
             .into_iter()
-            .filter(|peer| self.start_sync(*peer, topic.clone()))
+            .filter(|peer| self.request_sync(*peer, topic.clone()))
             .count();
         Ok(started)
     }

@@ -23,6 +23,17 @@ pub struct NetConfig {
     /// Peers dialled at start, as multiaddrs ending in `/p2p/<peer id>` (those are also put
     /// in the Kademlia routing table). `/dns4/...` names are resolved by the DNS transport.
     pub bootstrap: Vec<Multiaddr>,
+    /// Addresses at which others reach this node, known to its operator (a public address,
+    /// a port mapping). Announced as confirmed from the start, which a relay server needs and
+    /// which puts Kademlia in server mode; otherwise AutoNAT confirms addresses over time.
+    pub external_addresses: Vec<Multiaddr>,
+    /// Relays to listen through when this node is not reachable directly, as multiaddrs
+    /// ending in `/p2p/<relay peer id>`. Peers reach it at `<relay>/p2p-circuit/p2p/<us>`,
+    /// and DCUtR then upgrades such connections to direct ones.
+    pub relays: Vec<Multiaddr>,
+    /// Serve as a circuit relay for others (for publicly reachable nodes), with libp2p's
+    /// default limits on reservations and circuits.
+    pub relay_server: bool,
     /// Find peers on the local network with mDNS. Off in tests, so that test nodes on one
     /// machine do not find each other (or someone else's).
     pub mdns: bool,
@@ -71,6 +82,9 @@ impl Default for NetConfig {
                     .expect("valid multiaddr"),
             ],
             bootstrap: Vec::new(),
+            external_addresses: Vec::new(),
+            relays: Vec::new(),
+            relay_server: false,
             mdns: true,
             max_topics: 1024,
             heartbeat: Duration::from_secs(1),

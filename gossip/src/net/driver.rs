@@ -38,6 +38,10 @@ pub(super) struct SyncState {
     pub sessions: HashMap<(PeerId, Topic), Outgoing>,
     pub in_flight: HashMap<OutboundRequestId, (PeerId, Topic)>,
     pub refused: HashSet<EnvelopeId>,
+    /// Sessions asked for (by `sync_now`) while one with the same peer and topic was
+    /// running: each starts again when the running one ends, so that the caller gets a
+    /// session that began after its request.
+    pub again: HashSet<(PeerId, Topic)>,
 }
 
 impl SyncState {
@@ -83,6 +87,7 @@ impl<S: KvStore + 'static> Driver<S> {
                 sessions: HashMap::new(),
                 in_flight: HashMap::new(),
                 refused: HashSet::new(),
+                again: HashSet::new(),
             },
         })
     }

@@ -28,6 +28,7 @@ pub(crate) enum Command {
     Unsubscribe(Topic, oneshot::Sender<Result<bool, NetError>>),
     Publish(Topic, Vec<u8>, oneshot::Sender<Result<Published, NetError>>),
     Dial(Multiaddr, oneshot::Sender<Result<(), NetError>>),
+    AddExternalAddress(Multiaddr, oneshot::Sender<()>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Peers(oneshot::Sender<Vec<PeerId>>),
     SyncNow(Topic, oneshot::Sender<Result<usize, NetError>>),
@@ -78,6 +79,12 @@ impl NodeHandle {
         self.ask(|tx| Command::Dial(addr, tx)).await?
     }
 
+    /// Announces `addr` as an address at which others reach this node (see
+    /// `NetConfig::external_addresses`).
+    pub async fn add_external_address(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.ask(|tx| Command::AddExternalAddress(addr, tx)).await
+    }
+
     /// The addresses the node listens on.
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
         self.ask(Command::ListenAddrs).await
@@ -88,9 +95,10 @@ impl NodeHandle {
         self.ask(Command::Peers).await
     }
 
-    /// Starts a sync session on `topic` with every connected peer on it (except those a
-    /// session runs with already); returns how many started. Each reports
-    /// `NetEvent::SyncCompleted` or `NetEvent::SyncFailed`.
+    /// Starts a sync session on `topic` with every connected peer on it; where a session
+    /// with that peer is running already, a new one follows when it ends. Returns how many
+    /// sessions were started or queued. Each session reports `NetEvent::SyncCompleted` or
+    /// `NetEvent::SyncFailed` (so does a running one that a new one was queued behind).
     pub async fn sync_now(&self, topic: &Topic) -> Result<usize, NetError> {
         self.ask(|tx| Command::SyncNow(topic.clone(), tx)).await?
     }

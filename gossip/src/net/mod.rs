@@ -26,8 +26,10 @@
 //! - [`node`] and [`handle`]: starting a node and controlling it; [`event`]: what it reports.
 //! - `driver`, `swarm_events`, `commands`, `anti_entropy`: the node's task, by input.
 //!
-//! Not here yet: relay client, DCUtR hole punching and AutoNAT (nodes behind NAT reach
-//! each other only through peers they can dial directly, or on the LAN).
+//! NAT traversal: relay client (and optionally server), DCUtR and AutoNAT v2 are part of the
+//! behaviour. Relayed connections are limited by libp2p (no gossipsub or sync streams on
+//! them); envelopes flow once DCUtR has made a direct connection. Only reaching a node
+//! through a relay is tested here (on loopback); hole punching needs real NATs.
 
 mod admit;
 mod anti_entropy;

@@ -47,7 +47,6 @@ impl Node {
     ) -> Result<(NodeHandle, NetEvents), NetError> {
         let max_envelope_bytes = log.config().max_envelope_bytes;
         config.validate(max_envelope_bytes)?;
-        let behaviour = Behaviour::new(&keypair, &config, max_envelope_bytes)?;
         let idle = config.idle_connection_timeout;
         let swarm = SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
@@ -60,7 +59,12 @@ impl Node {
             .with_quic()
             .with_dns()
             .map_err(|e| NetError::Setup(format!("dns: {e}")))?
-            .with_behaviour(|_| behaviour)
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| NetError::Setup(format!("relay client: {e}")))?
+            .with_behaviour(|key, relay_client| {
+                Behaviour::new(key, &config, max_envelope_bytes, relay_client)
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            })
             .map_err(|e| NetError::Setup(format!("behaviour: {e}")))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build();
@@ -70,7 +74,13 @@ impl Node {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut driver = Driver::new(swarm, log, Box::new(validator), config, events_tx)?;
         driver.listen().instrument(span.clone()).await?;
-        span.in_scope(|| driver.dial_bootstrap());
+        span.in_scope(|| {
+            for addr in driver.config.external_addresses.clone() {
+                driver.swarm.add_external_address(addr);
+            }
+            driver.listen_through_relays();
+            driver.dial_bootstrap();
+        });
 
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         tokio::spawn(driver.run(commands_rx).instrument(span));
@@ -130,6 +140,18 @@ impl<S: KvStore + 'static> Driver<S> {
         let addrs: Vec<String> = self.swarm.listeners().map(ToString::to_string).collect();
         info!(?addrs, "node started");
         Ok(())
+    }
+
+    /// Asks each configured relay for a reservation. Not awaited: a relay that is down must
+    /// not keep the node from starting; `NetEvent::Listening` reports the circuit address
+    /// once the relay accepted.
+    fn listen_through_relays(&mut self) {
+        for relay in self.config.relays.clone() {
+            let circuit = relay.clone().with(Protocol::P2pCircuit);
+            if let Err(e) = self.swarm.listen_on(circuit) {
+                warn!(%relay, error = %e, "cannot listen through relay");
+            }
+        }
     }
 
     /// Dials the bootstrap peers and seeds Kademlia with those that name their peer id.

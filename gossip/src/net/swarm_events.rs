@@ -25,6 +25,23 @@ impl<S: KvStore + 'static> Driver<S> {
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(event)) => self.on_mdns(event),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => trace!(?event, "kademlia"),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(_)) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                debug!(?event, "relay client");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayServer(event)) => {
+                trace!(?event, "relay server");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => match event.result {
+                Ok(_) => debug!(peer = %event.remote_peer_id, "hole punch: direct connection"),
+                Err(e) => debug!(peer = %event.remote_peer_id, error = %e, "hole punch failed"),
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatClient(event)) => match event.result {
+                Ok(()) => debug!(addr = %event.tested_addr, "autonat: address reachable"),
+                Err(e) => debug!(addr = %event.tested_addr, error = %e, "autonat: not reachable"),
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatServer(event)) => {
+                trace!(?event, "autonat server");
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 num_established,

@@ -42,6 +42,8 @@ pub struct Seen {
     pub synced: Vec<(PeerId, usize, usize)>,
     /// Every `SyncFailed`: (peer, reason).
     pub sync_failed: Vec<(PeerId, String)>,
+    /// Every address the node reported listening on.
+    pub listening: Vec<Multiaddr>,
 }
 
 impl Seen {
@@ -76,7 +78,7 @@ impl Seen {
                 ..
             } => self.synced.push((peer, pulled, pushed)),
             NetEvent::SyncFailed { peer, reason, .. } => self.sync_failed.push((peer, reason)),
-            NetEvent::Listening { .. } => {}
+            NetEvent::Listening { addr } => self.listening.push(addr),
         }
     }
 
@@ -90,6 +92,12 @@ impl Seen {
         self.subscribed
             .get(&topic())
             .is_some_and(|peers| peers.contains(&peer))
+    }
+
+    /// Sync sessions with `peer` that ended, either way.
+    pub fn sessions_with(&self, peer: PeerId) -> usize {
+        let done = self.synced.iter().filter(|s| s.0 == peer).count();
+        done + self.sync_failed.iter().filter(|s| s.0 == peer).count()
     }
 
     /// Panics if any envelope was delivered twice.
@@ -115,12 +123,13 @@ pub struct TestNode {
 impl TestNode {
     /// A fresh node on loopback with an empty log.
     pub async fn start(validator: fn(&Topic, &[u8]) -> bool) -> Self {
-        Self::start_over(
-            Arc::new(MemoryStore::new()),
-            Keypair::generate_ed25519(),
-            validator,
-        )
-        .await
+        Self::start_with(NetConfig::loopback(), validator).await
+    }
+
+    /// A fresh node with an empty log and this configuration.
+    pub async fn start_with(config: NetConfig, validator: fn(&Topic, &[u8]) -> bool) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        Self::start_over_with(config, store, Keypair::generate_ed25519(), validator).await
     }
 
     /// A node over an existing store and identity (a restart).
@@ -129,8 +138,17 @@ impl TestNode {
         keypair: Keypair,
         validator: fn(&Topic, &[u8]) -> bool,
     ) -> Self {
+        Self::start_over_with(NetConfig::loopback(), store, keypair, validator).await
+    }
+
+    async fn start_over_with(
+        config: NetConfig,
+        store: Arc<MemoryStore>,
+        keypair: Keypair,
+        validator: fn(&Topic, &[u8]) -> bool,
+    ) -> Self {
         let log = Log::open(Arc::clone(&store), LogConfig::default()).expect("open log");
-        let (handle, events) = Node::start(NetConfig::loopback(), keypair.clone(), log, validator)
+        let (handle, events) = Node::start(config, keypair.clone(), log, validator)
             .await
             .expect("node starts");
         let addr = handle
@@ -214,12 +232,19 @@ impl TestNode {
 }
 
 /// Connects `a` to `b` and waits until each knows the other is on the test topic (both must
-/// have joined it), which is when gossip between them works.
+/// have joined it), which is when gossip between them works, and until the sync session
+/// each starts with the other on joining has ended, so that later `sync_all` calls do not
+/// race with them.
 pub async fn connect(a: &mut TestNode, b: &mut TestNode) {
-    a.handle.dial(b.addr.clone()).await.expect("dial");
     let (pa, pb) = (a.peer_id(), b.peer_id());
-    a.wait_until("the peer on the topic", |seen| seen.on_topic(pb))
-        .await;
-    b.wait_until("the peer on the topic", |seen| seen.on_topic(pa))
-        .await;
+    let (a_before, b_before) = (a.seen.sessions_with(pb), b.seen.sessions_with(pa));
+    a.handle.dial(b.addr.clone()).await.expect("dial");
+    a.wait_until("the peer on the topic and a first sync", |seen| {
+        seen.on_topic(pb) && seen.sessions_with(pb) > a_before
+    })
+    .await;
+    b.wait_until("the peer on the topic and a first sync", |seen| {
+        seen.on_topic(pa) && seen.sessions_with(pa) > b_before
+    })
+    .await;
 }

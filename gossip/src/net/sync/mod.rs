@@ -16,6 +16,9 @@ pub(crate) mod serve;
 pub(crate) mod session;
 pub mod wire;
 
+#[cfg(test)]
+mod tests;
+
 pub use codec::SyncCodec;
 pub use session::{SyncError, SyncSummary};
 pub use wire::{Refusal, SYNC_PROTOCOL, SyncRequest, SyncResponse, WireEnvelope};
