@@ -519,7 +519,7 @@ impl Fixture {
         let status = member.status();
         assert_eq!(status.held_states, 1, "settled to the active state alone");
         let base = member.stored_bytes();
-        let record = member.record_bytes();
+        let (record, record_fields) = member.record();
         let provider = member.engine.provider();
         let storage = provider.mls_storage();
         // A copy of the active branch's MLS state, as the engine makes one per commit.
@@ -556,6 +556,8 @@ impl Fixture {
             branch_copy: with_copy - base,
             engine_step: with_held - base,
             record,
+            log_entries: record_fields.log.len(),
+            seen: record_fields.seen.len(),
             checkpoint: median(&mut checkpoint),
             load: median(&mut load),
         })
@@ -580,6 +582,10 @@ struct StateCost {
     engine_step: usize,
     /// The engine's group record (re-encoded and written by every step).
     record: usize,
+    /// Entries in the record's commit log (one per commit so far: it is not pruned).
+    log_entries: usize,
+    /// Message ids in the record's dedup set.
+    seen: usize,
     /// Copying the active state into a new branch, as one storage step.
     checkpoint: Duration,
     /// Loading the active branch's `MlsGroup` from the store.
@@ -712,11 +718,12 @@ impl Results {
                 "stored: key+value bytes in the engine's store with one held state; copy: bytes one \
                  more held state adds (a checkpoint of the active branch); +1 held: growth when the \
                  engine holds one more state after a self-update; openmls: the bare client's store; \
-                 record: the engine's group record; checkpoint / load: one whole-state copy as a \
+                 record: the engine's group record (log: its commit log entries, seen: its \
+                 message ids); checkpoint / load: one whole-state copy as a \
                  storage step / one MlsGroup::load, median of {COMPONENT_REPEATS}"
             );
             println!(
-                "{:<15} {:>5} {:>11} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10}",
+                "{:<15} {:>5} {:>11} {:>11} {:>11} {:>11} {:>10} {:>6} {:>5} {:>10} {:>10}",
                 "variant",
                 "N",
                 "stored",
@@ -724,12 +731,14 @@ impl Results {
                 "+1 held",
                 "openmls",
                 "record",
+                "log",
+                "seen",
                 "checkpoint",
                 "load"
             );
             for (&(n, variant), cost) in &self.state_costs {
                 println!(
-                    "{:<15} {:>5} {:>11} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10}",
+                    "{:<15} {:>5} {:>11} {:>11} {:>11} {:>11} {:>10} {:>6} {:>5} {:>10} {:>10}",
                     variant.name(),
                     n,
                     fmt_bytes(cost.base),
@@ -740,6 +749,8 @@ impl Results {
                         .map(|b| fmt_bytes(*b))
                         .unwrap_or_else(|| "-".into()),
                     fmt_bytes(cost.record),
+                    cost.log_entries,
+                    cost.seen,
                     fmt_time(Some(cost.checkpoint.as_secs_f64())),
                     fmt_time(Some(cost.load.as_secs_f64())),
                 );

@@ -185,3 +185,45 @@ fn a_member_away_for_many_epochs_catches_up() {
         assert_delivered_once(&net, &names, &bodies);
     }
 }
+
+#[test]
+fn a_member_that_leaves_is_removed_by_another() {
+    let names = ["alice", "bob", "carol"];
+    let (mut net, group) = group_of(&names, TieBreak::LowestRef, 71);
+    net.command("carol", Command::Leave { group });
+    net.deliver_all();
+    settle(&mut net);
+    assert_converged(&net, group, &["alice", "bob"]);
+    let carol = &net.nodes[net.index("carol")];
+    assert!(
+        carol
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Removed { .. })),
+        "carol was not told her leave went through"
+    );
+    say(&mut net, "alice", group, "after carol left");
+    net.deliver_all();
+    assert_eq!(
+        net.nodes[net.index("carol")]
+            .delivered()
+            .get(b"after carol left".as_slice()),
+        None
+    );
+}
+
+#[test]
+fn a_leave_is_committed_even_when_the_first_member_is_away() {
+    let names = ["alice", "bob", "carol"];
+    let (mut net, group) = group_of(&names, TieBreak::LowestRef, 72);
+    // Alice (the lowest leaf, who would commit at once) is away: Bob commits after a while.
+    net.partition(&[&["alice"], &["bob", "carol"]]);
+    net.command("carol", Command::Leave { group });
+    net.deliver_all();
+    for _ in 0..3 {
+        net.advance(30_001);
+        net.deliver_all();
+    }
+    settle(&mut net);
+    assert_converged(&net, group, &["alice", "bob"]);
+}

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use ds_p2p::engine::record::GroupRecord;
 use ds_p2p::engine::{CIPHERSUITE, Command, Engine, EngineConfig, Event, Output};
 use ds_p2p::storage::ChorusProvider;
 use ds_p2p::storage::kv::{Durability, KvStore, MemoryStore, RocksDb};
@@ -407,14 +408,14 @@ impl EngineMember {
         }
     }
 
-    /// Bytes of the engine's group records (they live under the first byte `e`).
-    pub fn record_bytes(&self) -> usize {
-        self.kv
-            .scan_prefix(b"e")
-            .expect("store reads")
-            .iter()
-            .map(|(_, v)| v.len())
-            .sum()
+    /// The engine's stored record of the group and its size in bytes (records live under the
+    /// first byte `e`; only this group's is there).
+    pub fn record(&self) -> (usize, GroupRecord) {
+        let records = self.kv.scan_prefix(b"e").expect("store reads");
+        assert_eq!(records.len(), 1, "one group record");
+        let bytes = &records[0].1;
+        let record = identity_tofu::codec::decode(bytes, 1 << 30).expect("the group record");
+        (bytes.len(), record)
     }
 
     /// Key and value bytes of everything in the engine's store.

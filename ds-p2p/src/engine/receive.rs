@@ -491,7 +491,7 @@ impl Engine {
                 .recent_commits
                 .iter()
                 .any(|(_, r)| *r == via.commit_ref);
-            let displaces = beacon.epoch > only.epoch
+            let displaces = beacon.epoch >= only.epoch
                 && beacon
                     .recent_commits
                     .iter()

@@ -54,6 +54,8 @@ pub fn settle(net: &mut Net) {
         net.advance(30_001);
         net.sync();
     }
+    // Then a full window with nothing new: every state left behind expires.
+    net.advance(60_001);
 }
 
 /// Every one of `members` has the same active branch, epoch and member list, and that list
