@@ -13,7 +13,7 @@ export CXX := ccache c++
 endif
 endif
 
-.PHONY: help deps build test lint fmt demo ci
+.PHONY: help deps build test properties lint fmt demo ci
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test: deps ## run every test of the workspace
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
+
+properties: deps ## the engine's property tests (CHORUS_PROP_RUNS per policy, default 50)
+	$(CARGO) test --workspace --test properties -- --ignored
 
 lint: deps ## formatting and clippy, as CI checks them
 	$(CARGO) fmt --all -- --check

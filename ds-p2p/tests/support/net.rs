@@ -74,6 +74,9 @@ pub struct Net {
     published: Vec<(usize, String, Vec<u8>)>,
     /// Running hash of every output of every node, in order: equal for equal runs.
     trace: Sha256,
+    /// The outputs, one line each (a publish as its envelope's hash), for telling two runs
+    /// apart.
+    pub trace_lines: Vec<String>,
 }
 
 impl Net {
@@ -125,6 +128,7 @@ impl Net {
             in_flight: Vec::new(),
             published: Vec::new(),
             trace: Sha256::new(),
+            trace_lines: Vec::new(),
         }
     }
 
@@ -154,14 +158,15 @@ impl Net {
     pub fn collect(&mut self) {
         for i in 0..self.nodes.len() {
             while let Some(output) = self.nodes[i].engine.poll_output() {
-                self.trace.update([i as u8]);
-                match &output {
+                let line = match &output {
                     Output::Publish { topic, envelope } => {
-                        self.trace.update(topic.as_bytes());
-                        self.trace.update(envelope);
+                        let digest = Sha256::digest(envelope);
+                        format!("{i} publish {topic} {}", hex::encode(&digest[..8]))
                     }
-                    Output::Event(event) => self.trace.update(format!("{event:?}").as_bytes()),
-                }
+                    Output::Event(event) => format!("{i} {event:?}"),
+                };
+                self.trace.update(line.as_bytes());
+                self.trace_lines.push(line);
                 match output {
                     Output::Publish { topic, envelope } => {
                         let side = self.nodes[i].side;
