@@ -652,9 +652,12 @@ impl Results {
         Some(ratios[ratios.len() / 2])
     }
 
-    fn print(&self, sizes: &[usize]) {
+    fn print(&self, sizes: &[usize], benchmarking: bool) {
         println!();
         println!("== Engine vs bare openmls, one run ==");
+        if !benchmarking {
+            println!("(test mode: one operation each, not a measurement; run `cargo bench`)");
+        }
         println!(
             "time: median time per operation over criterion's samples; x: that time / openmls'; \
              paired: median over interleaved rounds of (engine / openmls) in the same round"
@@ -875,7 +878,7 @@ fn run(c: &mut Criterion, results: &mut Results) {
             }
         }
     }
-    results.print(&sizes);
+    results.print(&sizes, benchmarking);
 }
 
 fn main() {

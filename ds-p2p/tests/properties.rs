@@ -212,6 +212,11 @@ fn property(policy: TieBreak, base: u64) {
     for seed in seeds {
         let outcome = std::panic::catch_unwind(|| {
             let run = random_run(policy, seed);
+            if std::env::var_os("CHORUS_PROP_DUMP").is_some() {
+                for line in &run.net.trace_lines {
+                    println!("trace: {line}");
+                }
+            }
             check(&run);
             if seed % DETERMINISM_EVERY == 0 {
                 let again = random_run(policy, seed);
