@@ -48,6 +48,8 @@ use rand_chacha::ChaCha20Rng;
 pub struct SeededCrypto {
     inner: RustCrypto,
     rng: Mutex<ChaCha20Rng>,
+    /// Secret key of the HPKE seed derivation (see [`SeededCrypto::hpke_seed`]).
+    hpke_key: [u8; 32],
 }
 
 /// Why [`SeededCrypto`] could not produce random bytes.
@@ -77,10 +79,13 @@ impl SeededCrypto {
         Self::with_rng(ChaCha20Rng::from_entropy())
     }
 
-    fn with_rng(rng: ChaCha20Rng) -> Self {
+    fn with_rng(mut rng: ChaCha20Rng) -> Self {
+        let mut hpke_key = [0u8; 32];
+        rng.fill_bytes(&mut hpke_key);
         Self {
             inner: RustCrypto::default(),
             rng: Mutex::new(rng),
+            hpke_key,
         }
     }
 
@@ -88,13 +93,25 @@ impl SeededCrypto {
         self.rng.lock().map_err(|_| SeededRandError::LockPoisoned)
     }
 
-    /// A fresh seed for one HPKE call.
-    fn hpke_seed(&self) -> Result<[u8; 32], CryptoError> {
-        let mut seed = [0u8; 32];
-        self.rng()
-            .map_err(|_| CryptoError::InsufficientRandomness)?
-            .fill_bytes(&mut seed);
-        Ok(seed)
+    /// The seed of one HPKE encapsulation: a keyed hash of everything the call encrypts to
+    /// and with, under a secret drawn from the seeded stream when the provider was made.
+    ///
+    /// Not the next bytes of the stream: openmls encrypts an update path's secrets on rayon
+    /// worker threads, in an order that changes from run to run, so drawing from the stream
+    /// would make the ciphertexts depend on thread scheduling. A keyed hash of the inputs is
+    /// order-free and still unpredictable without the key; equal inputs give equal
+    /// ciphertexts, which only happens if the same fresh secret is sealed to the same key
+    /// twice (MLS never does: path and joiner secrets are new in every commit).
+    fn hpke_seed(&self, parts: &[&[u8]]) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(b"chorus hpke seed v1");
+        hash.update(self.hpke_key);
+        for part in parts {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+        hash.finalize().into()
     }
 }
 
@@ -242,7 +259,7 @@ impl OpenMlsCrypto for SeededCrypto {
         aad: &[u8],
         ptxt: &[u8],
     ) -> Result<HpkeCiphertext, CryptoError> {
-        let seed = self.hpke_seed()?;
+        let seed = self.hpke_seed(&[b"seal", pk_r, info, aad, ptxt]);
         let (kem_output, ciphertext) = with_hpke_seed(seed, || {
             seeded_hpke(config).seal(&pk_r.into(), info, aad, ptxt, None, None, None)
         })
@@ -277,7 +294,8 @@ impl OpenMlsCrypto for SeededCrypto {
         exporter_context: &[u8],
         exporter_length: usize,
     ) -> Result<(KemOutput, ExporterSecret), CryptoError> {
-        let seed = self.hpke_seed()?;
+        let length = (exporter_length as u64).to_be_bytes();
+        let seed = self.hpke_seed(&[b"export", pk_r, info, exporter_context, &length]);
         with_hpke_seed(seed, || {
             let (kem_output, context) = seeded_hpke(config)
                 .setup_sender(&pk_r.into(), info, None, None, None)
@@ -619,11 +637,11 @@ mod determinism {
             let b = SeededCrypto::from_seed([3; 32]);
             let (sealed_a, sealed_b) = (seal(&a, config(), &pk), seal(&b, config(), &pk));
             assert_eq!(sealed_a, sealed_b);
-            // A second seal from the same provider uses a fresh ephemeral key.
-            let (again_a, again_b) = (seal(&a, config(), &pk), seal(&b, config(), &pk));
-            assert_eq!(again_a, again_b);
-            assert_ne!(again_a.kem_output, sealed_a.kem_output);
-            assert_ne!(again_a.ciphertext, sealed_a.ciphertext);
+            // Another secret sealed to the same key gets another ephemeral key.
+            let other = a
+                .hpke_seal(config(), &pk, b"info", b"aad", b"another secret")
+                .unwrap();
+            assert_ne!(other.kem_output, sealed_a.kem_output);
         }
     }
 
@@ -637,17 +655,20 @@ mod determinism {
     }
 
     #[test]
-    fn hpke_seal_draws_from_the_seeded_stream() {
-        // Whatever a seal consumes, it consumes from the stream: a provider that sealed is
-        // at a different stream position than one that did not.
+    fn hpke_seals_do_not_depend_on_call_order() {
+        // openmls seals an update path's secrets on several threads in any order; the result
+        // must not depend on it.
         let pk = recipient(x25519()).public;
-        let sealed = SeededCrypto::from_seed([5; 32]);
-        seal(&sealed, x25519(), &pk);
-        let fresh = SeededCrypto::from_seed([5; 32]);
-        assert_ne!(
-            sealed.random_vec(32).unwrap(),
-            fresh.random_vec(32).unwrap()
+        let (a, b) = (
+            SeededCrypto::from_seed([5; 32]),
+            SeededCrypto::from_seed([5; 32]),
         );
+        let seal_with = |c: &SeededCrypto, text: &[u8]| {
+            c.hpke_seal(x25519(), &pk, b"info", b"aad", text).unwrap()
+        };
+        let (a1, a2) = (seal_with(&a, b"one"), seal_with(&a, b"two"));
+        let (b2, b1) = (seal_with(&b, b"two"), seal_with(&b, b"one"));
+        assert_eq!((a1, a2), (b1, b2));
         // And the per-call seed is gone once the call returns.
         assert!(HPKE_RNG.with(|cell| cell.borrow().is_none()));
     }
