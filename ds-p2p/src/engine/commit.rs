@@ -331,7 +331,7 @@ impl Engine {
                 evicted: false,
                 vouched: false,
             });
-            rt.record.log.push((epoch - 1, commit_ref));
+            rt.record.log_commit((epoch - 1, commit_ref));
             rt.record.intents.push(Intent {
                 kind: intent,
                 on: new,

@@ -85,8 +85,8 @@ impl Engine {
             if epoch > newest {
                 return self.buffer(group, epoch, raw);
             }
-            if epoch < rt.record.joined_epoch {
-                return Ok(()); // made before this member joined: history, not a fork
+            if epoch < rt.record.joined_epoch || rt.record.before_log(epoch) {
+                return Ok(()); // before this member joined, or older than it remembers
             }
             self.emit(Event::ForkBeyondWindow { group, epoch });
             return Ok(());

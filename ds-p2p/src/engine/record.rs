@@ -39,6 +39,11 @@ pub struct Intent {
     pub made_at_ms: u64,
 }
 
+/// How many (epoch, commit ref) entries the public log keeps: enough to recognise commits
+/// redelivered by sync long after, small enough that the record (re-encoded on every step)
+/// stays small.
+pub const MAX_LOG_ENTRIES: usize = 1024;
+
 /// The engine's record of one group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRecord {
@@ -65,4 +70,74 @@ pub struct GroupRecord {
     pub joined_epoch: u64,
     /// Commit refs of the Welcomes this member used, so a redelivered one is recognised.
     pub welcomes: Vec<CommitRef>,
+}
+
+impl GroupRecord {
+    /// Appends to the public log, dropping its oldest entries beyond [`MAX_LOG_ENTRIES`].
+    pub fn log_commit(&mut self, entry: (u64, CommitRef)) {
+        if self.log.contains(&entry) {
+            return;
+        }
+        self.log.push(entry);
+        if self.log.len() > MAX_LOG_ENTRIES {
+            let excess = self.log.len() - MAX_LOG_ENTRIES;
+            self.log.drain(..excess);
+        }
+    }
+
+    /// Whether a commit made on `epoch` is older than everything the log remembers (the log
+    /// is full and starts later): history, not a fork.
+    pub fn before_log(&self, epoch: u64) -> bool {
+        self.log.len() >= MAX_LOG_ENTRIES
+            && self.log.first().is_some_and(|(first, _)| epoch < *first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> GroupRecord {
+        GroupRecord {
+            group_id: Vec::new(),
+            tree: ForkTree::default(),
+            active: BranchId(0),
+            sent: Vec::new(),
+            intents: Vec::new(),
+            seen: BTreeMap::new(),
+            log: Vec::new(),
+            next_beacon_ms: 0,
+            pending_leaves: Vec::new(),
+            joined_epoch: 0,
+            welcomes: Vec::new(),
+        }
+    }
+
+    fn entry(epoch: u64) -> (u64, CommitRef) {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&epoch.to_be_bytes());
+        (epoch, CommitRef(bytes))
+    }
+
+    #[test]
+    fn the_log_keeps_the_newest_entries_once_each() {
+        let mut record = record();
+        let total = MAX_LOG_ENTRIES as u64 + 10;
+        for epoch in 0..total {
+            record.log_commit(entry(epoch));
+            record.log_commit(entry(epoch));
+        }
+        assert_eq!(record.log.len(), MAX_LOG_ENTRIES);
+        assert_eq!(record.log.first(), Some(&entry(10)));
+        assert_eq!(record.log.last(), Some(&entry(total - 1)));
+        assert!(record.before_log(9));
+        assert!(!record.before_log(10));
+    }
+
+    #[test]
+    fn a_short_log_claims_nothing_is_before_it() {
+        let mut record = record();
+        record.log_commit(entry(50));
+        assert!(!record.before_log(3));
+    }
 }

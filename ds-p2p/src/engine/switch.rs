@@ -103,9 +103,7 @@ impl Engine {
                 current = state.parent;
             }
             for entry in path.into_iter().rev() {
-                if !rt.record.log.contains(&entry) {
-                    rt.record.log.push(entry);
-                }
+                rt.record.log_commit(entry);
             }
             rt.save(provider)?;
             Ok(Some(HeadChange {
