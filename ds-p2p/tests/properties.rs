@@ -154,6 +154,9 @@ fn check(run: &Run) {
     );
     for name in &final_members {
         let status = net.status(name, group);
+        if (status.branch_id, status.epoch) != (first.branch_id, first.epoch) {
+            println!("{}", net.story());
+        }
         assert_eq!(
             (status.branch_id, status.epoch, &status.members),
             (first.branch_id, first.epoch, &first.members),
