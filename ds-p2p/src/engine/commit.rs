@@ -130,6 +130,7 @@ impl Engine {
                 group,
                 own_envelopes: Default::default(),
                 buffered: Default::default(),
+                just_applied: None,
             };
             runtime.save(&engine.provider)?;
             let epoch = runtime.group.epoch().as_u64();

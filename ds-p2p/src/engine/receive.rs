@@ -165,6 +165,7 @@ impl Engine {
             // Keep openmls pointed at the active state until the policy says otherwise.
             storage.activate(&group_id, rt.record.active)?;
             rt.save(provider)?;
+            rt.just_applied = Some((new, copy));
             if !siblings.is_empty() {
                 let mut commits = siblings;
                 commits.push(commit_ref);
@@ -408,6 +409,7 @@ impl Engine {
                     group: joined,
                     own_envelopes: Default::default(),
                     buffered: Default::default(),
+                    just_applied: None,
                 };
                 runtime.save(provider)?;
                 engine.groups.insert(group, runtime);

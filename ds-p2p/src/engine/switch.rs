@@ -25,7 +25,11 @@ impl Engine {
     /// After a commit or Welcome added a state: follow the policy's head, then do what a switch
     /// requires, then feed buffered messages.
     pub(crate) fn after_commit(&mut self, now_ms: u64, group: GroupRef) -> Result<(), EngineError> {
-        if let Some(change) = self.follow_preferred_head(now_ms, group)? {
+        let followed = self.follow_preferred_head(now_ms, group);
+        if let Some(rt) = self.groups.get_mut(&group) {
+            rt.just_applied = None; // only ever valid for the switch right after the commit
+        }
+        if let Some(change) = followed? {
             self.emit(Event::EpochChanged {
                 group,
                 epoch: change.epoch,
@@ -88,7 +92,13 @@ impl Engine {
                 .ok_or(StorageError::UnknownBranch(to))?;
             new.inactive_since_ms = None;
             let (epoch, branch_id, evicted) = (new.epoch, new.branch_id, new.evicted);
-            rt.group = load_active(provider, &rt.group_id(), to)?;
+            rt.group = match rt.just_applied.take() {
+                Some((id, group)) if id == to => {
+                    provider.mls_storage().activate(&rt.group_id(), to)?;
+                    group
+                }
+                _ => load_active(provider, &rt.group_id(), to)?,
+            };
             rt.record.active = to;
             // The public log of the active branch: the commits on the path to the new head.
             let mut path = Vec::new();
