@@ -288,7 +288,12 @@ impl Engine {
             let group_id = rt.group_id();
             let old = rt.record.active;
             let new = storage.checkpoint(&group_id, old)?;
-            let mut copy = load_active(provider, &group_id, new)?;
+            // The checkpoint holds exactly what the in-memory group holds, so the group goes
+            // on in place with storage pointed at the copy; the old state stays behind under
+            // `old`. (Loading the copy would cost ~70 ms at 1000 members.) If the step fails,
+            // `step` rolls storage back and reloads the group.
+            storage.activate(&group_id, new)?;
+            let copy = &mut rt.group;
             let (commit, welcome, removes, adds) = match &op {
                 CommitOp::Add(kp) => {
                     let (c, w, _) = copy
@@ -327,7 +332,7 @@ impl Engine {
                 epoch,
                 parent: Some(old),
                 via: Some(facts),
-                branch_id: branch_id(&copy, provider)?,
+                branch_id: branch_id(copy, provider)?,
                 inactive_since_ms: None,
                 evicted: false,
                 vouched: false,
@@ -339,7 +344,6 @@ impl Engine {
                 made_at_ms: now_ms,
             });
             rt.record.active = new;
-            rt.group = copy;
             rt.save(provider)?;
             let branch = rt
                 .record
