@@ -131,6 +131,7 @@ impl Engine {
                 own_envelopes: Default::default(),
                 buffered: Default::default(),
                 just_applied: None,
+                holds: None,
             };
             runtime.save(&engine.provider)?;
             let epoch = runtime.group.epoch().as_u64();

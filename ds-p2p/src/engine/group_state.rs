@@ -83,6 +83,10 @@ pub(crate) struct GroupRuntime {
     /// that immediately follows so it need not load the state again (a load of a 1000-member
     /// group costs ~70 ms). Taken or cleared by that switch; never kept across steps.
     pub just_applied: Option<(BranchId, MlsGroup)>,
+    /// Set when `group` holds that state rather than the active one: a received commit was
+    /// applied in place. The switch right after either makes it active or reloads the active
+    /// state. Never kept across steps.
+    pub holds: Option<BranchId>,
 }
 
 impl GroupRuntime {
@@ -97,6 +101,7 @@ impl GroupRuntime {
             own_envelopes: RecentIds::default(),
             buffered: VecDeque::new(),
             just_applied: None,
+            holds: None,
         })
     }
 

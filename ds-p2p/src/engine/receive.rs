@@ -122,10 +122,25 @@ impl Engine {
                 .provider
                 .mls_storage()
                 .checkpoint(&group_id, parent)?;
-            let mut copy = load_active(&engine.provider, &group_id, new)?;
-            let processed = copy
-                .process_message(&engine.provider, protocol_message(payload)?)
-                .map_err(|e| EngineError::NotThisState(e.to_string()))?;
+            // On the active state (the common case) the in-memory group goes on over the
+            // checkpoint: no load. It is then the new state's group until the switch that
+            // follows decides (`GroupRuntime::holds`). Another parent is loaded.
+            let in_place = parent == engine.known_group(group)?.record.active;
+            let mut loaded = if in_place {
+                engine.provider.mls_storage().activate(&group_id, new)?;
+                None
+            } else {
+                Some(load_active(&engine.provider, &group_id, new)?)
+            };
+            let processed = {
+                let rt = engine
+                    .groups
+                    .get_mut(&group)
+                    .ok_or(StorageError::UnknownGroup)?;
+                let copy = loaded.as_mut().unwrap_or(&mut rt.group);
+                copy.process_message(&engine.provider, protocol_message(payload)?)
+                    .map_err(|e| EngineError::NotThisState(e.to_string()))?
+            };
             let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
             else {
                 return Err(EngineError::Refused("not a commit".into()));
@@ -142,6 +157,7 @@ impl Engine {
                 removes: staged.remove_proposals().count() as u32,
                 adds: staged.add_proposals().count() as u32,
             };
+            let copy = loaded.as_mut().unwrap_or(&mut rt.group);
             copy.merge_staged_commit(provider, *staged)
                 .map_err(mls_err)?;
             let epoch = copy.epoch().as_u64();
@@ -157,7 +173,7 @@ impl Engine {
                 epoch,
                 parent: Some(parent),
                 via: Some(facts),
-                branch_id: branch_id(&copy, provider)?,
+                branch_id: branch_id(copy, provider)?,
                 inactive_since_ms: Some(now_ms),
                 evicted: !copy.is_active(),
                 vouched: false,
@@ -165,7 +181,10 @@ impl Engine {
             // Keep openmls pointed at the active state until the policy says otherwise.
             storage.activate(&group_id, rt.record.active)?;
             rt.save(provider)?;
-            rt.just_applied = Some((new, copy));
+            match loaded {
+                Some(copy) => rt.just_applied = Some((new, copy)),
+                None => rt.holds = Some(new),
+            }
             if !siblings.is_empty() {
                 let mut commits = siblings;
                 commits.push(commit_ref);
@@ -410,6 +429,7 @@ impl Engine {
                     own_envelopes: Default::default(),
                     buffered: Default::default(),
                     just_applied: None,
+                    holds: None,
                 };
                 runtime.save(provider)?;
                 engine.groups.insert(group, runtime);

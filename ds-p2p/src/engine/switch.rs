@@ -27,7 +27,12 @@ impl Engine {
     pub(crate) fn after_commit(&mut self, now_ms: u64, group: GroupRef) -> Result<(), EngineError> {
         let followed = self.follow_preferred_head(now_ms, group);
         if let Some(rt) = self.groups.get_mut(&group) {
-            rt.just_applied = None; // only ever valid for the switch right after the commit
+            // Only ever valid for the switch right after the commit.
+            rt.just_applied = None;
+            if rt.holds.take().is_some() {
+                // The policy kept the active state: the in-memory group must be it again.
+                rt.group = load_active(&self.provider, &rt.group_id(), rt.record.active)?;
+            }
         }
         if let Some(change) = followed? {
             self.emit(Event::EpochChanged {
@@ -92,13 +97,16 @@ impl Engine {
                 .ok_or(StorageError::UnknownBranch(to))?;
             new.inactive_since_ms = None;
             let (epoch, branch_id, evicted) = (new.epoch, new.branch_id, new.evicted);
-            rt.group = match rt.just_applied.take() {
+            let holds = rt.holds.take();
+            match rt.just_applied.take() {
                 Some((id, group)) if id == to => {
                     provider.mls_storage().activate(&rt.group_id(), to)?;
-                    group
+                    rt.group = group;
                 }
-                _ => load_active(provider, &rt.group_id(), to)?,
-            };
+                // The commit was applied in place: `rt.group` already is this state's group.
+                _ if holds == Some(to) => provider.mls_storage().activate(&rt.group_id(), to)?,
+                _ => rt.group = load_active(provider, &rt.group_id(), to)?,
+            }
             rt.record.active = to;
             // The public log of the active branch: the commits on the path to the new head.
             let mut path = Vec::new();
