@@ -71,6 +71,14 @@ impl Engine {
         result
     }
 
+    /// Stores the record of `group` as it is now (outside a step: one write).
+    pub(crate) fn save_group(&self, group: GroupRef) -> Result<(), EngineError> {
+        self.groups
+            .get(&group)
+            .ok_or(StorageError::UnknownGroup)?
+            .save(&self.provider)
+    }
+
     pub(crate) fn runtime(&mut self, group: GroupRef) -> Result<&mut GroupRuntime, EngineError> {
         self.groups
             .get_mut(&group)

@@ -105,11 +105,7 @@ impl Engine {
                 member: leaver,
                 due_ms,
             });
-            let provider = &self.provider;
-            self.groups
-                .get(&group)
-                .ok_or(StorageError::UnknownGroup)?
-                .save(provider)?;
+            self.save_group(group)?;
         }
         Ok(())
     }
@@ -134,11 +130,7 @@ impl Engine {
             present.into_iter().partition(|p| p.due_ms <= now_ms);
         rt.record.pending_leaves = waiting;
         if !gone.is_empty() || !due.is_empty() {
-            let provider = &self.provider;
-            self.groups
-                .get(&group)
-                .ok_or(StorageError::UnknownGroup)?
-                .save(provider)?;
+            self.save_group(group)?;
         }
         for leave in due {
             self.remove(now_ms, group, leave.member)?;

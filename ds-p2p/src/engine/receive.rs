@@ -573,17 +573,7 @@ impl Engine {
         if vouched.is_empty() {
             return Ok(false);
         }
-        for id in vouched {
-            if let Some(state) = rt.record.tree.get_mut(id) {
-                state.vouched = true;
-            }
-        }
-        let provider = &self.provider;
-        self.groups
-            .get(&group)
-            .ok_or(StorageError::UnknownGroup)?
-            .save(provider)?;
-        self.after_commit(now_ms, group)?;
+        self.vouch_and_follow(now_ms, group, vouched)?;
         Ok(true)
     }
 
@@ -617,16 +607,23 @@ impl Engine {
         if newly.is_empty() {
             return Ok(());
         }
-        for id in newly {
+        self.vouch_and_follow(now_ms, group, newly)
+    }
+
+    /// Marks `states` as vouched for by a beacon, stores that, and follows the policy's head.
+    fn vouch_and_follow(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        states: Vec<BranchId>,
+    ) -> Result<(), EngineError> {
+        let rt = self.runtime(group)?;
+        for id in states {
             if let Some(state) = rt.record.tree.get_mut(id) {
                 state.vouched = true;
             }
         }
-        let provider = &self.provider;
-        self.groups
-            .get(&group)
-            .ok_or(StorageError::UnknownGroup)?
-            .save(provider)?;
+        self.save_group(group)?;
         self.after_commit(now_ms, group)
     }
 
