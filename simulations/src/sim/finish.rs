@@ -1,0 +1,203 @@
+//! The end of a run: the authoritative convergence check (every member's engine asked for
+//! its status), message loss, and the summary.
+
+use std::collections::BTreeSet;
+
+use super::Simulator;
+use crate::error::SimError;
+use crate::metrics::{Metrics, quantile};
+use crate::report::Summary;
+use crate::scenario::NodeId;
+use crate::time::MS;
+
+/// What a run produced.
+pub struct RunResult {
+    pub summary: Summary,
+    pub metrics: Metrics,
+    /// Node count, for per-node plots.
+    pub nodes: usize,
+}
+
+impl Simulator {
+    pub(crate) fn finish(mut self, wall_ms: u64) -> Result<RunResult, SimError> {
+        // Final membership per group, from the engines themselves.
+        let mut converged = true;
+        let mut finals: Vec<BTreeSet<NodeId>> = Vec::new();
+        let mut group_notes = Vec::new();
+        for g in 0..self.groups.len() {
+            let Some(gref) = self.groups[g].group_ref else {
+                converged = false;
+                finals.push(BTreeSet::new());
+                group_notes.push(format!("group {} was never created", self.groups[g].name));
+                continue;
+            };
+            let mut inside = Vec::new();
+            for node in &self.nodes {
+                let Some(engine) = &node.engine else { continue };
+                let Some(s) = engine.group_status(gref) else {
+                    continue;
+                };
+                if !s.evicted && s.members.contains(&node.identity) {
+                    inside.push((node.id, s));
+                }
+            }
+            let who: BTreeSet<NodeId> = inside.iter().map(|(n, _)| *n).collect();
+            let agree = match inside.first() {
+                None => true,
+                Some((_, first)) => {
+                    let listed: BTreeSet<NodeId> = first
+                        .members
+                        .iter()
+                        .filter_map(|m| self.by_identity.get(m).copied())
+                        .collect();
+                    inside.iter().all(|(_, s)| {
+                        (s.epoch, s.branch_id, &s.members)
+                            == (first.epoch, first.branch_id, &first.members)
+                    }) && listed == who
+                }
+            };
+            if !agree {
+                converged = false;
+                let branches: BTreeSet<(u64, String)> = inside
+                    .iter()
+                    .map(|(_, s)| (s.epoch, hex::encode(&s.branch_id[..4])))
+                    .collect();
+                group_notes.push(format!(
+                    "group {} did not converge: {} members on {} (epoch, branch) states {:?}",
+                    self.groups[g].name,
+                    inside.len(),
+                    branches.len(),
+                    branches
+                ));
+            }
+            let held: usize = inside.iter().map(|(_, s)| s.held_states).max().unwrap_or(0);
+            self.metrics.max_held = self.metrics.max_held.max(held);
+            finals.push(who);
+        }
+
+        let mut lost = 0u64;
+        for m in self.metrics.sent.iter().filter(|m| m.issued) {
+            let fin = &finals[m.group];
+            if !fin.contains(&m.sender) {
+                continue;
+            }
+            for r in &m.expected {
+                let left_later = self
+                    .views
+                    .get(&(m.group, *r))
+                    .and_then(|v| v.left_at)
+                    .is_some_and(|l| l >= m.at);
+                if fin.contains(r) && !left_later && !m.delivered.contains_key(r) {
+                    lost += 1;
+                }
+            }
+        }
+
+        let reference = if self.sc.partitions.is_empty()
+            && self.sc.flaps.is_empty()
+            && self.sc.crashes.is_empty()
+        {
+            self.sc.last_membership_action()
+        } else {
+            self.sc
+                .last_heal()
+                .unwrap_or(0)
+                .max(self.sc.last_membership_action())
+        };
+        let convergence_ms = match (converged, self.converged_since) {
+            (true, Some(since)) => Some(since.saturating_sub(reference) / MS),
+            _ => None,
+        };
+
+        let mut notes = group_notes;
+        let window = self.sc.engine.fork_window.micros();
+        for (k, p) in self.sc.partitions.iter().enumerate() {
+            match p.heal {
+                Some(h) if h - p.start > window => notes.push(format!(
+                    "partition {k} lasts {} ms, longer than the {} ms fork window: healing forks beyond the window (DESIGN §4 item 8) is not implemented in the engine yet, so convergence and no-loss are not expected",
+                    (h - p.start) / MS,
+                    window / MS
+                )),
+                None => notes.push(format!("partition {k} never heals")),
+                _ => {}
+            }
+        }
+        for c in &self.sc.crashes {
+            if c.restart.is_none() {
+                notes.push(format!(
+                    "n{} crashes and stays down: it is left out of the convergence check",
+                    c.node
+                ));
+            }
+        }
+        if self.metrics.in_flight > 0 {
+            notes.push(format!(
+                "{} transmissions were still in flight at the end",
+                self.metrics.in_flight
+            ));
+        }
+
+        let trace_hash = self.trace.finish(self.trace_path.as_deref())?;
+        let lat = self.metrics.latencies_ms();
+        let m = &self.metrics;
+        let summary = Summary {
+            seed: self.seed,
+            scenario: self.sc.name.clone(),
+            nodes: self.sc.nodes,
+            groups: self.groups.len(),
+            policy: self.sc.engine.policy.name().to_string(),
+            fork_window_ms: self.sc.engine.fork_window.ms(),
+            dissemination: format!("{:?}", self.sc.dissemination.mode).to_lowercase(),
+            virtual_duration_ms: self.sc.duration / MS,
+            wall_ms,
+            events: self.events,
+            virtual_to_wall: if wall_ms > 0 {
+                (self.sc.duration / MS) as f64 / wall_ms as f64
+            } else {
+                0.0
+            },
+            messages_sent: m.sent.iter().filter(|x| x.issued).count() as u64,
+            messages_delivered: m.delivered(),
+            messages_lost: lost,
+            duplicates_delivered: m.duplicates(),
+            delivery_ms_p50: quantile(&lat, 0.5),
+            delivery_ms_p99: quantile(&lat, 0.99),
+            forks_detected: m.forks_detected,
+            forks_beyond_window: m.forks_beyond_window,
+            branch_switches: m.branch_switches,
+            resent_messages: m.resent_messages,
+            reissued_intents: m.reissued_intents,
+            commits_made: m.commits_made,
+            welcomes_joined: m.welcomes_joined,
+            join_lost: m.join_lost,
+            removed: m.removed,
+            converged,
+            convergence_ms,
+            convergence_reference_ms: reference / MS,
+            max_held_branches: m.max_held,
+            fs_violations: m.fs_violations,
+            engine_rejections: m.rejected,
+            engine_dropped: m.dropped,
+            transmissions: m.transmissions,
+            bytes_sent: m.bytes_sent,
+            network_lost: m.net_lost,
+            network_cut: m.net_cut,
+            network_duplicates: m.net_duplicates,
+            arrived_while_down: m.arrived_down,
+            sync_sessions: m.sync_sessions,
+            sync_bytes: m.sync_bytes,
+            sync_fetched: m.sync_fetched,
+            ihave_sent: m.ihave_sent,
+            iwant_sent: m.iwant_sent,
+            trace_lines: self.trace.lines(),
+            trace_hash,
+            rejection_reasons: m.rejections.clone(),
+            notes,
+        };
+        Ok(RunResult {
+            summary,
+            nodes: self.sc.nodes,
+            metrics: std::mem::take(&mut self.metrics),
+        })
+    }
+}
