@@ -13,7 +13,7 @@ export CXX := ccache c++
 endif
 endif
 
-.PHONY: help deps build test properties lint fmt demo ci
+.PHONY: help deps build test properties lint fmt demo fork-demo ci
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -50,7 +50,11 @@ lint: deps ## formatting and clippy, as CI checks them
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-demo: deps ## the main job for now: a real fork, held, switched, pruned and scrubbed on RocksDB
+demo: deps ## the main job: three real chorus nodes, a commit race and a partition that heals
+	$(CARGO) build --workspace --bins
+	./target/debug/chorus demo
+
+fork-demo: deps ## a real fork, held, switched, pruned and scrubbed on RocksDB (storage level)
 	$(CARGO) build --workspace --examples
 	./target/debug/examples/fork_on_disk
 

@@ -1,5 +1,22 @@
-//! # node
+//! The Chorus node: the `chorus` binary's daemon, local API, CLI, chat and demo (DESIGN §1).
 //!
-//! The `chorus` binary — daemon, config, local HTTP API, CLI, chat — wires `gossip`,
-//! `ds-p2p` and `identity-tofu` together. It is built by the node issue; until then this crate
-//! holds nothing, so that no command pretends to work.
+//! - [`daemon`]: `chorus run` — the engine, the gossip node and the API on one core task.
+//! - [`api`]: the local HTTP JSON API (server, client, routes, views).
+//! - [`commands`], [`chat`]: the CLI side.
+//! - [`demo`]: real nodes as child processes, for `chorus demo` and the integration tests.
+//! - [`store`]: the node's own records (group names, contacts, delivered messages).
+//! - [`invite_code`], [`config`], [`paths`], [`metrics`], [`policy`], [`init`].
+
+pub mod api;
+pub mod chat;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod init;
+pub mod invite_code;
+pub mod metrics;
+pub mod paths;
+pub mod policy;
+pub mod store;

@@ -152,13 +152,14 @@ impl Engine {
         })
     }
 
-    /// Sends a new application message.
-    pub(crate) fn send(
+    /// Sends an application message on the active branch and returns its id (what
+    /// [`Command::Send`](super::Command::Send) does, for callers that show their own messages).
+    pub fn send(
         &mut self,
         now_ms: u64,
         group: GroupRef,
         body: Vec<u8>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<MessageId, EngineError> {
         if body.len() > self.config.limits.max_body_bytes {
             return Err(EngineError::Refused(format!(
                 "message of {} bytes exceeds the limit of {}",
@@ -167,7 +168,8 @@ impl Engine {
             )));
         }
         let id = MessageId(self.random_bytes());
-        self.send_payload(now_ms, group, id, now_ms, body)
+        self.send_payload(now_ms, group, id, now_ms, body)?;
+        Ok(id)
     }
 
     /// Sends (or re-sends, with the same id and time) a message on the active branch.

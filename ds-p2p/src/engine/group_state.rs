@@ -128,6 +128,17 @@ impl GroupRuntime {
             branch_id: active.map(|s| s.branch_id).unwrap_or_default(),
             members: members(&self.group),
             held_states: self.record.tree.len(),
+            off_branch: self
+                .record
+                .tree
+                .states()
+                .filter(|s| {
+                    !self
+                        .record
+                        .tree
+                        .is_ancestor_or_self(s.storage, self.record.active)
+                })
+                .count(),
             active: self.record.active,
             evicted: active.is_some_and(|s| s.evicted),
         }

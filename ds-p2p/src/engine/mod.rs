@@ -264,7 +264,7 @@ impl Engine {
     fn command(&mut self, now_ms: u64, command: Command) -> Result<(), EngineError> {
         match command {
             Command::CreateGroup => self.create_group(now_ms).map(|_| ()),
-            Command::Send { group, body } => self.send(now_ms, group, body),
+            Command::Send { group, body } => self.send(now_ms, group, body).map(|_| ()),
             Command::Invite { group, key_package } => self.invite(now_ms, group, key_package),
             Command::Remove { group, member } => self.remove(now_ms, group, member),
             Command::SelfUpdate { group } => self.self_update(now_ms, group),
@@ -280,6 +280,9 @@ pub struct GroupStatus {
     pub branch_id: [u8; 16],
     pub members: Vec<Vec<u8>>,
     pub held_states: usize,
+    /// Held states that are not the active head or one of its ancestors: competing branches
+    /// still inside the window (0 when the group is not forked).
+    pub off_branch: usize,
     pub active: crate::storage::BranchId,
     pub evicted: bool,
 }

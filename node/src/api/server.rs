@@ -1,0 +1,147 @@
+//! Accepts API connections, checks the token, and hands each route to the daemon's core.
+
+use std::net::SocketAddr;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::http::{self, HttpError};
+use super::routes::{self, Route};
+use super::views::EventView;
+use super::{ApiError, ApiResult};
+
+/// One API call for the core, with where its answer goes.
+#[derive(Debug)]
+pub struct ApiCall {
+    pub route: Route,
+    pub reply: oneshot::Sender<ApiResult>,
+}
+
+/// Serves until the listener fails or the core goes away.
+pub async fn serve(
+    listener: TcpListener,
+    token: String,
+    calls: mpsc::Sender<ApiCall>,
+    events: broadcast::Sender<EventView>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "api accept failed");
+                continue;
+            }
+        };
+        if !peer.ip().is_loopback() {
+            continue;
+        }
+        let (token, calls, events) = (token.clone(), calls.clone(), events.clone());
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, peer, &token, calls, events).await {
+                tracing::debug!(%peer, error = %e, "api connection ended");
+            }
+        });
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    token: &str,
+    calls: mpsc::Sender<ApiCall>,
+    events: broadcast::Sender<EventView>,
+) -> std::io::Result<()> {
+    let request = match http::read_request(&mut stream).await {
+        Ok(r) => r,
+        Err(HttpError::Io(e)) => return Err(e),
+        Err(e) => return reply(&mut stream, Err(ApiError::bad(e.to_string()))).await,
+    };
+    if !token_matches(request.bearer.as_deref(), token) {
+        let e = ApiError {
+            status: 401,
+            message: "missing or wrong API token (see api.token in the data dir)".into(),
+        };
+        return reply(&mut stream, Err(e)).await;
+    }
+    let route = match routes::parse(&request) {
+        Ok(r) => r,
+        Err(e) => return reply(&mut stream, Err(e)).await,
+    };
+    tracing::debug!(%peer, ?route, "api call");
+    if route == Route::Events {
+        return stream_events(stream, events.subscribe()).await;
+    }
+    let (tx, rx) = oneshot::channel();
+    if calls.send(ApiCall { route, reply: tx }).await.is_err() {
+        let e = ApiError {
+            status: 503,
+            message: "the node is shutting down".into(),
+        };
+        return reply(&mut stream, Err(e)).await;
+    }
+    let result = rx.await.unwrap_or_else(|_| {
+        Err(ApiError {
+            status: 503,
+            message: "the node is shutting down".into(),
+        })
+    });
+    reply(&mut stream, result).await
+}
+
+/// Compares in constant time, so the token cannot be guessed byte by byte from timing.
+fn token_matches(given: Option<&str>, token: &str) -> bool {
+    let Some(given) = given else { return false };
+    if given.len() != token.len() {
+        return false;
+    }
+    given
+        .bytes()
+        .zip(token.bytes())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
+async fn reply(stream: &mut TcpStream, result: ApiResult) -> std::io::Result<()> {
+    match result {
+        Ok(value) => http::write_json(stream, 200, &value).await,
+        Err(e) => {
+            http::write_json(stream, e.status, &serde_json::json!({ "error": e.message })).await
+        }
+    }
+}
+
+async fn stream_events(
+    mut stream: TcpStream,
+    mut events: broadcast::Receiver<EventView>,
+) -> std::io::Result<()> {
+    http::write_stream_head(&mut stream).await?;
+    loop {
+        let event = match events.recv().await {
+            Ok(e) => e,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                let line = serde_json::json!({ "type": "lagged", "missed": n });
+                stream.write_all(format!("{line}\n").as_bytes()).await?;
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        };
+        let mut line = serde_json::to_vec(&event).expect("events serialize");
+        line.push(b'\n');
+        stream.write_all(&line).await?;
+        stream.flush().await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_must_match_exactly() {
+        assert!(token_matches(Some("abc"), "abc"));
+        assert!(!token_matches(Some("abd"), "abc"));
+        assert!(!token_matches(Some("ab"), "abc"));
+        assert!(!token_matches(None, "abc"));
+    }
+}

@@ -1,0 +1,145 @@
+//! The JSON shapes the API answers with. Field names are stable: scripts depend on them.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdView {
+    pub handle: String,
+    pub fingerprint: String,
+    pub peer_id: String,
+    pub addrs: Vec<String>,
+    pub invite_code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub handle: String,
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStatusView {
+    /// The group's wire reference (hex), which names its gossip topic.
+    pub group_id: String,
+    pub name: String,
+    pub epoch: u64,
+    /// The exporter-derived id of the active branch (hex); equal across members of a branch.
+    pub branch_id: String,
+    pub members: Vec<MemberView>,
+    /// Branch states held: the active head, its recent ancestors (kept for the window so that
+    /// late competing commits can fork from them) and competing branches.
+    pub held_branches: usize,
+    /// `settled` (no competing branch held), `resolving` (a competing branch is still held
+    /// inside the fork window: the group could still switch to it) or `split` (a fork beyond
+    /// the window was seen and not healed).
+    pub fork: String,
+    /// This member was removed (or its join lost) on the active branch.
+    pub removed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    /// Delivery order on this node.
+    pub seq: u64,
+    pub id: String,
+    pub sender: String,
+    pub sender_fingerprint: String,
+    pub sent_at_ms: u64,
+    pub received_at_ms: u64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactView {
+    pub name: String,
+    pub handle: String,
+    pub fingerprint: String,
+    pub address: String,
+    pub peer_id: String,
+    pub verified: bool,
+    /// The fingerprint of a different key offered for this contact and refused (TOFU), if any.
+    pub pending_key_change: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyView {
+    pub contact: String,
+    /// The safety number of (you, them): compare it out of band.
+    pub safety_number: String,
+    pub verified: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerView {
+    pub peer_id: String,
+    /// The peer's gossipsub score as this node sees it (negative after invalid messages).
+    pub score: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub id: IdView,
+    pub peers: Vec<PeerView>,
+    pub groups: Vec<GroupStatusView>,
+}
+
+/// One line of the event stream (`GET /v1/events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventView {
+    Message {
+        group: String,
+        message: MessageView,
+    },
+    GroupJoined {
+        group: String,
+        epoch: u64,
+    },
+    EpochChanged {
+        group: String,
+        epoch: u64,
+        branch_id: String,
+    },
+    MembershipChanged {
+        group: String,
+        members: Vec<MemberView>,
+    },
+    ForkDetected {
+        group: String,
+        epoch: u64,
+        commits: usize,
+    },
+    ForkBeyondWindow {
+        group: String,
+        epoch: u64,
+    },
+    BranchSwitched {
+        group: String,
+        epoch: u64,
+        resent: usize,
+        reissued: usize,
+    },
+    Removed {
+        group: String,
+    },
+    KeyChanged {
+        group: Option<String>,
+        handle: String,
+        pinned: String,
+        offered: String,
+    },
+    InvalidCredential {
+        group: Option<String>,
+        reason: String,
+    },
+    Rejected {
+        group: Option<String>,
+        reason: String,
+    },
+    PeerConnected {
+        peer_id: String,
+    },
+    PeerDisconnected {
+        peer_id: String,
+    },
+}

@@ -1,0 +1,181 @@
+//! The command line. The shape of the commands is fixed (scripts depend on it).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chorus",
+    version,
+    about = "Chorus: a peer-to-peer, end-to-end encrypted group messenger node (MLS over gossip)",
+    long_about = "Chorus: a peer-to-peer, end-to-end encrypted group messenger node.\n\n\
+        Start with `chorus init --handle NAME`, then `chorus run` (the daemon). Every other \
+        command talks to the running daemon over its local API. `chorus demo` runs three \
+        nodes on this machine and shows a whole conversation with a fork and a partition."
+)]
+pub struct Cli {
+    /// The node's data directory [default: $CHORUS_DATA, else $XDG_DATA_HOME/chorus, else
+    /// ~/.local/share/chorus]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Log as JSON lines (logs go to stderr; filter with RUST_LOG)
+    #[arg(long, global = true)]
+    pub json_logs: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// Parsed once per process: the size of the `run` variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create this node's identity (identity key, device key and certificate, peer key)
+    Init {
+        /// The name others see (letters, digits, '-', '_', '.')
+        #[arg(long)]
+        handle: Option<String>,
+    },
+    /// Run the node (the daemon): network, groups and the local API
+    Run(RunArgs),
+    /// Show this node's identity: handle, fingerprint and invite code
+    Id {
+        #[arg(long)]
+        json: bool,
+        /// Also print the fingerprint as a QR code
+        #[arg(long)]
+        qr: bool,
+    },
+    /// Contacts: people you can invite, pinned trust-on-first-use
+    #[command(subcommand)]
+    Contact(ContactCommand),
+    /// Groups: create, invite, remove, update, leave, status
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Send a message to a group
+    Send { group: String, text: String },
+    /// Show a group's messages
+    Messages {
+        group: String,
+        #[arg(long)]
+        json: bool,
+        /// Keep printing new messages as they arrive
+        #[arg(long)]
+        follow: bool,
+    },
+    /// The node's peers and groups
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Interactive chat in a group (type a line and press Enter; /quit to leave)
+    Chat { group: String },
+    /// Start N real nodes on this machine and run a scripted conversation with a commit race
+    /// and a partition that heals; exits non-zero unless all converge with every message
+    Demo {
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long)]
+        json: bool,
+        /// Keep the nodes' data directories (printed at the end)
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// Listen address (repeatable) [default: /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1]
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// Peer to dial at start (repeatable), e.g. /dns4/boot.example.org/tcp/4001/p2p/12D3…
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<String>,
+    /// Relay to listen through when not reachable directly (repeatable)
+    #[arg(long, value_name = "MULTIADDR")]
+    pub relay: Vec<String>,
+    /// An address others reach this node at (public IP, port mapping) (repeatable)
+    #[arg(long, value_name = "MULTIADDR")]
+    pub external: Vec<String>,
+    /// The local API address (loopback only) [default: 127.0.0.1:7420]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub api: Option<SocketAddr>,
+    /// Do not look for peers on the LAN with mDNS
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Serve as a circuit relay for nodes behind NAT (for public nodes)
+    #[arg(long)]
+    pub relay_server: bool,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<SocketAddr>,
+    /// Configuration file [default: <data>/config.toml, else ~/.config/chorus/config.toml]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The fork window in milliseconds (how long forked states are kept)
+    #[arg(long, value_name = "MS")]
+    pub fork_window_ms: Option<u64>,
+    /// Tie-break policy: lowest-ref, removes-first or deepest-branch
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Anti-entropy sync interval in milliseconds
+    #[arg(long, value_name = "MS")]
+    pub anti_entropy_ms: Option<u64>,
+    /// Beacon interval in milliseconds
+    #[arg(long, value_name = "MS")]
+    pub beacon_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactCommand {
+    /// Add a contact from their invite code (what `chorus id` prints on their node)
+    Add {
+        /// An invite code (chorus1…)
+        address: String,
+        /// The name to call them by [default: their handle]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List contacts with their fingerprints and whether they are verified
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the safety number to compare with a contact; give it to mark them verified
+    Verify {
+        contact: String,
+        safety_number: Option<String>,
+    },
+    /// Accept a contact's new identity key after checking it out of band
+    AcceptKey { contact: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a group with you in it
+    Create {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List your groups
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a contact to a group (their node must be online to hand out a KeyPackage)
+    Invite { group: String, contact: String },
+    /// Remove a member (by handle, contact name or fingerprint)
+    Remove { group: String, member: String },
+    /// Refresh your key material in the group (post-compromise security)
+    Update { group: String },
+    /// Leave a group (another member commits your removal)
+    Leave { group: String },
+    /// A group's epoch, branch, members and fork state
+    Status {
+        group: String,
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,150 @@
+//! The daemon's configuration: built-in defaults, then `config.toml`, then flags.
+//!
+//! The file is looked up at `--config`, else `<data>/config.toml`, else
+//! `$XDG_CONFIG_HOME/chorus/config.toml` (or `~/.config/chorus/config.toml`). Unknown keys are
+//! refused, so a typo does not silently fall back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Everything `chorus run` can be told, by file or by flag.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Multiaddrs to listen on.
+    pub listen: Vec<String>,
+    /// Peers dialled at start (`/ip4/…/tcp/…/p2p/<id>`, `/dns4/…`).
+    pub bootstrap: Vec<String>,
+    /// Relays to listen through when not reachable directly.
+    pub relays: Vec<String>,
+    /// Addresses others reach this node at (public address, port mapping).
+    pub external: Vec<String>,
+    /// The local HTTP API (loopback only).
+    pub api: SocketAddr,
+    /// Find peers on the LAN with mDNS.
+    pub mdns: bool,
+    /// Serve as a circuit relay for others.
+    pub relay_server: bool,
+    /// Prometheus metrics address, if any.
+    pub metrics: Option<SocketAddr>,
+    /// Log as JSON lines instead of text.
+    pub json_logs: bool,
+    /// The fork window (how long forked states are kept), ms.
+    pub fork_window_ms: u64,
+    /// The tie-break policy: lowest-ref, removes-first or deepest-branch.
+    pub policy: String,
+    /// Beacon interval, ms.
+    pub beacon_interval_ms: u64,
+    /// Anti-entropy interval, ms.
+    pub anti_entropy_ms: u64,
+    /// Gossipsub heartbeat, ms.
+    pub heartbeat_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0".into(),
+                "/ip4/0.0.0.0/udp/0/quic-v1".into(),
+            ],
+            bootstrap: Vec::new(),
+            relays: Vec::new(),
+            external: Vec::new(),
+            api: "127.0.0.1:7420".parse().expect("valid address"),
+            mdns: true,
+            relay_server: false,
+            metrics: None,
+            json_logs: false,
+            fork_window_ms: 60_000,
+            policy: "lowest-ref".into(),
+            beacon_interval_ms: 30_000,
+            anti_entropy_ms: 30_000,
+            heartbeat_ms: 1_000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the file at `explicit`, else the first default location that exists, else the
+    /// defaults.
+    pub fn load(explicit: Option<&Path>, data_dir: &Path) -> anyhow::Result<Self> {
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => default_locations(data_dir).into_iter().find(|p| p.exists()),
+        };
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in config file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let config: Self = toml::from_str(text)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuses values the daemon cannot run with, naming the setting.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if !self.api.ip().is_loopback() {
+            anyhow::bail!(
+                "api = {}: the local API must listen on a loopback address (127.0.0.1 or ::1)",
+                self.api
+            );
+        }
+        if self.listen.is_empty() {
+            anyhow::bail!("listen: at least one address is needed");
+        }
+        crate::policy::parse_policy(&self.policy)?;
+        for (name, value) in [
+            ("fork_window_ms", self.fork_window_ms),
+            ("beacon_interval_ms", self.beacon_interval_ms),
+            ("anti_entropy_ms", self.anti_entropy_ms),
+            ("heartbeat_ms", self.heartbeat_ms),
+        ] {
+            if value == 0 {
+                anyhow::bail!("{name} must be positive");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn default_locations(data_dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![data_dir.join("config.toml")];
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME") {
+        out.push(PathBuf::from(dir).join("chorus/config.toml"));
+    } else if let Some(home) = std::env::var_os("HOME") {
+        out.push(PathBuf::from(home).join(".config/chorus/config.toml"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_overrides_defaults_and_keeps_the_rest() {
+        let c = Config::parse("mdns = false\nfork_window_ms = 5000\n").unwrap();
+        assert!(!c.mdns);
+        assert_eq!(c.fork_window_ms, 5000);
+        assert_eq!(c.api, Config::default().api);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = Config::parse("mdsn = false").unwrap_err();
+        assert!(format!("{e:#}").contains("mdsn"), "{e:#}");
+        let e = Config::parse("api = \"0.0.0.0:1\"").unwrap_err();
+        assert!(format!("{e:#}").contains("loopback"), "{e:#}");
+        let e = Config::parse("policy = \"coin-flip\"").unwrap_err();
+        assert!(format!("{e:#}").contains("coin-flip"), "{e:#}");
+    }
+}

@@ -1,0 +1,860 @@
+//! The daemon's core: owns the engine, the node's records and the trust store, and runs every
+//! API call, network envelope and engine timer on one task, one at a time. One task means the
+//! engine and the trust store see no concurrent steps (TOFU's read-modify-write cycles are
+//! serialized by construction, though the engine and the contact commands hold two handles
+//! to the one trust column family).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use ds_p2p::engine::credentials::SharedTrustStore;
+use ds_p2p::engine::{Command, Engine, Event, Output};
+use ds_p2p::wire::{Envelope, EnvelopeKind, GroupRef, WireLimits, inbox_topic};
+use gossip::Topic;
+use gossip::net::{NetEvent, NodeHandle, PeerId};
+use identity_tofu::{Address, LocalIdentity, SafetyNumber, SignedDeviceCertificate};
+use tokio::sync::{broadcast, oneshot};
+
+use super::key_exchange::{KeyPackageMessage, OfferBudget};
+use super::present::{self, group_hex};
+use crate::api::routes::Route;
+use crate::api::views::{
+    ContactView, EventView, GroupStatusView, IdView, MessageView, PeerView, StatusView, VerifyView,
+};
+use crate::api::{ApiError, ApiResult};
+use crate::invite_code::InviteCode;
+use crate::store::{ContactRecord, GroupMeta, NodeStore, StoredMessage};
+
+/// How long an invite waits for the contact's node to send a KeyPackage.
+pub const INVITE_TIMEOUT_MS: u64 = 30_000;
+
+/// An invite waiting for the contact's KeyPackage.
+struct PendingInvite {
+    group: GroupRef,
+    deadline_ms: u64,
+    reply: oneshot::Sender<ApiResult>,
+}
+
+pub struct Core {
+    pub engine: Engine,
+    pub net: NodeHandle,
+    pub store: NodeStore,
+    pub trust: SharedTrustStore,
+    pub me: LocalIdentity,
+    pub events: broadcast::Sender<EventView>,
+    pub limits: WireLimits,
+    pub shutdown: bool,
+    pending_invites: BTreeMap<[u8; 16], PendingInvite>,
+    offers: OfferBudget,
+    split: BTreeSet<GroupRef>,
+    subscribed: BTreeSet<String>,
+    peers: BTreeSet<PeerId>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Core {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        engine: Engine,
+        net: NodeHandle,
+        store: NodeStore,
+        trust: SharedTrustStore,
+        me: LocalIdentity,
+        events: broadcast::Sender<EventView>,
+        limits: WireLimits,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        Self {
+            engine,
+            net,
+            store,
+            trust,
+            me,
+            events,
+            limits,
+            shutdown: false,
+            pending_invites: BTreeMap::new(),
+            offers: OfferBudget::default(),
+            split: BTreeSet::new(),
+            subscribed: BTreeSet::new(),
+            peers: BTreeSet::new(),
+            metrics,
+        }
+    }
+
+    /// Subscribes to the topics this node follows: its inbox, its contacts' inboxes (so that
+    /// it holds their Welcomes and KeyPackage traffic for them while they are away — every
+    /// node is part of the DS) and its groups.
+    pub async fn subscribe_all(&mut self) -> anyhow::Result<()> {
+        self.subscribe(inbox_topic(self.me.credential_identity()))
+            .await?;
+        for contact in self.store.contacts()? {
+            self.subscribe(inbox_topic(&contact.certificate)).await?;
+        }
+        let groups: Vec<_> = self.engine.groups().collect();
+        for group in groups {
+            self.subscribe(group.topic()).await?;
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&mut self, topic: String) -> anyhow::Result<()> {
+        if self.subscribed.contains(&topic) {
+            return Ok(());
+        }
+        let t = Topic::new(topic.clone())?;
+        self.net.subscribe(&t).await?;
+        self.subscribed.insert(topic);
+        Ok(())
+    }
+
+    // ---- network ----------------------------------------------------------------------
+
+    pub async fn on_net(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Received {
+                topic, envelope, ..
+            } => {
+                self.metrics.envelopes_received.inc();
+                let now = now_ms();
+                match Envelope::decode(&envelope, &self.limits) {
+                    Ok(e) if e.kind == EnvelopeKind::KeyPackage => {
+                        self.on_key_package(now, topic.as_str(), &e.payload).await;
+                    }
+                    _ => {
+                        self.engine.handle_envelope(now, &envelope);
+                        self.drain(now).await;
+                    }
+                }
+            }
+            NetEvent::Rejected { from, reason, .. } => {
+                self.metrics.envelopes_rejected.inc();
+                tracing::warn!(peer = %from, reason, "refused an envelope from a peer");
+            }
+            NetEvent::PeerConnected { peer } => {
+                self.peers.insert(peer);
+                self.metrics.peers.set(self.peers.len() as i64);
+                self.emit(EventView::PeerConnected {
+                    peer_id: peer.to_string(),
+                });
+            }
+            NetEvent::PeerDisconnected { peer } => {
+                self.peers.remove(&peer);
+                self.metrics.peers.set(self.peers.len() as i64);
+                self.emit(EventView::PeerDisconnected {
+                    peer_id: peer.to_string(),
+                });
+            }
+            NetEvent::SyncCompleted { .. } => self.metrics.syncs.inc(),
+            _ => {}
+        }
+    }
+
+    async fn on_key_package(&mut self, now: u64, topic: &str, payload: &[u8]) {
+        let own_inbox = inbox_topic(self.me.credential_identity());
+        let message = match KeyPackageMessage::from_payload(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, "undecodable KeyPackage message");
+                return;
+            }
+        };
+        match message {
+            KeyPackageMessage::Request { nonce, reply_to } if topic == own_inbox => {
+                if reply_to == self.me.credential_identity() {
+                    return;
+                }
+                if !self.offers.take(now) {
+                    tracing::warn!("KeyPackage requests over budget; one refused");
+                    return;
+                }
+                let key_package = match self.engine.key_package(now) {
+                    Ok(kp) => kp,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot make a KeyPackage");
+                        return;
+                    }
+                };
+                let offer = KeyPackageMessage::Offer { nonce, key_package };
+                self.publish(inbox_topic(&reply_to), offer.envelope()).await;
+                tracing::info!("sent a KeyPackage to a requester");
+            }
+            KeyPackageMessage::Offer { nonce, key_package } if topic == own_inbox => {
+                let Some(pending) = self.pending_invites.remove(&nonce) else {
+                    return;
+                };
+                let result = self
+                    .run_command(
+                        now,
+                        Command::Invite {
+                            group: pending.group,
+                            key_package,
+                        },
+                    )
+                    .await
+                    .and_then(|_| self.group_view(pending.group).map(|v| json(&v)));
+                let _ = pending.reply.send(result);
+            }
+            // Traffic for a contact's inbox: kept in the log for them, nothing to do here.
+            _ => {}
+        }
+    }
+
+    pub async fn on_timer(&mut self) {
+        let now = now_ms();
+        self.engine.handle_timeout(now);
+        self.drain(now).await;
+        let expired: Vec<_> = self
+            .pending_invites
+            .iter()
+            .filter(|(_, p)| p.deadline_ms <= now)
+            .map(|(n, _)| *n)
+            .collect();
+        for nonce in expired {
+            if let Some(p) = self.pending_invites.remove(&nonce) {
+                let _ = p.reply.send(Err(ApiError::timeout(
+                    "the contact's node did not send a KeyPackage in time: it may be offline \
+                     (try again when it is online; its node answers within seconds)",
+                )));
+            }
+        }
+    }
+
+    /// When the core next needs `on_timer`.
+    pub fn next_timer(&self) -> Option<u64> {
+        let invites = self.pending_invites.values().map(|p| p.deadline_ms).min();
+        match (self.engine.poll_timeout(), invites) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ---- engine outputs -----------------------------------------------------------------
+
+    /// Carries out everything the engine asked for; returns the refusals it reported.
+    async fn drain(&mut self, now: u64) -> Vec<String> {
+        let mut refusals = Vec::new();
+        while let Some(output) = self.engine.poll_output() {
+            match output {
+                Output::Publish { topic, envelope } => {
+                    if topic.starts_with("chorus/g/")
+                        && let Err(e) = self.subscribe(topic.clone()).await
+                    {
+                        tracing::warn!(%topic, error = %e, "cannot subscribe");
+                    }
+                    self.publish(topic, envelope).await;
+                }
+                Output::Event(event) => {
+                    if let Some(reason) = self.on_engine_event(now, event).await {
+                        refusals.push(reason);
+                    }
+                }
+            }
+        }
+        refusals
+    }
+
+    async fn publish(&mut self, topic: String, envelope: Vec<u8>) {
+        let Ok(t) = Topic::new(topic.clone()) else {
+            tracing::error!(%topic, "engine produced an invalid topic");
+            return;
+        };
+        match self.net.publish(&t, envelope).await {
+            Ok(_) => self.metrics.envelopes_published.inc(),
+            Err(e) => tracing::warn!(%topic, error = %e, "publish failed"),
+        }
+    }
+
+    async fn on_engine_event(&mut self, now: u64, event: Event) -> Option<String> {
+        let mut refusal = None;
+        match &event {
+            Event::Message {
+                group,
+                id,
+                sender,
+                sent_at_ms,
+                body,
+            } => {
+                self.metrics.messages_delivered.inc();
+                let who = present::member(sender);
+                let stored = StoredMessage {
+                    id: hex::encode(id.0),
+                    sender_handle: who.handle,
+                    sender_fingerprint: who.fingerprint,
+                    sent_at_ms: *sent_at_ms,
+                    received_at_ms: now,
+                    text: String::from_utf8_lossy(body).into_owned(),
+                };
+                self.store_message(*group, stored);
+            }
+            Event::GroupJoined { group, .. } => {
+                if let Err(e) = self.subscribe(group.topic()).await {
+                    tracing::warn!(error = %e, "cannot subscribe to a joined group");
+                }
+                if matches!(self.store.group(*group), Ok(None)) {
+                    let meta = GroupMeta {
+                        name: format!("g-{}", &group_hex(*group)[..8]),
+                        joined_at_ms: now,
+                    };
+                    let _ = self.store.put_group(*group, &meta);
+                }
+            }
+            Event::ForkDetected { .. } => self.metrics.forks.inc(),
+            Event::BranchSwitched { .. } => self.metrics.branch_switches.inc(),
+            Event::ForkBeyondWindow { group, .. } => {
+                self.split.insert(*group);
+            }
+            Event::Rejected { reason, .. } | Event::InvalidCredential { reason, .. } => {
+                refusal = Some(reason.clone());
+            }
+            Event::KeyChanged {
+                handle, offered, ..
+            } => {
+                refusal = Some(format!(
+                    "{handle} now shows a different identity key ({offered}); compare safety \
+                     numbers, then `chorus contact accept-key {handle}`"
+                ));
+            }
+            Event::LastResortKeyPackageUsed => {}
+            _ => {}
+        }
+        tracing::info!(?event, "engine event");
+        if let Some(view) = present::event_view(&event) {
+            self.emit(view);
+        }
+        refusal
+    }
+
+    fn store_message(&mut self, group: GroupRef, stored: StoredMessage) {
+        match self.store.append_message(group, &stored) {
+            Ok(seq) => {
+                let message = message_view(seq, stored);
+                self.emit(EventView::Message {
+                    group: group_hex(group),
+                    message,
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "cannot store a delivered message"),
+        }
+    }
+
+    fn emit(&self, event: EventView) {
+        let _ = self.events.send(event);
+    }
+
+    /// Runs a command and reports the engine's refusal of it as an error.
+    async fn run_command(&mut self, now: u64, command: Command) -> Result<(), ApiError> {
+        self.engine.handle_command(now, command);
+        let refusals = self.drain(now).await;
+        match refusals.into_iter().next() {
+            Some(reason) => Err(ApiError::conflict(reason)),
+            None => Ok(()),
+        }
+    }
+
+    // ---- API ----------------------------------------------------------------------------
+
+    /// Runs one API call. Invites answer later (when the KeyPackage arrives).
+    pub async fn on_api(&mut self, route: Route, reply: oneshot::Sender<ApiResult>) {
+        let now = now_ms();
+        let result = match route {
+            Route::Id => self.id_view().await.map(|v| json(&v)),
+            Route::Status => self.status_view().await.map(|v| json(&v)),
+            Route::Contacts => self.contact_views().map(|v| json(&v)),
+            Route::AddContact { address, name } => self
+                .add_contact(now, &address, name)
+                .await
+                .map(|v| json(&v)),
+            Route::Verify {
+                contact,
+                safety_number,
+            } => self.verify(now, &contact, safety_number).map(|v| json(&v)),
+            Route::AcceptKey { contact } => self.accept_key(now, &contact).map(|v| json(&v)),
+            Route::Groups => self.group_views().map(|v| json(&v)),
+            Route::CreateGroup { name } => self.create_group(now, name).await.map(|v| json(&v)),
+            Route::GroupStatus { group } => self
+                .resolve_group(&group)
+                .and_then(|g| self.group_view(g))
+                .map(|v| json(&v)),
+            Route::Invite { group, contact } => {
+                match self.start_invite(now, &group, &contact).await {
+                    Ok(nonce) => {
+                        self.pending_invites.insert(
+                            nonce.0,
+                            PendingInvite {
+                                group: nonce.1,
+                                deadline_ms: now + INVITE_TIMEOUT_MS,
+                                reply,
+                            },
+                        );
+                        return;
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Route::Remove { group, member } => self.remove(now, &group, &member).await,
+            Route::Update { group } => match self.resolve_group(&group) {
+                Ok(g) => self
+                    .run_command(now, Command::SelfUpdate { group: g })
+                    .await
+                    .and_then(|_| self.group_view(g).map(|v| json(&v))),
+                Err(e) => Err(e),
+            },
+            Route::Leave { group } => match self.resolve_group(&group) {
+                Ok(g) => self
+                    .run_command(now, Command::Leave { group: g })
+                    .await
+                    .map(|_| serde_json::json!({ "ok": true, "note": "leave requested: another member commits your removal" })),
+                Err(e) => Err(e),
+            },
+            Route::Messages { group, from } => self
+                .resolve_group(&group)
+                .and_then(|g| self.messages(g, from))
+                .map(|v| json(&v)),
+            Route::Send { group, text } => self.send(now, &group, text).await.map(|v| json(&v)),
+            Route::Events => Err(ApiError::bad("the event stream is served by the API task")),
+            Route::Shutdown => {
+                self.shutdown = true;
+                Ok(serde_json::json!({ "ok": true }))
+            }
+        };
+        let _ = reply.send(result);
+    }
+
+    async fn id_view(&self) -> Result<IdView, ApiError> {
+        let addrs: Vec<String> = self
+            .net
+            .listen_addrs()
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(|a| a.to_string())
+            .collect();
+        let code = InviteCode {
+            certificate: self.me.credential_identity().to_vec(),
+            peer_id: self.net.peer_id().to_string(),
+            addrs: addrs.clone(),
+        };
+        Ok(IdView {
+            handle: self.me.handle().to_string(),
+            fingerprint: self.me.fingerprint().to_hex(),
+            peer_id: self.net.peer_id().to_string(),
+            addrs,
+            invite_code: code.encode(),
+        })
+    }
+
+    async fn status_view(&self) -> Result<StatusView, ApiError> {
+        let mut peers = Vec::new();
+        for p in &self.peers {
+            peers.push(PeerView {
+                peer_id: p.to_string(),
+                score: self.net.peer_score(*p).await.ok().flatten(),
+            });
+        }
+        Ok(StatusView {
+            id: self.id_view().await?,
+            peers,
+            groups: self.group_views()?,
+        })
+    }
+
+    fn group_views(&self) -> Result<Vec<GroupStatusView>, ApiError> {
+        self.engine
+            .groups()
+            .map(|g| self.group_view(g))
+            .collect::<Result<Vec<_>, _>>()
+    }
+
+    fn group_view(&self, group: GroupRef) -> Result<GroupStatusView, ApiError> {
+        let status = self
+            .engine
+            .group_status(group)
+            .ok_or_else(|| ApiError::not_found(format!("not in group {}", group_hex(group))))?;
+        let name = self
+            .store
+            .group(group)
+            .map_err(ApiError::internal)?
+            .map(|m| m.name)
+            .unwrap_or_else(|| group_hex(group));
+        Ok(present::status_view(
+            group,
+            &name,
+            &status,
+            self.split.contains(&group),
+        ))
+    }
+
+    /// A group by its name, or by a prefix (≥ 4 hex digits) of its id.
+    fn resolve_group(&self, text: &str) -> Result<GroupRef, ApiError> {
+        let metas = self.store.groups().map_err(ApiError::internal)?;
+        let in_engine: BTreeSet<GroupRef> = self.engine.groups().collect();
+        if let Some((g, _)) = metas
+            .iter()
+            .find(|(g, m)| m.name == text && in_engine.contains(g))
+        {
+            return Ok(*g);
+        }
+        let lower = text.to_ascii_lowercase();
+        if lower.len() >= 4 && lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hits: Vec<_> = in_engine
+                .iter()
+                .filter(|g| group_hex(**g).starts_with(&lower))
+                .collect();
+            if let [one] = hits.as_slice() {
+                return Ok(**one);
+            }
+            if hits.len() > 1 {
+                return Err(ApiError::bad(format!(
+                    "{text} matches {} groups; give more digits",
+                    hits.len()
+                )));
+            }
+        }
+        Err(ApiError::not_found(format!(
+            "no group named {text:?} (see `chorus group list`)"
+        )))
+    }
+
+    async fn create_group(&mut self, now: u64, name: String) -> Result<GroupStatusView, ApiError> {
+        check_name("group name", &name)?;
+        if self
+            .store
+            .groups()
+            .map_err(ApiError::internal)?
+            .iter()
+            .any(|(_, m)| m.name == name)
+        {
+            return Err(ApiError::conflict(format!(
+                "a group named {name:?} exists already"
+            )));
+        }
+        let group = self
+            .engine
+            .create_group(now)
+            .map_err(|e| ApiError::internal(format!("cannot create the group: {e}")))?;
+        self.store
+            .put_group(
+                group,
+                &GroupMeta {
+                    name,
+                    joined_at_ms: now,
+                },
+            )
+            .map_err(ApiError::internal)?;
+        self.drain(now).await;
+        self.group_view(group)
+    }
+
+    async fn start_invite(
+        &mut self,
+        now: u64,
+        group: &str,
+        contact: &str,
+    ) -> Result<([u8; 16], GroupRef), ApiError> {
+        let group = self.resolve_group(group)?;
+        let contact = self.resolve_contact(contact)?;
+        if let Some(pending) = self
+            .trust
+            .contact(&contact.address)
+            .map_err(ApiError::internal)?
+            .and_then(|c| c.pending_key_change)
+        {
+            return Err(ApiError::conflict(format!(
+                "{} offered a new identity key ({}); compare safety numbers and run \
+                 `chorus contact accept-key {}` before inviting",
+                contact.name,
+                pending.offered.fingerprint(),
+                contact.name
+            )));
+        }
+        let nonce: [u8; 16] = rand::random();
+        let request = KeyPackageMessage::Request {
+            nonce,
+            reply_to: self.me.credential_identity().to_vec(),
+        };
+        let topic = inbox_topic(&contact.certificate);
+        self.subscribe(topic.clone())
+            .await
+            .map_err(ApiError::internal)?;
+        self.publish(topic, request.envelope()).await;
+        tracing::info!(contact = %contact.name, at = now, "asked for a KeyPackage");
+        Ok((nonce, group))
+    }
+
+    async fn remove(&mut self, now: u64, group: &str, member: &str) -> ApiResult {
+        let group = self.resolve_group(group)?;
+        let status = self
+            .engine
+            .group_status(group)
+            .ok_or_else(|| ApiError::not_found("not in that group"))?;
+        let contact_cert = self.resolve_contact(member).ok().map(|c| c.certificate);
+        let lower = member.to_ascii_lowercase();
+        let hits: Vec<&Vec<u8>> = status
+            .members
+            .iter()
+            .filter(|m| {
+                let view = present::member(m);
+                Some(*m) == contact_cert.as_ref()
+                    || view.handle == member
+                    || (lower.len() >= 8 && view.fingerprint.starts_with(&lower))
+            })
+            .collect();
+        let target = match hits.as_slice() {
+            [one] => (*one).clone(),
+            [] => {
+                return Err(ApiError::not_found(format!(
+                    "no member {member:?} in this group (name a handle, contact or fingerprint)"
+                )));
+            }
+            _ => {
+                return Err(ApiError::bad(format!(
+                    "{member:?} matches {} members; give their fingerprint",
+                    hits.len()
+                )));
+            }
+        };
+        self.run_command(
+            now,
+            Command::Remove {
+                group,
+                member: target,
+            },
+        )
+        .await?;
+        self.group_view(group).map(|v| json(&v))
+    }
+
+    async fn send(&mut self, now: u64, group: &str, text: String) -> Result<MessageView, ApiError> {
+        let group = self.resolve_group(group)?;
+        let id = self
+            .engine
+            .send(now, group, text.clone().into_bytes())
+            .map_err(|e| ApiError::conflict(e.to_string()))?;
+        self.drain(now).await;
+        self.metrics.messages_sent.inc();
+        let stored = StoredMessage {
+            id: hex::encode(id.0),
+            sender_handle: self.me.handle().to_string(),
+            sender_fingerprint: self.me.fingerprint().to_hex(),
+            sent_at_ms: now,
+            received_at_ms: now,
+            text,
+        };
+        let seq = self
+            .store
+            .append_message(group, &stored)
+            .map_err(ApiError::internal)?;
+        let view = message_view(seq, stored);
+        self.emit(EventView::Message {
+            group: group_hex(group),
+            message: view.clone(),
+        });
+        Ok(view)
+    }
+
+    fn messages(&self, group: GroupRef, from: u64) -> Result<Vec<MessageView>, ApiError> {
+        Ok(self
+            .store
+            .messages(group, from)
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(|(seq, m)| message_view(seq, m))
+            .collect())
+    }
+
+    // ---- contacts -----------------------------------------------------------------------
+
+    async fn add_contact(
+        &mut self,
+        now: u64,
+        address: &str,
+        name: Option<String>,
+    ) -> Result<ContactView, ApiError> {
+        if !InviteCode::looks_like(address) {
+            return Err(ApiError::bad(
+                "only invite codes can be added for now (the text `chorus id` prints, starting \
+                 with chorus1); handle and DNS lookups need the DHT records that are not built yet",
+            ));
+        }
+        let code = InviteCode::decode(address).map_err(|e| ApiError::bad(e.to_string()))?;
+        let cert = code
+            .signed_certificate()
+            .map_err(|e| ApiError::bad(e.to_string()))?;
+        let c = cert.certificate();
+        if c.identity_key == self.me.identity_public() {
+            return Err(ApiError::bad("that is your own invite code"));
+        }
+        let name = name.unwrap_or_else(|| c.handle.clone());
+        check_name("contact name", &name)?;
+        // TOFU pins the handle the way group members are pinned, so the engine's checks of
+        // group credentials and the contact list agree.
+        let tofu = Address::Handle(c.handle.clone());
+        let seen = self
+            .trust
+            .observe(&tofu, &c.identity_key, &c.device_key, now)
+            .map_err(ApiError::internal)?;
+        let record = ContactRecord {
+            name: name.clone(),
+            address: tofu,
+            certificate: code.certificate.clone(),
+            peer_id: code.peer_id.clone(),
+            addrs: code.addrs.clone(),
+            added_at_ms: now,
+        };
+        if !seen.is_accepted() {
+            return Err(ApiError::conflict(format!(
+                "KEY CHANGE: {} was pinned to another identity key; this code offers {}. \
+                 Compare safety numbers with them, then `chorus contact accept-key {name}`",
+                c.handle,
+                c.identity_key.fingerprint()
+            )));
+        }
+        self.store
+            .put_contact(&record)
+            .map_err(ApiError::internal)?;
+        self.subscribe(inbox_topic(&record.certificate))
+            .await
+            .map_err(ApiError::internal)?;
+        for addr in &code.addrs {
+            let full = format!("{addr}/p2p/{}", code.peer_id);
+            if let Ok(ma) = full.parse() {
+                let _ = self.net.dial(ma).await;
+            }
+        }
+        self.contact_view(&record)
+    }
+
+    fn resolve_contact(&self, text: &str) -> Result<ContactRecord, ApiError> {
+        let contacts = self.store.contacts().map_err(ApiError::internal)?;
+        if let Some(c) = contacts.iter().find(|c| c.name == text) {
+            return Ok(c.clone());
+        }
+        let by_handle: Vec<_> = contacts
+            .iter()
+            .filter(|c| {
+                SignedDeviceCertificate::decode(&c.certificate)
+                    .is_ok_and(|s| s.certificate().handle == text)
+            })
+            .collect();
+        if let [one] = by_handle.as_slice() {
+            return Ok((*one).clone());
+        }
+        Err(ApiError::not_found(format!(
+            "no contact {text:?} (see `chorus contact list`; add one with `chorus contact add <invite-code>`)"
+        )))
+    }
+
+    fn contact_view(&self, record: &ContactRecord) -> Result<ContactView, ApiError> {
+        let who = present::member(&record.certificate);
+        let tofu = self
+            .trust
+            .contact(&record.address)
+            .map_err(ApiError::internal)?;
+        Ok(ContactView {
+            name: record.name.clone(),
+            handle: who.handle,
+            fingerprint: tofu
+                .as_ref()
+                .map(|c| c.fingerprint().to_hex())
+                .unwrap_or(who.fingerprint),
+            address: record.address.to_string(),
+            peer_id: record.peer_id.clone(),
+            verified: tofu.as_ref().is_some_and(|c| c.is_verified()),
+            pending_key_change: tofu
+                .and_then(|c| c.pending_key_change)
+                .map(|p| p.offered.fingerprint().to_hex()),
+        })
+    }
+
+    fn contact_views(&self) -> Result<Vec<ContactView>, ApiError> {
+        self.store
+            .contacts()
+            .map_err(ApiError::internal)?
+            .iter()
+            .map(|c| self.contact_view(c))
+            .collect()
+    }
+
+    fn verify(
+        &mut self,
+        now: u64,
+        contact: &str,
+        typed: Option<String>,
+    ) -> Result<VerifyView, ApiError> {
+        let record = self.resolve_contact(contact)?;
+        let pinned = self
+            .trust
+            .contact(&record.address)
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::not_found("contact has no pinned key"))?;
+        let number = SafetyNumber::new(&self.me.identity_public(), &pinned.identity_key);
+        let verified = match typed {
+            None => pinned.is_verified(),
+            Some(typed) => {
+                self.trust
+                    .verify(&record.address, &typed, &self.me.identity_public(), now)
+                    .map_err(|e| ApiError::conflict(format!("not verified: {e}")))?;
+                true
+            }
+        };
+        Ok(VerifyView {
+            contact: record.name,
+            safety_number: number.digits().to_string(),
+            verified,
+        })
+    }
+
+    fn accept_key(&mut self, now: u64, contact: &str) -> Result<ContactView, ApiError> {
+        let record = self.resolve_contact(contact)?;
+        let pending = self
+            .trust
+            .contact(&record.address)
+            .map_err(ApiError::internal)?
+            .and_then(|c| c.pending_key_change)
+            .ok_or_else(|| ApiError::conflict(format!("no key change is pending for {contact}")))?;
+        self.trust
+            .accept_key_change(&record.address, &pending.offered, now)
+            .map_err(ApiError::internal)?;
+        self.contact_view(&record)
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("views serialize")
+}
+
+fn message_view(seq: u64, m: StoredMessage) -> MessageView {
+    MessageView {
+        seq,
+        id: m.id,
+        sender: m.sender_handle,
+        sender_fingerprint: m.sender_fingerprint,
+        sent_at_ms: m.sent_at_ms,
+        received_at_ms: m.received_at_ms,
+        text: m.text,
+    }
+}
+
+/// Names are path segments and table cells: keep them printable and short.
+fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(ApiError::bad(format!("{what} must be 1–64 characters")));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ApiError::bad(format!(
+            "{what} {name:?} may hold letters, digits, '-', '_' and '.' only"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! `chorus run`: the daemon. Opens the node's RocksDB, starts the gossip node, the engine and
+//! the local API, and drives them until SIGINT/SIGTERM or `POST /v1/shutdown`.
+
+mod core;
+mod key_exchange;
+mod present;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ds_p2p::engine::{Engine, EngineConfig};
+use ds_p2p::storage::ChorusProvider;
+use ds_p2p::wire::{Envelope, EnvelopeKind, WireLimits};
+use gossip::net::{Keypair, NetConfig, Node};
+use gossip::{Log, LogConfig, Topic};
+use identity_tofu::kv::{Durability, KvStore, RocksDb};
+use identity_tofu::{LocalIdentity, TrustStore};
+use openmls::prelude::SignatureScheme;
+use openmls_basic_credential::SignatureKeyPair;
+use tokio::sync::{broadcast, mpsc};
+
+pub use self::core::now_ms;
+use crate::api::server::{self, ApiCall};
+use crate::config::Config;
+use crate::paths::{DataDir, write_private};
+
+/// Column families of the node's database.
+pub const COLUMN_FAMILIES: [&str; 4] = ["mls", "trust", "gossip", "node"];
+
+pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
+    data.require_initialized()?;
+    config.check()?;
+    let me = LocalIdentity::load(&data.keys())
+        .with_context(|| format!("reading the identity in {}", data.keys().display()))?;
+    let keypair = read_peer_key(&data)?;
+    let db = RocksDb::open(data.db(), &COLUMN_FAMILIES, Durability::Synced).with_context(|| {
+        format!(
+            "opening the database in {} (is another `chorus run` using this data dir?)",
+            data.db().display()
+        )
+    })?;
+    let store = |cf: &str| -> anyhow::Result<Arc<dyn KvStore>> { Ok(Arc::new(db.store(cf)?)) };
+
+    let engine_config = EngineConfig {
+        window_ms: config.fork_window_ms,
+        beacon_interval_ms: config.beacon_interval_ms,
+        policy: crate::policy::parse_policy(&config.policy)?,
+        ..EngineConfig::default()
+    };
+    let limits = engine_config.limits;
+    let device = me.device_key();
+    let signer = SignatureKeyPair::from_raw(
+        SignatureScheme::ED25519,
+        device.to_secret_bytes().to_vec(),
+        device.public().as_bytes().to_vec(),
+    );
+    let engine = Engine::open(
+        engine_config,
+        ChorusProvider::new(store("mls")?),
+        signer,
+        me.credential_identity().to_vec(),
+        rand::random(),
+    )
+    .context("opening the group engine")?
+    .with_trust_store(TrustStore::new(store("trust")?));
+    let trust = TrustStore::new(store("trust")?);
+
+    let log = Log::open(db.store("gossip")?, LogConfig::default()).context("opening the log")?;
+    let net_config = net_config(&config)?;
+    let (net, mut net_events) = Node::start(net_config, keypair, log, validator(limits))
+        .await
+        .context("starting the network")?;
+
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    if let Some(addr) = config.metrics {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("metrics address {addr}"))?;
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone()));
+    }
+
+    let (events_tx, _) = broadcast::channel(1024);
+    let mut core = core::Core::new(
+        engine,
+        net.clone(),
+        crate::store::NodeStore::new(store("node")?),
+        trust,
+        me,
+        events_tx.clone(),
+        limits,
+        metrics,
+    );
+    core.subscribe_all().await?;
+
+    let listener = tokio::net::TcpListener::bind(config.api)
+        .await
+        .with_context(|| {
+            format!(
+                "the API address {} is not free (try --api 127.0.0.1:0)",
+                config.api
+            )
+        })?;
+    let api_addr = listener.local_addr()?;
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    write_private(&data.api_token(), token.as_bytes())?;
+    write_private(&data.api_addr(), api_addr.to_string().as_bytes())?;
+    let (calls_tx, mut calls) = mpsc::channel::<ApiCall>(64);
+    tokio::spawn(server::serve(listener, token, calls_tx, events_tx));
+
+    let addrs = net.listen_addrs().await?;
+    tracing::info!(peer = %net.peer_id(), api = %api_addr, ?addrs, "node running");
+    eprintln!(
+        "chorus: running as {} ({}), peer {}\n  api {api_addr}\n  listening on {}",
+        core.me.handle(),
+        core.me.fingerprint(),
+        net.peer_id(),
+        addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let sleep = match core.next_timer() {
+            Some(at) => Duration::from_millis(at.saturating_sub(now_ms())),
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            event = net_events.recv() => match event {
+                Some(e) => core.on_net(e).await,
+                None => anyhow::bail!("the network task stopped"),
+            },
+            call = calls.recv() => if let Some(call) = call {
+                core.on_api(call.route, call.reply).await;
+                if core.shutdown { break; }
+            },
+            _ = tokio::time::sleep(sleep) => core.on_timer().await,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+    eprintln!("chorus: shutting down");
+    let _ = std::fs::remove_file(data.api_addr());
+    drop(core);
+    let _ = net.shutdown().await;
+    drop(db);
+    Ok(())
+}
+
+fn read_peer_key(data: &DataDir) -> anyhow::Result<Keypair> {
+    let bytes = std::fs::read(data.peer_key())
+        .with_context(|| format!("reading {}", data.peer_key().display()))?;
+    Keypair::from_protobuf_encoding(&bytes)
+        .with_context(|| format!("{} is not a libp2p key", data.peer_key().display()))
+}
+
+fn net_config(config: &Config) -> anyhow::Result<NetConfig> {
+    let parse = |what: &str, list: &[String]| -> anyhow::Result<Vec<gossip::net::Multiaddr>> {
+        list.iter()
+            .map(|s| {
+                s.parse()
+                    .with_context(|| format!("{what} address {s:?} is not a multiaddr"))
+            })
+            .collect()
+    };
+    let mut net = NetConfig {
+        listen: parse("listen", &config.listen)?,
+        bootstrap: parse("bootstrap", &config.bootstrap)?,
+        relays: parse("relay", &config.relays)?,
+        external_addresses: parse("external", &config.external)?,
+        relay_server: config.relay_server,
+        mdns: config.mdns,
+        heartbeat: Duration::from_millis(config.heartbeat_ms),
+        ..NetConfig::default()
+    };
+    net.sync.anti_entropy_interval = Duration::from_millis(config.anti_entropy_ms);
+    Ok(net)
+}
+
+/// Admits an envelope if it decodes within the limits and its kind belongs on the topic:
+/// group traffic on group topics, Welcomes and KeyPackage traffic on inbox topics.
+fn validator(limits: WireLimits) -> impl Fn(&Topic, &[u8]) -> bool + Send + 'static {
+    move |topic: &Topic, bytes: &[u8]| {
+        let Ok(envelope) = Envelope::decode(bytes, &limits) else {
+            return false;
+        };
+        let on_inbox = topic.as_str().starts_with("chorus/inbox/");
+        let on_group = topic.as_str() == envelope.group_ref.topic();
+        match envelope.kind {
+            EnvelopeKind::Handshake | EnvelopeKind::Application | EnvelopeKind::Beacon => on_group,
+            EnvelopeKind::GroupInfo => on_group,
+            EnvelopeKind::Welcome | EnvelopeKind::KeyPackage => on_inbox,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ds_p2p::wire::GroupRef;
+
+    #[test]
+    fn the_validator_admits_kinds_on_their_topics_only() {
+        let v = validator(WireLimits::default());
+        let g = GroupRef([9; 16]);
+        let app = Envelope::new(EnvelopeKind::Application, g, vec![1])
+            .encode()
+            .unwrap();
+        let welcome = Envelope::new(EnvelopeKind::Welcome, g, vec![1])
+            .encode()
+            .unwrap();
+        let group_topic = Topic::new(g.topic()).unwrap();
+        let other_group = Topic::new(GroupRef([1; 16]).topic()).unwrap();
+        let inbox = Topic::new("chorus/inbox/00").unwrap();
+        assert!(v(&group_topic, &app));
+        assert!(!v(&other_group, &app));
+        assert!(!v(&inbox, &app));
+        assert!(v(&inbox, &welcome));
+        assert!(!v(&group_topic, &welcome));
+        assert!(!v(&group_topic, b"garbage"));
+    }
+}

@@ -1,0 +1,33 @@
+//! `chorus init`: a new identity in a data dir.
+
+use anyhow::Context;
+use identity_tofu::LocalIdentity;
+
+use crate::paths::{DataDir, write_private};
+
+pub fn init(data: &DataDir, handle: Option<String>) -> anyhow::Result<LocalIdentity> {
+    if data.is_initialized() {
+        anyhow::bail!(
+            "{} already holds a Chorus identity; use another --data DIR for a second one",
+            data.root().display()
+        );
+    }
+    let handle = match handle {
+        Some(h) => h,
+        None => std::env::var("USER").unwrap_or_else(|_| "me".into()),
+    };
+    identity_tofu::handle::validate_handle(&handle)
+        .with_context(|| format!("handle {handle:?}"))?;
+    std::fs::create_dir_all(data.root())
+        .with_context(|| format!("creating {}", data.root().display()))?;
+    let now = crate::daemon::now_ms();
+    let me = LocalIdentity::create(&handle, &mut rand::rngs::OsRng, now)?;
+    me.save(&data.keys())
+        .with_context(|| format!("writing keys to {}", data.keys().display()))?;
+    let peer = gossip::net::Keypair::generate_ed25519();
+    let encoded = peer
+        .to_protobuf_encoding()
+        .context("encoding the peer key")?;
+    write_private(&data.peer_key(), &encoded)?;
+    Ok(me)
+}

@@ -1,0 +1,115 @@
+//! `chorus`: the Chorus node. See `chorus --help` and the README.
+
+use clap::Parser;
+
+use node::cli::{Cli, Command, RunArgs};
+use node::paths::DataDir;
+use node::{api, chat, commands, config, daemon, demo, init};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.json_logs);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chorus: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chorus: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Demo { nodes, json, keep } = cli.command {
+        return demo::run(nodes, json, keep).await;
+    }
+    let data = DataDir::resolve(cli.data)?;
+    let client = || api::client::Client::for_data_dir(&data);
+    match cli.command {
+        Command::Init { handle } => {
+            let me = init::init(&data, handle)?;
+            println!(
+                "created {} in {}\nfingerprint {}\nnext: chorus --data {} run",
+                me.handle(),
+                data.root().display(),
+                me.fingerprint(),
+                data.root().display()
+            );
+            Ok(())
+        }
+        Command::Run(args) => {
+            let config = merge(&data, args, cli.json_logs)?;
+            daemon::run(data, config).await
+        }
+        Command::Id { json, qr } => commands::id(&client()?, json, qr).await,
+        Command::Contact(c) => commands::contact(&client()?, c).await,
+        Command::Group(g) => commands::group(&client()?, g).await,
+        Command::Send { group, text } => commands::send(&client()?, &group, &text).await,
+        Command::Messages {
+            group,
+            json,
+            follow,
+        } => commands::messages(&client()?, &group, json, follow).await,
+        Command::Status { json } => commands::status(&client()?, json).await,
+        Command::Chat { group } => chat::chat(&client()?, &group).await,
+        Command::Demo { .. } => unreachable!("handled above"),
+    }
+}
+
+/// Defaults, then the config file, then flags.
+fn merge(data: &DataDir, args: RunArgs, json_logs: bool) -> anyhow::Result<config::Config> {
+    let mut c = config::Config::load(args.config.as_deref(), data.root())?;
+    if !args.listen.is_empty() {
+        c.listen = args.listen;
+    }
+    c.bootstrap.extend(args.bootstrap);
+    c.relays.extend(args.relay);
+    c.external.extend(args.external);
+    if let Some(api) = args.api {
+        c.api = api;
+    }
+    if args.no_mdns {
+        c.mdns = false;
+    }
+    c.relay_server |= args.relay_server;
+    if args.metrics.is_some() {
+        c.metrics = args.metrics;
+    }
+    if let Some(w) = args.fork_window_ms {
+        c.fork_window_ms = w;
+    }
+    if let Some(p) = args.policy {
+        c.policy = p;
+    }
+    if let Some(a) = args.anti_entropy_ms {
+        c.anti_entropy_ms = a;
+    }
+    if let Some(b) = args.beacon_interval_ms {
+        c.beacon_interval_ms = b;
+    }
+    c.json_logs |= json_logs;
+    c.check()?;
+    Ok(c)
+}

@@ -1,0 +1,73 @@
+//! A peer that publishes garbage and oversized envelopes on a group's topic is refused and
+//! scored down by a real `chorus run` node, and the honest nodes keep talking.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use gossip::net::{Keypair, NetConfig, Node};
+use gossip::{Log, LogConfig, Topic};
+use identity_tofu::kv::MemoryStore;
+use node::api::views::StatusView;
+use node::demo::harness::{LocalNode, NodeOptions, converged, wait_for};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_peer_is_scored_down_and_honest_nodes_carry_on() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let options = NodeOptions::default();
+    let mut ann = LocalNode::init(dir.path(), "ann")?;
+    let mut ben = LocalNode::init(dir.path(), "ben")?;
+    ann.start(&options, 0, &[]).await?;
+    let boot = ann.listen.clone().expect("ann listens");
+    ben.start(&options, 0, std::slice::from_ref(&boot)).await?;
+    ann.add_contact(&ben.invite_code().await?).await?;
+    let gid = ann.create_group("team").await?.group_id;
+    ann.invite("team", "ben").await?;
+    wait_for("ben to join", LIMIT, || async {
+        Ok(ben.status(&gid).await?.map(|_| ()))
+    })
+    .await?;
+
+    // The attacker: a gossip node that accepts anything it is given, on the group's topic.
+    let log = Log::open(MemoryStore::new(), LogConfig::default())?;
+    let (attacker, _events) = Node::start(
+        NetConfig::loopback(),
+        Keypair::generate_ed25519(),
+        log,
+        |_: &Topic, _: &[u8]| true,
+    )
+    .await?;
+    attacker.dial(boot.parse()?).await?;
+    let topic = Topic::new(format!("chorus/g/{gid}"))?;
+    attacker.subscribe(&topic).await?;
+    let attacker_id = attacker.peer_id().to_string();
+    let ann_client = ann.client()?.clone();
+    for i in 0..40u32 {
+        let mut junk = b"not an envelope ".to_vec();
+        junk.extend_from_slice(&i.to_be_bytes());
+        attacker.publish(&topic, junk).await?;
+    }
+    let score = wait_for("ann to score the attacker down", LIMIT, || async {
+        let s: StatusView = ann_client.get("/v1/status").await?;
+        Ok(s.peers
+            .iter()
+            .find(|p| p.peer_id == attacker_id)
+            .and_then(|p| p.score)
+            .filter(|score| *score < 0.0))
+    })
+    .await?;
+    eprintln!("attacker's score at ann: {score}");
+
+    let mut expected = BTreeSet::new();
+    expected.insert(ann.send(&gid, "still here").await?.id);
+    expected.insert(ben.send(&gid, "me too").await?.id);
+    wait_for("honest nodes to keep talking", LIMIT, || {
+        converged(&[&ann, &ben], &gid, &expected)
+    })
+    .await?;
+    attacker.shutdown().await?;
+    ann.stop().await?;
+    ben.stop().await?;
+    Ok(())
+}

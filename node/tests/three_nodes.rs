@@ -1,0 +1,97 @@
+//! Three real `chorus run` processes on loopback: a group is created, members invited, messages
+//! exchanged, two members commit in the same epoch and everyone converges, and a removed
+//! member can no longer read the group.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use node::demo::harness::{LocalNode, NodeOptions, converged, wait_for};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_talk_race_and_remove() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let options = NodeOptions::default();
+    let mut nodes = Vec::new();
+    for name in ["ann", "ben", "cat"] {
+        nodes.push(LocalNode::init(dir.path(), name)?);
+    }
+    nodes[0].start(&options, 0, &[]).await?;
+    let boot = nodes[0].listen.clone().expect("ann listens");
+    for node in nodes.iter_mut().skip(1) {
+        node.start(&options, 0, std::slice::from_ref(&boot)).await?;
+    }
+    for i in 1..3 {
+        let code = nodes[i].invite_code().await?;
+        nodes[0].add_contact(&code).await?;
+    }
+    let gid = nodes[0].create_group("team").await?.group_id;
+    for name in ["ben", "cat"] {
+        nodes[0].invite("team", name).await?;
+    }
+    for node in &nodes[1..] {
+        wait_for(&format!("{} to join", node.name), LIMIT, || async {
+            Ok(node.status(&gid).await?.map(|_| ()))
+        })
+        .await?;
+    }
+
+    let mut expected = BTreeSet::new();
+    for node in &nodes {
+        expected.insert(node.send(&gid, &format!("hi from {}", node.name)).await?.id);
+    }
+    let all: Vec<&LocalNode> = nodes.iter().collect();
+    wait_for("all messages everywhere", LIMIT, || {
+        converged(&all, &gid, &expected)
+    })
+    .await?;
+
+    // Two members commit in the same epoch.
+    let before = nodes[0].status(&gid).await?.expect("in group").epoch;
+    let (a, b) = tokio::join!(nodes[1].update(&gid), nodes[2].update(&gid));
+    a?;
+    b?;
+    let c = wait_for("the race to converge", LIMIT, || {
+        converged(&all, &gid, &expected)
+    })
+    .await?;
+    assert_eq!(
+        c.epoch,
+        before + 1,
+        "one of the two racing commits wins: {c:?}"
+    );
+
+    // Remove cat: ann's next message reaches ben, never cat.
+    nodes[0].remove(&gid, "cat").await?;
+    let secret = nodes[0].send(&gid, "after cat left").await?.id;
+    expected.insert(secret.clone());
+    let two: Vec<&LocalNode> = nodes[..2].iter().collect();
+    let c = wait_for("ann and ben to converge without cat", LIMIT, || {
+        converged(&two, &gid, &expected)
+    })
+    .await?;
+    assert_eq!(c.members, ["ann", "ben"], "{c:?}");
+    let cat = &nodes[2];
+    wait_for("cat to learn of the removal", LIMIT, || async {
+        Ok(cat.status(&gid).await?.filter(|s| s.removed).map(|_| ()))
+    })
+    .await?;
+    // Give cat's node more anti-entropy rounds than it needed for the removal itself.
+    tokio::time::sleep(Duration::from_millis(3 * options.anti_entropy_ms)).await;
+    let seen: BTreeSet<String> = cat
+        .messages(&gid)
+        .await?
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert!(
+        !seen.contains(&secret),
+        "a removed member read a later message"
+    );
+
+    for node in nodes.iter_mut() {
+        node.stop().await?;
+    }
+    Ok(())
+}
