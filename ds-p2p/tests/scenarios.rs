@@ -227,3 +227,44 @@ fn a_leave_is_committed_even_when_the_first_member_is_away() {
     settle(&mut net);
     assert_converged(&net, group, &["alice", "bob"]);
 }
+
+/// Bug class (a), re-issue cascades: every member that lost a same-epoch race used to re-issue
+/// its Update at once, from whatever part of the race it had seen, so the re-issues raced
+/// again, and again (14 epochs from one round). The losers now re-do their Updates one after
+/// another once the race is decided: the only fork is the first race, and every Update lands
+/// exactly once.
+#[test]
+fn the_losers_of_a_race_reissue_one_after_another() {
+    for (k, policy) in POLICIES.into_iter().enumerate() {
+        let names = ["alice", "bob", "carol", "dave", "erin"];
+        let (mut net, group) = group_of(&names, policy, 81 + k as u64);
+        let start = net.status("alice", group).epoch;
+        for name in &names {
+            net.command(name, Command::SelfUpdate { group });
+        }
+        settle(&mut net);
+        let epoch = assert_converged(&net, group, &names);
+        assert_eq!(
+            epoch,
+            start + names.len() as u64,
+            "every Update lands once ({})",
+            policy.name()
+        );
+        for name in &names {
+            let later: Vec<u64> = net.nodes[net.index(name)]
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::ForkDetected { epoch, .. } if *epoch != start => Some(*epoch),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                later.is_empty(),
+                "{name} saw re-issues race again at epochs {later:?} ({})",
+                policy.name()
+            );
+        }
+        assert_pruned(&net, group, &names);
+    }
+}

@@ -108,7 +108,10 @@ pub enum Event {
         from: BranchId,
         to: BranchId,
         epoch: u64,
+        /// Own messages re-sent on the new branch.
         resent: Vec<MessageId>,
+        /// Own lost membership changes scheduled to be re-done on it (after a short delay,
+        /// if still needed then).
         reissued: usize,
     },
     /// The Add that brought this member in lost a fork and was not re-done: it is not in

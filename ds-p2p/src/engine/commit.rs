@@ -10,7 +10,7 @@ use openmls::prelude::*;
 
 use super::api::Event;
 use super::fork_tree::{ForkTree, HeldState};
-use super::group_state::{GroupRuntime, branch_id, load_active, members};
+use super::group_state::{GroupRuntime, branch_id, load_active, members, own_leaf_hash};
 use super::record::{GroupRecord, Intent, IntentKind, SentMessage};
 use super::tie_break::CommitFacts;
 use super::{CIPHERSUITE, Engine, EngineError, mls_err, wire_bytes};
@@ -128,8 +128,10 @@ impl Engine {
                     active,
                     sent: Vec::new(),
                     intents: Vec::new(),
+                    reissues: Vec::new(),
                     seen: Default::default(),
                     log: Vec::new(),
+                    known: Vec::new(),
                     next_beacon_ms: now_ms + engine.config.beacon_interval_ms,
                     pending_leaves: Vec::new(),
                     joined_epoch: 0,
@@ -298,6 +300,7 @@ impl Engine {
             }
             let group_id = rt.group_id();
             let old = rt.record.active;
+            let leaf_before = own_leaf_hash(&rt.group);
             let new = storage.checkpoint(&group_id, old)?;
             // The checkpoint holds exactly what the in-memory group holds, so the group goes
             // on in place with storage pointed at the copy; the old state stays behind under
@@ -349,10 +352,12 @@ impl Engine {
                 vouched: false,
             });
             rt.record.log_commit((epoch - 1, commit_ref));
+            rt.record.know_commit(commit_ref);
             rt.record.intents.push(Intent {
                 kind: intent,
                 on: new,
                 made_at_ms: now_ms,
+                leaf_before,
             });
             rt.record.active = new;
             rt.save(provider)?;

@@ -211,6 +211,33 @@ impl ForkTree {
             .collect()
     }
 
+    /// `doomed` (states about to be deleted) plus every held state below one of them that is
+    /// not on the path to `active` (neither an ancestor nor a descendant of it). Once a fork
+    /// point goes, the choice made there is final: a losing branch left behind would become a
+    /// root of its own, and roots from different fork points cannot be ranked alike by every
+    /// member (each prunes at its own times).
+    pub fn with_decided_losers(&self, doomed: &[BranchId], active: BranchId) -> Vec<BranchId> {
+        let mut out = doomed.to_vec();
+        for state in self.states.values() {
+            let id = state.storage;
+            if out.contains(&id)
+                || self.is_ancestor_or_self(id, active)
+                || self.is_ancestor_or_self(active, id)
+            {
+                continue;
+            }
+            let mut current = state.parent;
+            while let Some(p) = current {
+                if doomed.contains(&p) {
+                    out.push(id);
+                    break;
+                }
+                current = self.states.get(&p).and_then(|s| s.parent);
+            }
+        }
+        out
+    }
+
     /// When the next state expires by time, if any is inactive.
     pub fn next_expiry(&self, window_ms: u64, active: BranchId) -> Option<u64> {
         self.states
@@ -303,6 +330,20 @@ mod tests {
         assert!(t.is_ancestor_or_self(BranchId(3), BranchId(3)));
         assert!(!t.is_ancestor_or_self(BranchId(2), BranchId(3)));
         assert_eq!(t.depth_below(BranchId(0)), 2);
+    }
+
+    #[test]
+    fn a_pruned_fork_point_takes_its_losing_branches_along() {
+        // 0 -> 1 -> 3 (active), 0 -> 2: pruning 0 decides the fork for good.
+        let t = tree();
+        let mut doomed = t.with_decided_losers(&[BranchId(0)], BranchId(3));
+        doomed.sort();
+        assert_eq!(doomed, vec![BranchId(0), BranchId(2)]);
+        // Pruning 1 (on the active path) leaves the sibling branch of 0 alone.
+        assert_eq!(
+            t.with_decided_losers(&[BranchId(1)], BranchId(3)),
+            vec![BranchId(1)]
+        );
     }
 
     #[test]

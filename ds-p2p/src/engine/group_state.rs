@@ -171,6 +171,18 @@ pub(crate) fn members(group: &MlsGroup) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// SHA-256 of this member's leaf node in `group` (it changes whenever an own commit refreshes
+/// the leaf); all zeros if the member has no leaf.
+pub(crate) fn own_leaf_hash(group: &MlsGroup) -> [u8; 32] {
+    use openmls::prelude::tls_codec::Serialize as _;
+    use sha2::{Digest, Sha256};
+    group
+        .own_leaf_node()
+        .and_then(|leaf| leaf.tls_serialize_detached().ok())
+        .map(|bytes| Sha256::digest(bytes).into())
+        .unwrap_or_default()
+}
+
 /// The exporter-derived branch id of a group state (DESIGN §4).
 pub(crate) fn branch_id(
     group: &MlsGroup,

@@ -61,6 +61,7 @@ impl Engine {
         }
         let commit_ref = CommitRef::of(&envelope.payload);
         if rt.record.tree.by_commit(&commit_ref).is_some()
+            || rt.record.known.contains(&commit_ref)
             || rt.record.log.iter().any(|(_, r)| *r == commit_ref)
         {
             return Ok(()); // already applied (or our own, coming back)
@@ -168,6 +169,7 @@ impl Engine {
                 .filter(|s| s.parent == Some(parent))
                 .filter_map(|s| s.via.as_ref().map(|f| f.commit_ref))
                 .collect();
+            rt.record.know_commit(commit_ref);
             rt.record.tree.insert(HeldState {
                 storage: new,
                 epoch,
@@ -329,6 +331,7 @@ impl Engine {
                 .map_err(|e| EngineError::Refused(format!("malformed welcome bundle: {e}")))?;
         if let Some(rt) = self.groups.get(&group)
             && (rt.record.tree.by_commit(&bundle.commit_ref).is_some()
+                || rt.record.known.contains(&bundle.commit_ref)
                 || rt.record.log.iter().any(|(_, r)| *r == bundle.commit_ref)
                 || rt.record.welcomes.contains(&bundle.commit_ref))
         {
@@ -418,8 +421,12 @@ impl Engine {
                         active: state_id,
                         sent: Vec::new(),
                         intents: Vec::new(),
+                        reissues: Vec::new(),
                         seen: Default::default(),
-                        log: Vec::new(),
+                        // The Add that brought this member in is the first entry of its
+                        // branch's log (see `join_lost`).
+                        log: vec![(epoch.saturating_sub(1), bundle.commit_ref)],
+                        known: Vec::new(),
                         next_beacon_ms: now_ms + beacon_interval,
                         pending_leaves: Vec::new(),
                         joined_epoch: epoch,
@@ -495,49 +502,51 @@ impl Engine {
         Ok(())
     }
 
-    /// A member whose only state is the one its Welcome made learns from a beacon that the
-    /// group went on from another commit at that epoch: its Add lost, and unless the adder
-    /// re-does it (a second Welcome), it is not in the group. Its state is marked evicted
-    /// (reversible: a commit that grows its branch, or a new Welcome, brings it back).
+    /// A member that joined by a Welcome learns from a beacon that the group went on from
+    /// another commit at the epoch its Add was made on: its Add lost, and unless the adder
+    /// re-does it (a second Welcome), it is not in the group. Its active state is marked
+    /// evicted (reversible: a beacon showing the group on the Add's branch after all, or a
+    /// commit that grows its branch, or a new Welcome, brings it back). The Add is found in
+    /// the public log of the active branch, so this holds however many epochs the member has
+    /// seen on top of its Welcome.
     fn join_lost(&mut self, group: GroupRef, beacon: &Beacon) -> Result<bool, EngineError> {
-        let id = {
+        let (head, lost) = {
             let rt = self.known_group(group)?;
-            let mut states = rt.record.tree.states();
-            let (Some(only), None) = (states.next(), states.next()) else {
-                return Ok(false);
-            };
-            let (Some(via), None) = (only.via.as_ref(), only.parent) else {
-                return Ok(false);
-            };
-            let confirms = beacon
-                .recent_commits
+            let Some((made_on, add)) = rt
+                .record
+                .log
                 .iter()
-                .any(|(_, r)| *r == via.commit_ref);
-            let displaces = beacon.epoch >= only.epoch
+                .rev()
+                .find(|(_, r)| rt.record.welcomes.contains(r))
+                .copied()
+            else {
+                return Ok(false);
+            };
+            let Some(head) = rt.record.tree.get(rt.record.active) else {
+                return Ok(false);
+            };
+            let confirms = beacon.recent_commits.iter().any(|(_, r)| *r == add);
+            let displaces = beacon.epoch > made_on
                 && beacon
                     .recent_commits
                     .iter()
-                    .any(|(made_on, r)| made_on + 1 == only.epoch && *r != via.commit_ref);
-            // Marked lost when the group is seen further along from another commit; unmarked
-            // when a beacon shows the group on our Welcome's branch after all.
-            if only.evicted == displaces || (confirms && !only.evicted) || (!confirms && !displaces)
-            {
+                    .any(|(on, r)| *on == made_on && *r != add);
+            // Only a mark this function made is taken back: a removal is not.
+            let marked_lost = head.evicted && rt.group.is_active();
+            let lost = if displaces && !head.evicted {
+                true
+            } else if confirms && marked_lost {
+                false
+            } else {
                 return Ok(false);
-            }
-            only.storage
+            };
+            (head.storage, lost)
         };
-        let lost = {
-            let rt = self.known_group(group)?;
-            !rt.record.tree.get(id).is_some_and(|s| s.evicted)
-        };
-        let Self {
-            groups, provider, ..
-        } = self;
-        let rt = groups.get_mut(&group).ok_or(StorageError::UnknownGroup)?;
-        if let Some(state) = rt.record.tree.get_mut(id) {
+        let rt = self.runtime(group)?;
+        if let Some(state) = rt.record.tree.get_mut(head) {
             state.evicted = lost;
         }
-        rt.save(provider)?;
+        self.save_group(group)?;
         if lost {
             self.emit(Event::JoinLost { group });
         }

@@ -37,6 +37,23 @@ pub struct Intent {
     pub kind: IntentKind,
     pub on: BranchId,
     pub made_at_ms: u64,
+    /// SHA-256 of this member's leaf node before the commit: a lost Update needs doing again
+    /// only while the active branch still has that leaf (no other own commit refreshed it).
+    pub leaf_before: [u8; 32],
+}
+
+/// A lost intent waiting to be committed again on the active branch (DESIGN §4 item 5).
+///
+/// It is not re-done at the switch that displaced it: the member may have seen only part of
+/// the competing commits, and every other loser of the same race would re-issue at the same
+/// instant, racing again. It waits a short, seeded delay, then is re-done only if the active
+/// branch still needs it (see [`Intent::leaf_before`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reissue {
+    pub kind: IntentKind,
+    pub leaf_before: [u8; 32],
+    /// When it is re-done (if still needed).
+    pub due_ms: u64,
 }
 
 /// How many (epoch, commit ref) entries the public log keeps: enough to recognise commits
@@ -57,11 +74,16 @@ pub struct GroupRecord {
     pub sent: Vec<SentMessage>,
     /// Own membership changes still inside the window.
     pub intents: Vec<Intent>,
+    /// Lost intents waiting to be re-done.
+    pub reissues: Vec<Reissue>,
     /// Application message ids already delivered (or sent), with when they were first seen.
     pub seen: BTreeMap<MessageId, u64>,
     /// The public log of the active branch: (epoch the commit was made on, commit ref), oldest
     /// first, bounded. Lets two members find their fork point, and recognises old commits.
     pub log: Vec<(u64, CommitRef)>,
+    /// Refs of the commits this member applied or made, newest last, bounded like the log: a
+    /// commit coming back (sync) after its state was pruned is recognised, not applied again.
+    pub known: Vec<CommitRef>,
     /// When the next beacon is due.
     pub next_beacon_ms: u64,
     /// Leave requests seen and not yet committed.
@@ -85,6 +107,30 @@ impl GroupRecord {
         }
     }
 
+    /// Remembers a commit as applied (see [`GroupRecord::known`]).
+    pub fn know_commit(&mut self, commit_ref: CommitRef) {
+        if self.known.contains(&commit_ref) {
+            return;
+        }
+        self.known.push(commit_ref);
+        if self.known.len() > MAX_LOG_ENTRIES {
+            let excess = self.known.len() - MAX_LOG_ENTRIES;
+            self.known.drain(..excess);
+        }
+    }
+
+    /// Makes the log the path to a new head: `path` is (epoch made on, ref) of the held
+    /// states from the oldest held ancestor down to the head. Entries at those epochs from
+    /// branches left behind are dropped, so beacons show only the active branch.
+    pub fn log_path(&mut self, path: &[(u64, CommitRef)]) {
+        if let Some((first, _)) = path.first() {
+            self.log.retain(|(epoch, _)| epoch < first);
+        }
+        for entry in path {
+            self.log_commit(*entry);
+        }
+    }
+
     /// Whether a commit made on `epoch` is older than everything the log remembers (the log
     /// is full and starts later): history, not a fork.
     pub fn before_log(&self, epoch: u64) -> bool {
@@ -104,8 +150,10 @@ mod tests {
             active: BranchId(0),
             sent: Vec::new(),
             intents: Vec::new(),
+            reissues: Vec::new(),
             seen: BTreeMap::new(),
             log: Vec::new(),
+            known: Vec::new(),
             next_beacon_ms: 0,
             pending_leaves: Vec::new(),
             joined_epoch: 0,
@@ -132,6 +180,21 @@ mod tests {
         assert_eq!(record.log.last(), Some(&entry(total - 1)));
         assert!(record.before_log(9));
         assert!(!record.before_log(10));
+    }
+
+    #[test]
+    fn a_new_path_replaces_the_entries_of_the_branch_left_behind() {
+        let mut record = record();
+        for epoch in 0..5 {
+            record.log_commit(entry(epoch));
+        }
+        let mut other = entry(3);
+        other.1.0[31] = 1;
+        record.log_path(&[other, entry(4)]);
+        assert_eq!(
+            record.log,
+            vec![entry(0), entry(1), entry(2), other, entry(4)]
+        );
     }
 
     #[test]

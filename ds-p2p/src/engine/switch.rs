@@ -4,11 +4,19 @@
 
 use super::api::Event;
 use super::commit::{CommitOp, parse_key_package};
-use super::group_state::{load_active, members};
-use super::record::{Intent, IntentKind, SentMessage};
+use rand::RngCore as _;
+
+use super::group_state::{load_active, members, own_leaf_hash};
+use super::record::{Intent, IntentKind, Reissue, SentMessage};
 use super::{Engine, EngineError};
 use crate::storage::{BranchId, StorageError};
 use crate::wire::{GroupRef, MessageId};
+
+/// A lost intent is re-done this long after the last switch (plus a seeded jitter of up to
+/// [`REISSUE_JITTER_MS`], so that the members who lost one race do not all re-issue at once
+/// and race again): long enough to have heard every competing commit of the race.
+pub(crate) const REISSUE_DELAY_MS: u64 = 2_000;
+pub(crate) const REISSUE_JITTER_MS: u64 = 3_000;
 
 /// What a change of head requires afterwards.
 struct HeadChange {
@@ -51,7 +59,7 @@ impl Engine {
                 self.emit(Event::Removed { group });
             } else if change.switched {
                 let resent = self.resend_lost_messages(now_ms, group, change.to)?;
-                let reissued = self.reissue_lost_intents(now_ms, group, change.to)?;
+                let reissued = self.schedule_lost_intents(now_ms, group, change.to)?;
                 self.emit(Event::BranchSwitched {
                     group,
                     from: change.from,
@@ -120,9 +128,8 @@ impl Engine {
                 }
                 current = state.parent;
             }
-            for entry in path.into_iter().rev() {
-                rt.record.log_commit(entry);
-            }
+            path.reverse();
+            rt.record.log_path(&path);
             rt.save(provider)?;
             Ok(Some(HeadChange {
                 from,
@@ -159,14 +166,16 @@ impl Engine {
         Ok(resent)
     }
 
-    /// Commits again, on the new head, every own membership change whose commit is not on the
-    /// path to it and that the new head does not already reflect.
-    fn reissue_lost_intents(
+    /// Schedules every own membership change whose commit is not on the path to the new head
+    /// for re-issue (see [`Reissue`]), and postpones those already waiting: they are re-done
+    /// once the group has been quiet for a while. Returns how many were newly scheduled.
+    fn schedule_lost_intents(
         &mut self,
         now_ms: u64,
         group: GroupRef,
         head: BranchId,
     ) -> Result<usize, EngineError> {
+        let delay = REISSUE_DELAY_MS + self.rng.next_u64() % REISSUE_JITTER_MS;
         let rt = self.runtime(group)?;
         let (lost, kept): (Vec<Intent>, Vec<Intent>) = rt
             .record
@@ -174,35 +183,79 @@ impl Engine {
             .drain(..)
             .partition(|i| !rt.record.tree.is_ancestor_or_self(i.on, head));
         rt.record.intents = kept;
-        let roster = members(&rt.group);
-        let mut reissued = 0;
-        for intent in lost {
-            let op = match &intent.kind {
-                IntentKind::Add { key_package } => {
-                    let kp = parse_key_package(key_package, &self.provider)?;
-                    let joiner = kp.leaf_node().credential().serialized_content().to_vec();
-                    if roster.contains(&joiner) {
-                        continue;
-                    }
-                    CommitOp::Add(Box::new(kp))
-                }
-                IntentKind::Remove { member } => {
-                    let rt = self.runtime(group)?;
-                    let Some(leaf) = rt
-                        .group
-                        .members()
-                        .find(|m| m.credential.serialized_content() == member.as_slice())
-                        .map(|m| m.index)
-                    else {
-                        continue;
-                    };
-                    CommitOp::Remove(leaf)
-                }
-                IntentKind::Update => CommitOp::Update,
-            };
-            self.commit(now_ms, group, op, intent.kind)?;
-            reissued += 1;
+        let due_ms = now_ms + delay;
+        for pending in &mut rt.record.reissues {
+            pending.due_ms = pending.due_ms.max(due_ms);
         }
-        Ok(reissued)
+        let mut scheduled = 0;
+        for intent in lost {
+            let known = rt
+                .record
+                .reissues
+                .iter()
+                .any(|r| r.kind == intent.kind && r.leaf_before == intent.leaf_before);
+            if !known {
+                rt.record.reissues.push(Reissue {
+                    kind: intent.kind,
+                    leaf_before: intent.leaf_before,
+                    due_ms,
+                });
+                scheduled += 1;
+            }
+        }
+        self.save_group(group)?;
+        Ok(scheduled)
+    }
+
+    /// Re-does the lost intents that are due, each only if the active branch still needs it:
+    /// an Add whose joiner is not in the group, a Remove whose member still is, an Update whose
+    /// leaf no own commit has refreshed since.
+    pub(crate) fn reissue_due(&mut self, now_ms: u64, group: GroupRef) -> Result<(), EngineError> {
+        let rt = self.runtime(group)?;
+        if !rt.record.reissues.iter().any(|r| r.due_ms <= now_ms) {
+            return Ok(());
+        }
+        let (due, waiting): (Vec<Reissue>, Vec<Reissue>) = rt
+            .record
+            .reissues
+            .drain(..)
+            .partition(|r| r.due_ms <= now_ms);
+        rt.record.reissues = waiting;
+        self.save_group(group)?;
+        for reissue in due {
+            if let Some(op) = self.still_needed(group, &reissue)? {
+                self.commit(now_ms, group, op, reissue.kind)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The commit that re-does `reissue` on the active branch, if that branch still needs it.
+    fn still_needed(
+        &mut self,
+        group: GroupRef,
+        reissue: &Reissue,
+    ) -> Result<Option<CommitOp>, EngineError> {
+        let rt = self.runtime(group)?;
+        if !rt.group.is_active() {
+            return Ok(None); // removed on this branch: nothing to re-do
+        }
+        let op = match &reissue.kind {
+            IntentKind::Add { key_package } => {
+                let roster = members(&rt.group);
+                let kp = parse_key_package(key_package, &self.provider)?;
+                let joiner = kp.leaf_node().credential().serialized_content();
+                (!roster.iter().any(|m| m == joiner)).then(|| CommitOp::Add(Box::new(kp)))
+            }
+            IntentKind::Remove { member } => rt
+                .group
+                .members()
+                .find(|m| m.credential.serialized_content() == member.as_slice())
+                .map(|m| CommitOp::Remove(m.index)),
+            IntentKind::Update => {
+                (own_leaf_hash(&rt.group) == reissue.leaf_before).then_some(CommitOp::Update)
+            }
+        };
+        Ok(op)
     }
 }

@@ -23,7 +23,8 @@ impl Engine {
                     .tree
                     .next_expiry(self.config.window_ms, rt.record.active);
                 let leave = rt.record.pending_leaves.iter().map(|p| p.due_ms).min();
-                [expiry, Some(rt.record.next_beacon_ms), leave]
+                let reissue = rt.record.reissues.iter().map(|r| r.due_ms).min();
+                [expiry, Some(rt.record.next_beacon_ms), leave, reissue]
             })
             .flatten()
             .min();
@@ -55,6 +56,12 @@ impl Engine {
                     reason: format!("committing a leave failed: {e}"),
                 });
             }
+            if let Err(e) = self.reissue_due(now_ms, group) {
+                self.emit(Event::Rejected {
+                    group: Some(group),
+                    reason: format!("re-issuing a lost change failed: {e}"),
+                });
+            }
             if let Err(e) = self.beacon_if_due(now_ms, group) {
                 self.emit(Event::Rejected {
                     group: Some(group),
@@ -69,10 +76,14 @@ impl Engine {
     fn prune_expired(&mut self, now_ms: u64, group: GroupRef) -> Result<(), super::EngineError> {
         let (window, max_held) = (self.config.window_ms, self.config.max_held);
         let rt = self.runtime(group)?;
-        let doomed = rt
+        let expired = rt
             .record
             .tree
             .expired(now_ms, window, max_held, rt.record.active);
+        let doomed = rt
+            .record
+            .tree
+            .with_decided_losers(&expired, rt.record.active);
         let mut tree = rt.record.tree.clone();
         for id in &doomed {
             tree.remove(*id);
@@ -156,6 +167,7 @@ impl Engine {
         if now_ms < rt.record.next_beacon_ms {
             return Ok(());
         }
+        rt.record.next_beacon_ms = now_ms + interval;
         let Some(active) = rt.record.tree.get(rt.record.active) else {
             return Ok(());
         };
@@ -175,7 +187,6 @@ impl Engine {
                 .copied()
                 .collect(),
         };
-        rt.record.next_beacon_ms = now_ms + interval;
         let payload = identity_tofu::codec::encode(&beacon)
             .map_err(|e| super::EngineError::Refused(format!("beacon cannot be encoded: {e}")))?;
         self.publish(group, EnvelopeKind::Beacon, payload)

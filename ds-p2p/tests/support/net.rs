@@ -265,14 +265,33 @@ impl Net {
         self.faults = faults;
     }
 
-    /// Advances time and runs every engine's timers.
+    /// Advances time by `ms`, running each engine's timers when its `poll_timeout` says, in
+    /// time order, and delivering what they publish before the next timer fires (as a network
+    /// whose latency is small against the timers would).
     pub fn advance(&mut self, ms: u64) {
-        self.now += ms;
-        let now = self.now;
-        for node in &mut self.nodes {
-            node.engine.handle_timeout(now);
+        let end = self.now + ms;
+        let mut last_fired = None;
+        loop {
+            let now = self.now;
+            let next = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.engine.poll_timeout())
+                .map(|due| due.max(now))
+                .filter(|due| *due <= end && last_fired.is_none_or(|last| *due > last))
+                .min();
+            let Some(at) = next else { break };
+            self.now = at;
+            for node in &mut self.nodes {
+                if node.engine.poll_timeout().is_some_and(|due| due <= at) {
+                    node.engine.handle_timeout(at);
+                }
+            }
+            self.collect();
+            self.deliver_all();
+            last_fired = Some(at);
         }
-        self.collect();
+        self.now = self.now.max(end);
     }
 
     pub fn group_of(&self, name: &str) -> GroupRef {
