@@ -83,6 +83,7 @@ impl Simulator {
             if self.sc.dissemination.mode == Mode::Mesh {
                 node.recent.push_back((at, env.topic.clone(), id));
             }
+            self.holders.entry(env.topic.clone()).or_default().insert(n);
         }
     }
 

@@ -168,6 +168,8 @@ pub struct Simulator {
     pub(crate) config: EngineConfig,
     pub(crate) envs: HashMap<EnvId, Rc<Env>>,
     pub(crate) subs: BTreeMap<String, BTreeSet<NodeId>>,
+    /// Nodes holding a topic in their log (subscribers, and publishers to others' inboxes).
+    pub(crate) holders: BTreeMap<String, BTreeSet<NodeId>>,
     pub(crate) groups: Vec<SimGroup>,
     pub(crate) group_by_ref: HashMap<GroupRef, usize>,
     pub(crate) by_identity: HashMap<Vec<u8>, NodeId>,
@@ -249,6 +251,7 @@ impl Simulator {
             config,
             envs: HashMap::new(),
             subs,
+            holders: BTreeMap::new(),
             groups,
             group_by_ref: HashMap::new(),
             by_identity,

@@ -24,16 +24,20 @@ impl Simulator {
         if !self.nodes[a].is_up() {
             return;
         }
-        let peers: Vec<NodeId> = self
+        // Peers on the topic: its subscribers, and nodes that keep it in their log without
+        // following it (a publisher to someone's inbox answers sync for that inbox).
+        let on_topic = self
             .subs
             .get(topic)
-            .map(|s| {
-                s.iter()
-                    .copied()
-                    .filter(|p| *p != a && self.nodes[*p].is_up() && self.net.connected(t, a, *p))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .into_iter()
+            .chain(self.holders.get(topic));
+        let mut peers: Vec<NodeId> = on_topic
+            .flatten()
+            .copied()
+            .filter(|p| *p != a && self.nodes[*p].is_up() && self.net.connected(t, a, *p))
+            .collect();
+        peers.sort_unstable();
+        peers.dedup();
         let chosen = match prefer {
             Some(p) if peers.contains(&p) => Some(p),
             _ => self.rng.choose(&peers).copied(),
