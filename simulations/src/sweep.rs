@@ -142,8 +142,8 @@ pub fn run_sweep(
                         summary: r.summary,
                     });
                     let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    if progress {
-                        eprint!("\rsweep: {finished}/{} runs", work.len());
+                    if progress && finished.is_multiple_of(work.len().div_ceil(20).max(1)) {
+                        eprintln!("sweep: {finished}/{} runs", work.len());
                     }
                     if let Ok(mut r) = results.lock() {
                         r[k] = Some(row);
@@ -152,9 +152,6 @@ pub fn run_sweep(
             });
         }
     });
-    if progress {
-        eprintln!();
-    }
     let results = results.into_inner().unwrap_or_default();
     results.into_iter().flatten().collect()
 }

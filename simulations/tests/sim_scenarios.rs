@@ -100,6 +100,7 @@ fn shipped_small_scenarios_are_deterministic() {
         "flapping",
         "churn",
         "join-partition",
+        "mesh-lossy",
     ] {
         let sc = scenario(name);
         let a = run(&sc, 7).summary;
@@ -188,6 +189,7 @@ fn the_tie_break_policy_decides_the_race() {
 fn churn_and_flapping_links_converge_without_loss() {
     clean_over_seeds("churn", 1..4, false);
     clean_over_seeds("flapping", 1..4, false);
+    clean_over_seeds("mesh-lossy", 1..3, true);
 }
 
 /// Seeds that fail today, kept runnable so they are fixed rather than forgotten
