@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use gossip::net::{Keypair, NetConfig, Node};
+use gossip::net::{Keypair, NetConfig, NetEvent, Node};
 use gossip::{Log, LogConfig, Topic};
 use identity_tofu::kv::MemoryStore;
 use node::api::views::StatusView;
@@ -31,7 +31,7 @@ async fn a_garbage_peer_is_scored_down_and_honest_nodes_carry_on() -> anyhow::Re
 
     // The attacker: a gossip node that accepts anything it is given, on the group's topic.
     let log = Log::open(MemoryStore::new(), LogConfig::default())?;
-    let (attacker, _events) = Node::start(
+    let (attacker, mut events) = Node::start(
         NetConfig::loopback(),
         Keypair::generate_ed25519(),
         log,
@@ -41,13 +41,26 @@ async fn a_garbage_peer_is_scored_down_and_honest_nodes_carry_on() -> anyhow::Re
     attacker.dial(boot.parse()?).await?;
     let topic = Topic::new(format!("chorus/g/{gid}"))?;
     attacker.subscribe(&topic).await?;
+    // Publish only once ann is known on the topic: before that gossipsub sends nothing.
+    tokio::time::timeout(LIMIT, async {
+        while let Some(event) = events.recv().await {
+            if let NetEvent::PeerSubscribed { topic: t, .. } = event
+                && t == topic
+            {
+                return;
+            }
+        }
+    })
+    .await?;
     let attacker_id = attacker.peer_id().to_string();
     let ann_client = ann.client()?.clone();
+    let mut gossiped = 0;
     for i in 0..40u32 {
         let mut junk = b"not an envelope ".to_vec();
         junk.extend_from_slice(&i.to_be_bytes());
-        attacker.publish(&topic, junk).await?;
+        gossiped += usize::from(attacker.publish(&topic, junk).await?.gossiped);
     }
+    assert!(gossiped > 0, "the attacker's garbage never left it");
     let score = wait_for("ann to score the attacker down", LIMIT, || async {
         let s: StatusView = ann_client.get("/v1/status").await?;
         Ok(s.peers
@@ -62,8 +75,9 @@ async fn a_garbage_peer_is_scored_down_and_honest_nodes_carry_on() -> anyhow::Re
     let mut expected = BTreeSet::new();
     expected.insert(ann.send(&gid, "still here").await?.id);
     expected.insert(ben.send(&gid, "me too").await?.id);
+    let honest = [&ann, &ben];
     wait_for("honest nodes to keep talking", LIMIT, || {
-        converged(&[&ann, &ben], &gid, &expected)
+        converged(&honest, &gid, &expected)
     })
     .await?;
     attacker.shutdown().await?;

@@ -56,10 +56,10 @@ async fn three_nodes_talk_race_and_remove() -> anyhow::Result<()> {
         converged(&all, &gid, &expected)
     })
     .await?;
-    assert_eq!(
-        c.epoch,
-        before + 1,
-        "one of the two racing commits wins: {c:?}"
+    // One of the racing commits wins; the loser may re-issue its update on top of it.
+    assert!(
+        (before + 1..=before + 2).contains(&c.epoch),
+        "{c:?}, before {before}"
     );
 
     // Remove cat: ann's next message reaches ben, never cat.
