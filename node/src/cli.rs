@@ -82,6 +82,19 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Measure message latency and throughput of N local nodes against bare libp2p gossipsub
+    /// (same swarm settings and payload), side by side in one run, and print the ratios
+    Bench {
+        /// Nodes in each network
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Messages per measurement
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+        /// Message size in bytes
+        #[arg(long, default_value_t = 256)]
+        payload: usize,
+    },
 }
 
 #[derive(Debug, Args, Default)]

@@ -4,7 +4,7 @@ use clap::Parser;
 
 use node::cli::{Cli, Command, RunArgs};
 use node::paths::DataDir;
-use node::{api, chat, commands, config, daemon, demo, init};
+use node::{api, bench, chat, commands, config, daemon, demo, init};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -45,6 +45,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     if let Command::Demo { nodes, json, keep } = cli.command {
         return demo::run(nodes, json, keep).await;
     }
+    if let Command::Bench {
+        nodes,
+        messages,
+        payload,
+    } = cli.command
+    {
+        return bench::run(bench::BenchOptions {
+            nodes,
+            messages,
+            payload,
+        })
+        .await;
+    }
     let data = DataDir::resolve(cli.data)?;
     let client = || api::client::Client::for_data_dir(&data);
     match cli.command {
@@ -74,7 +87,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => commands::messages(&client()?, &group, json, follow).await,
         Command::Status { json } => commands::status(&client()?, json).await,
         Command::Chat { group } => chat::chat(&client()?, &group).await,
-        Command::Demo { .. } => unreachable!("handled above"),
+        Command::Demo { .. } | Command::Bench { .. } => unreachable!("handled above"),
     }
 }
 

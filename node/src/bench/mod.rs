@@ -1,0 +1,216 @@
+//! `chorus bench`: end-to-end message latency and throughput of real Chorus nodes (child
+//! processes, driven through their API) against bare libp2p gossipsub with the same swarm
+//! settings and payload size, measured in one run, side by side, printed as ratios.
+
+mod crypto;
+mod raw;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::api::views::EventView;
+use crate::demo::harness::{LocalNode, NodeOptions, wait_for};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+pub struct BenchOptions {
+    pub nodes: usize,
+    pub messages: usize,
+    pub payload: usize,
+}
+
+/// A message body of `size` bytes that starts with its tag.
+fn body(tag: u64, size: usize) -> Vec<u8> {
+    let mut b = tag.to_be_bytes().to_vec();
+    b.resize(size.max(8), b'x');
+    b
+}
+
+fn text(tag: u64, size: usize) -> String {
+    let mut t = format!("m{tag:015}");
+    while t.len() < size {
+        t.push('x');
+    }
+    t
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Figures {
+    p50: Duration,
+    p99: Duration,
+    throughput: f64,
+}
+
+pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
+    if o.nodes < 2 || o.messages == 0 {
+        anyhow::bail!("--nodes must be ≥ 2 and --messages ≥ 1");
+    }
+    if o.payload < 16 {
+        anyhow::bail!("--payload must be at least 16 bytes (the tag)");
+    }
+    eprintln!(
+        "chorus bench: {} nodes, {} messages of {} B; this takes a minute or two",
+        o.nodes, o.messages, o.payload
+    );
+    let heartbeat = Duration::from_millis(crate::config::Config::default().heartbeat_ms);
+    eprintln!("· bare gossipsub…");
+    let raw = raw_figures(&o, heartbeat).await?;
+    eprintln!("· chorus nodes…");
+    let chorus = chorus_figures(&o).await?;
+    eprintln!("· MLS crypto per message…");
+    let crypto = tokio::task::spawn_blocking(move || crypto::per_message(o.payload, 50)).await??;
+
+    let r = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    println!(
+        "\nend-to-end, {} nodes, {} messages of {} B (sender: the bootstrap node; receiver: the last node)\n",
+        o.nodes, o.messages, o.payload
+    );
+    println!(
+        "{:<22} {:>12} {:>14} {:>8}",
+        "", "chorus", "raw gossipsub", "ratio"
+    );
+    for (name, c, g) in [
+        ("latency p50 (ms)", ms(chorus.p50), ms(raw.p50)),
+        ("latency p99 (ms)", ms(chorus.p99), ms(raw.p99)),
+    ] {
+        println!("{name:<22} {c:>12.2} {g:>14.2} {:>7.2}×", r(c, g));
+    }
+    println!(
+        "{:<22} {:>12.1} {:>14.1} {:>7.2}×",
+        "throughput (msg/s)",
+        chorus.throughput,
+        raw.throughput,
+        r(chorus.throughput, raw.throughput)
+    );
+    println!(
+        "\nMLS crypto per message (encrypt + decrypt, in process): {:.2} ms",
+        ms(crypto)
+    );
+    let latency_goal = 1.5 * ms(raw.p50) + ms(crypto);
+    println!(
+        "goals: throughput ≥ 0.5× raw: {}; p50 ≤ 1.5× raw + crypto = {:.2} ms: {}",
+        if chorus.throughput >= 0.5 * raw.throughput {
+            "met"
+        } else {
+            "NOT met"
+        },
+        latency_goal,
+        if ms(chorus.p50) <= latency_goal {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    Ok(())
+}
+
+async fn raw_figures(o: &BenchOptions, heartbeat: Duration) -> anyhow::Result<Figures> {
+    let mut net = raw::RawNet::start(o.nodes, heartbeat).await?;
+    let receiver = o.nodes - 1;
+    let mut lat = Vec::new();
+    for i in 0..o.messages as u64 {
+        let start = Instant::now();
+        net.publish(0, body(i, o.payload));
+        lat.push(net.wait(receiver, i, LIMIT).await? - start);
+    }
+    lat.sort();
+    let base = 1_000_000u64;
+    let start = Instant::now();
+    for i in 0..o.messages as u64 {
+        net.publish(0, body(base + i, o.payload));
+    }
+    let mut last = start;
+    for i in 0..o.messages as u64 {
+        last = net.wait(receiver, base + i, LIMIT).await?;
+    }
+    Ok(Figures {
+        p50: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
+        throughput: o.messages as f64 / (last - start).as_secs_f64(),
+    })
+}
+
+async fn chorus_figures(o: &BenchOptions) -> anyhow::Result<Figures> {
+    let dir = tempfile::Builder::new().prefix("chorus-bench-").tempdir()?;
+    let options = NodeOptions::default();
+    let mut nodes = Vec::new();
+    for i in 0..o.nodes {
+        nodes.push(LocalNode::init(dir.path(), &format!("n{i}"))?);
+    }
+    nodes[0].start(&options, 0, &[]).await?;
+    let boot = nodes[0].listen.clone().context("no address")?;
+    for node in nodes.iter_mut().skip(1) {
+        node.start(&options, 0, std::slice::from_ref(&boot)).await?;
+    }
+    let gid = nodes[0].create_group("bench").await?.group_id;
+    for i in 1..o.nodes {
+        let code = nodes[i].invite_code().await?;
+        let name = nodes[0].add_contact(&code).await?.name;
+        nodes[0].invite("bench", &name).await?;
+        let node = &nodes[i];
+        wait_for("a member to join", LIMIT, || async {
+            Ok(node.status(&gid).await?.map(|_| ()))
+        })
+        .await?;
+    }
+    let sender = nodes[0].client()?.clone();
+    let mut events = nodes[o.nodes - 1].client()?.events().await?;
+    let path = format!("/v1/groups/{gid}/messages");
+    let mut next_event = async || -> anyhow::Result<(String, Instant)> {
+        loop {
+            let line = events.next_line().await?.context("event stream closed")?;
+            if let Ok(EventView::Message { message, .. }) = serde_json::from_str(&line) {
+                return Ok((message.text, Instant::now()));
+            }
+        }
+    };
+    let mut lat = Vec::new();
+    for i in 0..o.messages as u64 {
+        let t = text(i, o.payload);
+        let start = Instant::now();
+        let _: serde_json::Value = sender.post(&path, serde_json::json!({ "text": t })).await?;
+        loop {
+            let (got, at) = tokio::time::timeout(LIMIT, next_event()).await??;
+            if got == t {
+                lat.push(at - start);
+                break;
+            }
+        }
+    }
+    lat.sort();
+    let start = Instant::now();
+    for i in 0..o.messages as u64 {
+        let _: serde_json::Value = sender
+            .post(
+                &path,
+                serde_json::json!({ "text": text(1_000_000 + i, o.payload) }),
+            )
+            .await?;
+    }
+    let mut seen = 0;
+    let mut last = start;
+    while seen < o.messages {
+        let (got, at) = tokio::time::timeout(LIMIT, next_event()).await??;
+        if got.starts_with('m') && got[1..16].parse::<u64>().is_ok_and(|n| n >= 1_000_000) {
+            seen += 1;
+            last = at;
+        }
+    }
+    for node in nodes.iter_mut() {
+        node.stop().await?;
+    }
+    Ok(Figures {
+        p50: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
+        throughput: o.messages as f64 / (last - start).as_secs_f64(),
+    })
+}
