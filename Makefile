@@ -18,12 +18,17 @@ endif
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-deps: ## install what a fresh Debian machine lacks (libclang for RocksDB); skips what is there
+deps: ## install what a fresh Debian machine lacks (libclang for RocksDB, ccache, iproute2); skips what is there
 	@if ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ! ldconfig -p | grep -q libclang; then \
 		echo "installing libclang-dev (RocksDB's build needs it)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libclang-dev >/dev/null; \
 	else echo "libclang: present"; fi
+	@if ! command -v ip >/dev/null; then \
+		echo "installing iproute2 (the node's network-namespace partition test uses ip netns)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -qq iproute2 >/dev/null || echo "iproute2 unavailable; that test will skip"; \
+	fi
 	@if ! command -v ccache >/dev/null; then \
 		echo "installing ccache (caches RocksDB's C++ objects across rebuilds)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
