@@ -27,7 +27,7 @@ deps: ## install what a fresh Debian machine lacks (libclang for RocksDB, ccache
 	@if ! command -v ip >/dev/null; then \
 		echo "installing iproute2 (the node's network-namespace partition test uses ip netns)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get install -y -qq iproute2 >/dev/null || echo "iproute2 unavailable; that test will skip"; \
+		($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iproute2 >/dev/null) || echo "iproute2 unavailable; that test will skip"; \
 	fi
 	@if ! command -v ccache >/dev/null; then \
 		echo "installing ccache (caches RocksDB's C++ objects across rebuilds)"; \
