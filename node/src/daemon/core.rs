@@ -807,7 +807,7 @@ impl Core {
         };
         Ok(VerifyView {
             contact: record.name,
-            safety_number: number.digits().to_string(),
+            safety_number: number.to_string(),
             verified,
         })
     }
