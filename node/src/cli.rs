@@ -94,6 +94,9 @@ pub enum Command {
         /// Message size in bytes
         #[arg(long, default_value_t = 256)]
         payload: usize,
+        /// The Chorus nodes' database durability: synced or process-crash
+        #[arg(long, default_value = "synced")]
+        durability: String,
     },
 }
 
@@ -138,6 +141,10 @@ pub struct RunArgs {
     /// Beacon interval in milliseconds
     #[arg(long, value_name = "MS")]
     pub beacon_interval_ms: Option<u64>,
+    /// synced (fsync every step; survives power loss) or process-crash (survives a crash of
+    /// the node only; faster on slow disks) [default: synced]
+    #[arg(long)]
+    pub durability: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

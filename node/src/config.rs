@@ -42,6 +42,10 @@ pub struct Config {
     pub anti_entropy_ms: u64,
     /// Gossipsub heartbeat, ms.
     pub heartbeat_ms: u64,
+    /// `synced` (every step fsynced: survives power loss) or `process-crash` (written to the
+    /// OS but not fsynced: survives a crash of the node, not of the machine; much faster on
+    /// slow disks).
+    pub durability: String,
 }
 
 impl Default for Config {
@@ -64,6 +68,7 @@ impl Default for Config {
             beacon_interval_ms: 30_000,
             anti_entropy_ms: 30_000,
             heartbeat_ms: 1_000,
+            durability: "synced".into(),
         }
     }
 }
@@ -102,6 +107,7 @@ impl Config {
             anyhow::bail!("listen: at least one address is needed");
         }
         crate::policy::parse_policy(&self.policy)?;
+        self.durability()?;
         for (name, value) in [
             ("fork_window_ms", self.fork_window_ms),
             ("beacon_interval_ms", self.beacon_interval_ms),
@@ -113,6 +119,18 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The database durability the `durability` setting names.
+    pub fn durability(&self) -> anyhow::Result<identity_tofu::kv::Durability> {
+        use identity_tofu::kv::Durability;
+        match self.durability.as_str() {
+            "synced" => Ok(Durability::Synced),
+            "process-crash" => Ok(Durability::ProcessCrashSafe),
+            other => anyhow::bail!("durability {other:?}: use \"synced\" or \"process-crash\""),
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod demo;
 pub mod init;
 pub mod invite_code;
+pub mod lookup;
 pub mod metrics;
 pub mod paths;
 pub mod policy;

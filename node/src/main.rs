@@ -49,12 +49,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         nodes,
         messages,
         payload,
+        durability,
     } = cli.command
     {
         return bench::run(bench::BenchOptions {
             nodes,
             messages,
             payload,
+            durability,
         })
         .await;
     }
@@ -121,6 +123,9 @@ fn merge(data: &DataDir, args: RunArgs, json_logs: bool) -> anyhow::Result<confi
     }
     if let Some(b) = args.beacon_interval_ms {
         c.beacon_interval_ms = b;
+    }
+    if let Some(d) = args.durability {
+        c.durability = d;
     }
     c.json_logs |= json_logs;
     c.check()?;

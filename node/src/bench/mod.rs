@@ -18,6 +18,7 @@ pub struct BenchOptions {
     pub nodes: usize,
     pub messages: usize,
     pub payload: usize,
+    pub durability: String,
 }
 
 /// A message body of `size` bytes that starts with its tag.
@@ -58,8 +59,8 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         anyhow::bail!("--payload must be at least 16 bytes (the tag)");
     }
     eprintln!(
-        "chorus bench: {} nodes, {} messages of {} B; this takes a minute or two",
-        o.nodes, o.messages, o.payload
+        "chorus bench: {} nodes, {} messages of {} B, durability {}; this takes a minute or two",
+        o.nodes, o.messages, o.payload, o.durability
     );
     let heartbeat = Duration::from_millis(crate::config::Config::default().heartbeat_ms);
     eprintln!("· bare gossipsub…");
@@ -141,7 +142,10 @@ async fn raw_figures(o: &BenchOptions, heartbeat: Duration) -> anyhow::Result<Fi
 
 async fn chorus_figures(o: &BenchOptions) -> anyhow::Result<Figures> {
     let dir = tempfile::Builder::new().prefix("chorus-bench-").tempdir()?;
-    let options = NodeOptions::default();
+    let options = NodeOptions {
+        durability: o.durability.clone(),
+        ..NodeOptions::default()
+    };
     let mut nodes = Vec::new();
     for i in 0..o.nodes {
         nodes.push(LocalNode::init(dir.path(), &format!("n{i}"))?);

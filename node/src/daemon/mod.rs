@@ -14,7 +14,7 @@ use ds_p2p::storage::ChorusProvider;
 use ds_p2p::wire::{Envelope, EnvelopeKind, WireLimits};
 use gossip::net::{Keypair, NetConfig, Node};
 use gossip::{Log, LogConfig, Topic};
-use identity_tofu::kv::{Durability, KvStore, RocksDb};
+use identity_tofu::kv::{KvStore, RocksDb};
 use identity_tofu::{LocalIdentity, TrustStore};
 use openmls::prelude::SignatureScheme;
 use openmls_basic_credential::SignatureKeyPair;
@@ -34,12 +34,13 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
     let me = LocalIdentity::load(&data.keys())
         .with_context(|| format!("reading the identity in {}", data.keys().display()))?;
     let keypair = read_peer_key(&data)?;
-    let db = RocksDb::open(data.db(), &COLUMN_FAMILIES, Durability::Synced).with_context(|| {
-        format!(
-            "opening the database in {} (is another `chorus run` using this data dir?)",
-            data.db().display()
-        )
-    })?;
+    let db =
+        RocksDb::open(data.db(), &COLUMN_FAMILIES, config.durability()?).with_context(|| {
+            format!(
+                "opening the database in {} (is another `chorus run` using this data dir?)",
+                data.db().display()
+            )
+        })?;
     let store = |cf: &str| -> anyhow::Result<Arc<dyn KvStore>> { Ok(Arc::new(db.store(cf)?)) };
 
     let engine_config = EngineConfig {

@@ -21,6 +21,7 @@ pub struct NodeOptions {
     pub beacon_interval_ms: u64,
     pub anti_entropy_ms: u64,
     pub policy: String,
+    pub durability: String,
 }
 
 impl Default for NodeOptions {
@@ -32,6 +33,7 @@ impl Default for NodeOptions {
             beacon_interval_ms: 2_000,
             anti_entropy_ms: 1_500,
             policy: "lowest-ref".into(),
+            durability: "synced".into(),
         }
     }
 }
@@ -117,6 +119,7 @@ impl LocalNode {
             ])
             .args(["--anti-entropy-ms", &options.anti_entropy_ms.to_string()])
             .args(["--policy", &options.policy])
+            .args(["--durability", &options.durability])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
