@@ -83,14 +83,14 @@ pub enum LookupError {
     SystemConfig {
         name: String,
         #[source]
-        source: NetError,
+        source: Box<NetError>,
     },
     #[error("looking up {query} (the Chorus record of {name}) failed: {source}")]
     Resolver {
         name: String,
         query: String,
         #[source]
-        source: NetError,
+        source: Box<NetError>,
     },
     #[error("{name} publishes no Chorus record (no TXT record at {query})")]
     NoRecord { name: String, query: String },
@@ -362,7 +362,7 @@ fn query_name(name: &str) -> String {
 fn build_resolver(name: &str, config: &DnsResolverConfig) -> Result<TokioResolver, LookupError> {
     let system_error = |source| LookupError::SystemConfig {
         name: name.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let mut builder = match config {
         DnsResolverConfig::System => TokioResolver::builder_tokio().map_err(system_error)?,
@@ -409,7 +409,7 @@ pub async fn resolve_dns_contact(
             return Err(LookupError::Resolver {
                 name,
                 query,
-                source,
+                source: Box::new(source),
             });
         }
     };
@@ -509,7 +509,8 @@ mod tests {
     #[test]
     fn dns_record_errors_are_named() {
         let fp_hex = "ab".repeat(32);
-        let cases: &[(&[&str], fn(&LookupError) -> bool)] = &[
+        type Case = (&'static [&'static str], fn(&LookupError) -> bool);
+        let cases: &[Case] = &[
             (&[], |e| matches!(e, LookupError::NoRecord { .. })),
             (&["hello world"], |e| {
                 matches!(e, LookupError::Malformed { .. })
