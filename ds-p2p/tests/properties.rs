@@ -212,6 +212,7 @@ fn property(policy: TieBreak, base: u64) {
         Err(_) => (0..runs).map(|k| base + k).collect(),
     };
     let mut stats: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut failed: Vec<(u64, String)> = Vec::new();
     for seed in seeds {
         let outcome = std::panic::catch_unwind(|| {
             let run = random_run(policy, seed);
@@ -238,7 +239,7 @@ fn property(policy: TieBreak, base: u64) {
         });
         match outcome {
             Ok(f) => {
-                *stats.entry("runs").or_default() += 1;
+                *stats.entry("passed").or_default() += 1;
                 *stats.entry("fork events").or_default() += f;
             }
             Err(panic) => {
@@ -247,13 +248,23 @@ fn property(policy: TieBreak, base: u64) {
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_default();
-                panic!(
+                println!(
                     "policy {policy:?}, seed {seed} failed (replay: CHORUS_PROP_SEED={seed}): {message}"
                 );
+                failed.push((seed, message));
             }
         }
     }
-    println!("policy {policy:?}: {stats:?}");
+    println!(
+        "policy {policy:?}: {stats:?}, failed seeds: {:?}",
+        failed.iter().map(|(s, _)| s).collect::<Vec<_>>()
+    );
+    if let Some((seed, message)) = failed.first() {
+        panic!(
+            "policy {policy:?}: {} of the runs failed, first seed {seed} (replay: CHORUS_PROP_SEED={seed}): {message}",
+            failed.len()
+        );
+    }
 }
 
 #[test]

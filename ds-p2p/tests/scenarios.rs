@@ -268,3 +268,50 @@ fn the_losers_of_a_race_reissue_one_after_another() {
         assert_pruned(&net, group, &names);
     }
 }
+
+/// Bug class (b), membership decided from a partial view: a joiner whose Add lost (its adder
+/// was removed in the same race, so nobody re-adds it) and who had already committed on its
+/// Welcome's branch holds more than the Welcome's state. It used to look for the lost Add
+/// only when that state was all it held, so it went on believing it was in the group. It now
+/// finds the Add in its branch's log and learns from the members' beacons that it lost.
+#[test]
+fn a_joiner_whose_add_lost_learns_it_after_committing_on_its_branch() {
+    let names = ["alice", "bob", "carol", "erin"];
+    let (mut net, group) = group_among(&names, &names[..3], TieBreak::RemovesFirst, 91);
+    net.partition(&[&["alice", "erin"], &["bob", "carol"]]);
+    let key_package = net.key_package("erin");
+    net.command("alice", Command::Invite { group, key_package });
+    net.deliver_all();
+    net.sync();
+    assert!(
+        net.nodes[net.index("erin")]
+            .engine
+            .group_status(group)
+            .is_some()
+    );
+    net.command(
+        "bob",
+        Command::Remove {
+            group,
+            member: net.identity("alice"),
+        },
+    );
+    net.deliver_all();
+    net.command("erin", Command::SelfUpdate { group });
+    net.deliver_all();
+    settle(&mut net);
+    assert_converged(&net, group, &["bob", "carol"]);
+    for name in ["alice", "erin"] {
+        assert!(
+            net.status(name, group).evicted,
+            "{name} still believes it is in the group"
+        );
+    }
+    let erin = &net.nodes[net.index("erin")];
+    assert!(
+        erin.events
+            .iter()
+            .any(|e| matches!(e, Event::JoinLost { .. })),
+        "erin was not told her join was lost"
+    );
+}

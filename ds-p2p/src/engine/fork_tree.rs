@@ -146,7 +146,19 @@ impl ForkTree {
         // winning branch): the later one supersedes.
         // A removal the rest of the group demonstrably went on from is final for the removed
         // member, whatever its own, partial, view of the branches says.
-        let removal_confirmed = |s: &HeldState| s.evicted && s.vouched;
+        // Only a state made by a commit can be a removal: an evicted Welcome root is a join
+        // that was lost (see `Engine::join_lost`), which a later Welcome supersedes.
+        let removal_confirmed = |s: &HeldState| s.evicted && s.vouched && s.parent.is_some();
+        // ... unless a later Welcome shows this member was added again after it.
+        let readded = |root: &HeldState, removal: &HeldState| {
+            root.parent.is_none() && removal_confirmed(removal) && root.epoch > removal.epoch
+        };
+        if readded(a, b) {
+            return Ordering::Less;
+        }
+        if readded(b, a) {
+            return Ordering::Greater;
+        }
         if removal_confirmed(a) != removal_confirmed(b) {
             return if removal_confirmed(a) {
                 Ordering::Less
@@ -157,12 +169,17 @@ impl ForkTree {
         if a.parent.is_none() && b.parent.is_none() {
             // Roots come from Welcomes (a joiner re-added after its Add lost). The joiner
             // cannot see which lineage each came from, so it goes by what the group shows:
-            // a root a beacon vouched for, then the later one, then the one the group went on
-            // committing from.
-            let by_evidence = b.vouched.cmp(&a.vouched).then(b.epoch.cmp(&a.epoch)).then(
-                self.depth_below(b.storage)
-                    .cmp(&self.depth_below(a.storage)),
-            );
+            // a root not known to be lost, then one a beacon vouched for, then the later one,
+            // then the one the group went on committing from.
+            let by_evidence = a
+                .evicted
+                .cmp(&b.evicted)
+                .then(b.vouched.cmp(&a.vouched))
+                .then(b.epoch.cmp(&a.epoch))
+                .then(
+                    self.depth_below(b.storage)
+                        .cmp(&self.depth_below(a.storage)),
+                );
             if by_evidence != Ordering::Equal {
                 return by_evidence;
             }

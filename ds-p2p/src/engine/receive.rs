@@ -472,7 +472,7 @@ impl Engine {
         if known_branch {
             return Ok(());
         }
-        if self.join_lost(group, &beacon)? {
+        if self.join_lost(now_ms, group, &beacon)? {
             return Ok(());
         }
         if self.removal_vouched(now_ms, group, &beacon)? {
@@ -509,7 +509,12 @@ impl Engine {
     /// commit that grows its branch, or a new Welcome, brings it back). The Add is found in
     /// the public log of the active branch, so this holds however many epochs the member has
     /// seen on top of its Welcome.
-    fn join_lost(&mut self, group: GroupRef, beacon: &Beacon) -> Result<bool, EngineError> {
+    fn join_lost(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        beacon: &Beacon,
+    ) -> Result<bool, EngineError> {
         let (head, lost) = {
             let rt = self.known_group(group)?;
             let Some((made_on, add)) = rt
@@ -526,7 +531,14 @@ impl Engine {
                 return Ok(false);
             };
             let confirms = beacon.recent_commits.iter().any(|(_, r)| *r == add);
+            // A sender that shares a later commit of this branch is on it (its own log may
+            // still hold an older entry from a branch it left once the fork point was gone).
+            let shares_later = beacon
+                .recent_commits
+                .iter()
+                .any(|entry| entry.0 > made_on && rt.record.log.contains(entry));
             let displaces = beacon.epoch > made_on
+                && !shares_later
                 && beacon
                     .recent_commits
                     .iter()
@@ -548,6 +560,9 @@ impl Engine {
         }
         self.save_group(group)?;
         if lost {
+            // The adder re-does a lost Add once it has seen the race decided: keep the used
+            // KeyPackage (its private key is what a new Welcome is sealed to) a window longer.
+            self.retired_purge_due = Some(now_ms + self.config.window_ms);
             self.emit(Event::JoinLost { group });
         }
         Ok(lost)

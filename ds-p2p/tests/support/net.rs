@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ds_p2p::engine::{Command, Engine, EngineConfig, Event, Output, TieBreak};
 use ds_p2p::storage::ChorusProvider;
 use ds_p2p::storage::kv::{KvStore, MemoryStore};
-use ds_p2p::wire::{GroupRef, inbox_topic};
+use ds_p2p::wire::{Envelope, EnvelopeKind, GroupRef, WireLimits, inbox_topic};
 use identity_tofu::{LocalIdentity, TrustStore};
 use openmls::prelude::SignatureScheme;
 use openmls_basic_credential::SignatureKeyPair;
@@ -30,6 +30,9 @@ pub struct Node {
     pub kv: Arc<dyn KvStore>,
     /// Which side of a partition the node is on; only nodes on one side hear each other.
     pub side: u8,
+    /// Hashes of the envelopes this node has received or published: its gossip log, which
+    /// anti-entropy reconciles (it is never handed one of these again by `sync`).
+    pub has: BTreeSet<[u8; 32]>,
 }
 
 impl Node {
@@ -70,13 +73,17 @@ pub struct Net {
     pub rng: ChaCha20Rng,
     pub faults: Faults,
     in_flight: Vec<(usize, Vec<u8>)>,
-    /// Everything ever published: (publisher, topic, envelope), what `sync` redelivers.
-    published: Vec<(usize, String, Vec<u8>)>,
+    /// Everything ever published: (publisher, topic, envelope, its hash), what `sync`
+    /// redelivers.
+    published: Vec<(usize, String, Vec<u8>, [u8; 32])>,
     /// Running hash of every output of every node, in order: equal for equal runs.
     trace: Sha256,
     /// The outputs, one line each (a publish as its envelope's hash), for telling two runs
     /// apart.
     pub trace_lines: Vec<String>,
+    /// How many commits, proposals and Welcomes were published so far (not beacons or
+    /// application messages): while it grows, the group is still changing.
+    pub changes_published: usize,
 }
 
 impl Net {
@@ -117,6 +124,7 @@ impl Net {
                     topics,
                     kv,
                     side: 0,
+                    has: BTreeSet::new(),
                 }
             })
             .collect();
@@ -129,6 +137,7 @@ impl Net {
             published: Vec::new(),
             trace: Sha256::new(),
             trace_lines: Vec::new(),
+            changes_published: 0,
         }
     }
 
@@ -169,13 +178,21 @@ impl Net {
                 self.trace_lines.push(line);
                 match output {
                     Output::Publish { topic, envelope } => {
+                        let kind = Envelope::decode(&envelope, &WireLimits::default())
+                            .map(|e| e.kind)
+                            .ok();
+                        if matches!(kind, Some(EnvelopeKind::Handshake | EnvelopeKind::Welcome)) {
+                            self.changes_published += 1;
+                        }
+                        let hash: [u8; 32] = Sha256::digest(&envelope).into();
+                        self.nodes[i].has.insert(hash);
                         let side = self.nodes[i].side;
                         for (j, node) in self.nodes.iter().enumerate() {
                             if j != i && node.side == side && node.topics.contains(&topic) {
                                 self.in_flight.push((j, envelope.clone()));
                             }
                         }
-                        self.published.push((i, topic, envelope));
+                        self.published.push((i, topic, envelope, hash));
                     }
                     Output::Event(event) => {
                         if let Event::GroupJoined { group, .. } = &event {
@@ -209,6 +226,7 @@ impl Net {
             }
             self.now += self.rng.gen_range(0..20);
             let now = self.now;
+            self.nodes[to].has.insert(Sha256::digest(&bytes).into());
             self.nodes[to].engine.handle_envelope(now, &bytes);
             self.collect();
         }
@@ -237,8 +255,9 @@ impl Net {
         }
     }
 
-    /// Anti-entropy: every node is handed everything ever published on its topics by a node
-    /// on its side (its own included), in random order; then delivery runs to quiescence.
+    /// Anti-entropy: every node is handed what was published on its topics by a node on its
+    /// side and is not in its log yet (what it missed), in random order, as gossip's
+    /// reconciliation does; then delivery runs to quiescence.
     /// Repeats while new topics were joined, as a joiner syncs its new group topic.
     pub fn sync(&mut self) {
         loop {
@@ -253,8 +272,11 @@ impl Net {
 
     fn sync_once(&mut self) {
         for (j, node) in self.nodes.iter().enumerate() {
-            for (from, topic, bytes) in &self.published {
-                if node.topics.contains(topic) && self.nodes[*from].side == node.side {
+            for (from, topic, bytes, hash) in &self.published {
+                if node.topics.contains(topic)
+                    && self.nodes[*from].side == node.side
+                    && !node.has.contains(hash)
+                {
                     self.in_flight.push((j, bytes.clone()));
                 }
             }
@@ -304,8 +326,8 @@ impl Net {
         let i = self.index(name);
         self.published
             .iter()
-            .filter(|(from, _, _)| *from == i)
-            .map(|(_, topic, bytes)| (topic.clone(), bytes.clone()))
+            .filter(|(from, _, _, _)| *from == i)
+            .map(|(_, topic, bytes, _)| (topic.clone(), bytes.clone()))
             .collect()
     }
 
