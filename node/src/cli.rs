@@ -145,13 +145,18 @@ pub struct RunArgs {
     /// the node only; faster on slow disks) [default: synced]
     #[arg(long)]
     pub durability: Option<String>,
+    /// DNS server for `contact add <dns-name>` lookups [default: the system's resolver]
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_server: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ContactCommand {
-    /// Add a contact from their invite code (what `chorus id` prints on their node)
+    /// Add a contact from their invite code (what `chorus id` prints on their node) or their
+    /// DNS name (a `_chorus.<name>` TXT record holding `v=chorus1 fp=<fingerprint> code=<invite
+    /// code>`)
     Add {
-        /// An invite code (chorus1…)
+        /// An invite code (chorus1…) or a DNS name (alice.example.org)
         address: String,
         /// The name to call them by [default: their handle]
         #[arg(long)]

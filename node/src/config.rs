@@ -46,6 +46,8 @@ pub struct Config {
     /// OS but not fsynced: survives a crash of the node, not of the machine; much faster on
     /// slow disks).
     pub durability: String,
+    /// The DNS server for `contact add <dns-name>` lookups [default: the system's resolver].
+    pub dns_server: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -69,6 +71,7 @@ impl Default for Config {
             anti_entropy_ms: 30_000,
             heartbeat_ms: 1_000,
             durability: "synced".into(),
+            dns_server: None,
         }
     }
 }

@@ -127,6 +127,9 @@ fn merge(data: &DataDir, args: RunArgs, json_logs: bool) -> anyhow::Result<confi
     if let Some(d) = args.durability {
         c.durability = d;
     }
+    if args.dns_server.is_some() {
+        c.dns_server = args.dns_server;
+    }
     c.json_logs |= json_logs;
     c.check()?;
     Ok(c)

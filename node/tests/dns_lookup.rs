@@ -261,3 +261,51 @@ async fn dns_lookup_refuses_conflicting_records() {
         "{err:?}"
     );
 }
+
+/// The whole path through a running node: `contact add ben.test` at ann's node (whose config
+/// file names the test DNS server) finds ben's record, pins him, and ann can invite him.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_contact_add_through_a_running_node() -> anyhow::Result<()> {
+    use node::demo::harness::{LocalNode, NodeOptions, wait_for};
+    let dir = tempfile::tempdir()?;
+    let options = NodeOptions::default();
+    let mut ann = LocalNode::init(dir.path(), "ann")?;
+    let mut ben = LocalNode::init(dir.path(), "ben")?;
+    ben.start(&options, 0, &[]).await?;
+    let boot = ben.listen.clone().expect("ben listens");
+    let ben_code = InviteCode::decode(&ben.invite_code().await?)?;
+    let zone: Zone = [(
+        "_chorus.ben.test.".to_owned(),
+        vec![chorus_txt_strings(&ben_code)?],
+    )]
+    .into_iter()
+    .collect();
+    let (dns, answered) = serve(zone).await;
+    std::fs::write(ann.data.config(), format!("dns_server = \"{dns}\"\n"))?;
+    ann.start(&options, 0, std::slice::from_ref(&boot)).await?;
+
+    let contact = ann.add_contact("ben.test").await?;
+    assert_eq!(contact.handle, "ben");
+    assert_eq!(contact.fingerprint, fingerprint_hex(&ben_code));
+    assert!(
+        answered.load(Ordering::SeqCst) >= 1,
+        "the node asked the DNS server"
+    );
+    let refused = ann.add_contact("nobody.test").await.unwrap_err();
+    assert!(
+        format!("{refused:#}").contains("nobody.test"),
+        "{refused:#}"
+    );
+
+    let gid = ann.create_group("team").await?.group_id;
+    ann.invite("team", "ben").await?;
+    wait_for(
+        "ben to join",
+        std::time::Duration::from_secs(60),
+        || async { Ok(ben.status(&gid).await?.map(|_| ())) },
+    )
+    .await?;
+    ann.stop().await?;
+    ben.stop().await?;
+    Ok(())
+}

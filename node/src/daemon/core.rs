@@ -49,6 +49,8 @@ pub struct Core {
     split: BTreeSet<GroupRef>,
     subscribed: BTreeSet<String>,
     peers: BTreeSet<PeerId>,
+    /// Where `contact add <dns-name>` looks up `_chorus.<name>` TXT records.
+    pub dns: crate::lookup::DnsResolverConfig,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -85,6 +87,7 @@ impl Core {
             split: BTreeSet::new(),
             subscribed: BTreeSet::new(),
             peers: BTreeSet::new(),
+            dns: crate::lookup::DnsResolverConfig::System,
             metrics,
         }
     }
@@ -678,13 +681,24 @@ impl Core {
         address: &str,
         name: Option<String>,
     ) -> Result<ContactView, ApiError> {
-        if !InviteCode::looks_like(address) {
-            return Err(ApiError::bad(
-                "only invite codes can be added for now (the text `chorus id` prints, starting \
-                 with chorus1); handle and DNS lookups need the DHT records that are not built yet",
-            ));
-        }
-        let code = InviteCode::decode(address).map_err(|e| ApiError::bad(e.to_string()))?;
+        let (code, dns_name) = if InviteCode::looks_like(address) {
+            let code = InviteCode::decode(address).map_err(|e| ApiError::bad(e.to_string()))?;
+            (code, None)
+        } else if crate::lookup::looks_like_dns_name(address) {
+            let code = crate::lookup::resolve_dns_contact(address, &self.dns)
+                .await
+                .map_err(|e| ApiError::bad(e.to_string()))?;
+            (
+                code,
+                Some(address.trim_end_matches('.').to_ascii_lowercase()),
+            )
+        } else {
+            return Err(ApiError::bad(format!(
+                "{address:?} is neither an invite code (chorus1…) nor a DNS name with a \
+                 _chorus TXT record; looking people up by handle needs DHT handle records, \
+                 which are not built yet"
+            )));
+        };
         let cert = code
             .signed_certificate()
             .map_err(|e| ApiError::bad(e.to_string()))?;
@@ -697,10 +711,25 @@ impl Core {
         // TOFU pins the handle the way group members are pinned, so the engine's checks of
         // group credentials and the contact list agree.
         let tofu = Address::Handle(c.handle.clone());
-        let seen = self
+        let mut seen = self
             .trust
             .observe(&tofu, &c.identity_key, &c.device_key, now)
             .map_err(ApiError::internal)?;
+        // A DNS name is an address of its own: a changed key behind the name is a key change
+        // even if the handle is new.
+        if let Some(name) = &dns_name
+            && seen.is_accepted()
+        {
+            seen = self
+                .trust
+                .observe(
+                    &Address::DnsName(name.clone()),
+                    &c.identity_key,
+                    &c.device_key,
+                    now,
+                )
+                .map_err(ApiError::internal)?;
+        }
         let record = ContactRecord {
             name: name.clone(),
             address: tofu,

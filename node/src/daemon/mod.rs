@@ -92,6 +92,9 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
         limits,
         metrics,
     );
+    if let Some(server) = config.dns_server {
+        core.dns = crate::lookup::DnsResolverConfig::Nameserver(server);
+    }
     core.subscribe_all().await?;
 
     let listener = tokio::net::TcpListener::bind(config.api)
