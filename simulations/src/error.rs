@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     /// The file could not be read.
-    #[error("cannot read scenario {path}: {source}")]
+    #[error("cannot read scenario {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -28,7 +28,7 @@ pub enum SimError {
     #[error("node {node}: engine: {message}")]
     Engine { node: usize, message: String },
     /// Writing an output failed.
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
