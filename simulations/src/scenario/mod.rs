@@ -595,7 +595,7 @@ fn resolve(fallback_name: &str, f: ScenarioFile) -> Result<Scenario, SimError> {
             groups.push(Group {
                 name: gname,
                 members: members.clone(),
-                create_at: g.create_at.micros(),
+                create_at: g.create_at.micros() + c as u64 * g.stagger.micros(),
                 traffic: g.traffic.clone(),
                 random_commits: g.random_commits.clone(),
             });

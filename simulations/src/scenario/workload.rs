@@ -21,6 +21,9 @@ pub struct GroupSpec {
     pub copies: usize,
     #[serde(default)]
     pub create_at: Dur,
+    /// With copies: copy k is created at `create_at + k × stagger` (spreads the setup).
+    #[serde(default)]
+    pub stagger: Dur,
     #[serde(default)]
     pub traffic: Option<TrafficSpec>,
     #[serde(default)]
