@@ -110,6 +110,28 @@ fn shipped_small_scenarios_are_deterministic() {
     }
 }
 
+/// A partition longer than the window cannot be resolved by the window alone (healing beyond
+/// it is a later issue): the run must say so rather than pass silently.
+#[test]
+fn a_partition_outlasting_the_window_is_reported_honestly() {
+    let s = run(&scenario("partition-outlasts"), 1).summary;
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.contains("longer than the 30000 ms fork window")),
+        "{:?}",
+        s.notes
+    );
+    assert!(
+        s.forks_beyond_window > 0,
+        "the engine saw no fork beyond the window"
+    );
+    if !s.converged {
+        assert!(s.convergence_ms.is_none());
+        assert!(s.notes.iter().any(|n| n.contains("did not converge")));
+    }
+}
+
 #[test]
 fn a_different_seed_gives_a_different_run() {
     let sc = scenario("two-committers");
