@@ -45,8 +45,8 @@ test: deps ## run every test of the workspace
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-properties: deps ## the engine's property tests (CHORUS_PROP_RUNS per policy, default 50)
-	$(CARGO) test --workspace --test properties -- --ignored
+properties: deps ## the engine's property tests (CHORUS_PROP_RUNS per policy, default 100; also in make test)
+	$(CARGO) test --workspace --test properties
 
 lint: deps ## formatting and clippy, as CI checks them
 	$(CARGO) fmt --all -- --check

@@ -245,8 +245,9 @@ fn bench(duration: &str, case: &str, quiet: bool) -> Result<()> {
             name = "g"
             size = {size}
             copies = {groups}
-            traffic = {{ rate_per_min = 0.2, size = 256, start = "60s" }}
-            random_commits = {{ rate_per_min = 0.2, start = "90s", update = 1 }}
+            stagger = "15s"
+            traffic = {{ rate_per_min = 0.2, size = 256, start = "6m" }}
+            random_commits = {{ rate_per_min = 0.2, start = "6m", update = 1 }}
             "#
         );
         let scenario = Scenario::parse("bench", &text)?;

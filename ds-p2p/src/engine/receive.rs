@@ -463,6 +463,11 @@ impl Engine {
         let beacon: Beacon = identity_tofu::codec::decode(&envelope.payload, 64 * 1024)
             .map_err(|e| EngineError::Refused(format!("malformed beacon: {e}")))?;
         self.vouch_roots(now_ms, group, &beacon)?;
+        // Before the same-branch shortcut: a beacon from this member's own branch is what
+        // takes back a lost-join mark.
+        if self.join_lost(now_ms, group, &beacon)? {
+            return Ok(());
+        }
         let rt = self.known_group(group)?;
         let known_branch = rt
             .record
@@ -470,9 +475,6 @@ impl Engine {
             .states()
             .any(|s| s.branch_id == beacon.branch_id);
         if known_branch {
-            return Ok(());
-        }
-        if self.join_lost(now_ms, group, &beacon)? {
             return Ok(());
         }
         if self.removal_vouched(now_ms, group, &beacon)? {
@@ -617,7 +619,9 @@ impl Engine {
             .record
             .tree
             .roots()
-            .filter(|s| !s.vouched)
+            // A Welcome root is evicted only by a lost-join mark (`join_lost`), which a beacon
+            // showing the group on its Add takes back, whichever root is active by then.
+            .filter(|s| !s.vouched || (s.evicted && s.parent.is_none()))
             .filter(|s| {
                 s.via.as_ref().is_some_and(|v| {
                     beacon
@@ -645,6 +649,9 @@ impl Engine {
         for id in states {
             if let Some(state) = rt.record.tree.get_mut(id) {
                 state.vouched = true;
+                if state.parent.is_none() {
+                    state.evicted = false;
+                }
             }
         }
         self.save_group(group)?;
