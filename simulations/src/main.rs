@@ -24,7 +24,7 @@ enum Cmd {
         /// Seed (default: the scenario's `seed`).
         #[arg(long)]
         seed: Option<u64>,
-        /// Output directory (default: sim-out/<scenario>-<seed>).
+        /// Output directory (default: target/sim-out/<scenario>-<seed>).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Do not write trace.jsonl (it is still hashed).
@@ -61,7 +61,7 @@ enum Cmd {
         /// Parallel runs (default: the cores available).
         #[arg(long)]
         jobs: Option<usize>,
-        /// Output directory (default: sim-out/sweep-<scenario>).
+        /// Output directory (default: target/sim-out/sweep-<scenario>).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -120,7 +120,8 @@ fn run(
 ) -> Result<()> {
     let scenario = load(path)?;
     let seed = seed.unwrap_or(scenario.seed);
-    let dir = out.unwrap_or_else(|| PathBuf::from(format!("sim-out/{}-{seed}", scenario.name)));
+    let dir =
+        out.unwrap_or_else(|| PathBuf::from(format!("target/sim-out/{}-{seed}", scenario.name)));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     eprintln!(
         "chorus-sim: {} (seed {seed}, {} nodes) -> {}",
@@ -201,7 +202,8 @@ fn sweep(
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let dir = out.unwrap_or_else(|| PathBuf::from(format!("sim-out/sweep-{}", scenario.name)));
+    let dir =
+        out.unwrap_or_else(|| PathBuf::from(format!("target/sim-out/sweep-{}", scenario.name)));
     eprintln!(
         "chorus-sim sweep: {} settings x {seeds} seeds of {} on {jobs} threads -> {}",
         settings.len(),
