@@ -7,8 +7,10 @@
 //!   is on, with per-topic parameters that punish invalid messages and nothing else (a quiet
 //!   chat group must not look like a dead mesh peer).
 //! - request-response `/chorus/sync/1`: anti-entropy (see [`super::sync`]).
-//! - Kademlia (own protocol name, so the DHT is Chorus's alone), identify (feeds Kademlia the
-//!   addresses peers listen on), ping (keeps NATs open, measures), mDNS (LAN, optional).
+//! - Kademlia (own protocol name, so the DHT is Chorus's alone; records of at most
+//!   `MAX_RECORD_VALUE_BYTES` in a memory store; server mode forced by `NetConfig::kad_server`,
+//!   else libp2p's automatic client/server switch), identify (feeds Kademlia the addresses
+//!   peers listen on), ping (keeps NATs open, measures), mDNS (LAN, optional).
 //! - NAT traversal: the circuit relay v2 client (a node behind NAT listens through relays
 //!   named in the config), DCUtR (a relayed connection is upgraded to a direct one by hole
 //!   punching), AutoNAT v2 client and server (peers confirm each other's public addresses,
@@ -28,7 +30,7 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{StreamProtocol, autonat, dcutr, identify, kad, mdns, ping, relay};
 use sha2::{Digest, Sha256};
 
-use super::config::NetConfig;
+use super::config::{MAX_RECORD_VALUE_BYTES, NetConfig};
 use super::error::NetError;
 use super::frame;
 use super::sync::{SYNC_PROTOCOL, SyncCodec};
@@ -92,11 +94,25 @@ impl Behaviour {
             request_response::Config::default().with_request_timeout(config.sync.request_timeout),
         );
 
-        let kad = kad::Behaviour::with_config(
+        let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+        kad_config
+            .set_query_timeout(config.kad_query_timeout)
+            .set_max_packet_size(NetConfig::max_kad_packet_bytes())
+            // Records peers store here go through the driver, which holds their keys to
+            // `MAX_RECORD_KEY_BYTES` (the store itself only bounds values).
+            .set_record_filtering(kad::StoreInserts::FilterBoth);
+        let store = kad::store::MemoryStore::with_config(
             peer_id,
-            kad::store::MemoryStore::new(peer_id),
-            kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
+            kad::store::MemoryStoreConfig {
+                // The store refuses values of `max_value_bytes` or more.
+                max_value_bytes: MAX_RECORD_VALUE_BYTES + 1,
+                ..kad::store::MemoryStoreConfig::default()
+            },
         );
+        let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
+        if config.kad_server {
+            kad.set_mode(Some(kad::Mode::Server));
+        }
 
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())

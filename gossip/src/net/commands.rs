@@ -50,6 +50,11 @@ impl<S: KvStore + 'static> Driver<S> {
             Command::PeerScore(peer, reply) => {
                 let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
             }
+            Command::PutRecord(key, value, reply) => self.put_record(key, value, reply),
+            Command::GetRecord(key, reply) => self.get_record(key, reply),
+            Command::DhtPeers(reply) => {
+                let _ = reply.send(self.dht_peers());
+            }
             // Handled by the run loop, which must end.
             Command::Shutdown(_) => {}
         }

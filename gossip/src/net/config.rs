@@ -15,6 +15,17 @@ pub(crate) const SYNC_OVERHEAD_BYTES: usize = 1024;
 /// topic name, protobuf tags. The transmit limit is the largest frame plus this.
 const GOSSIPSUB_OVERHEAD_BYTES: usize = 2048;
 
+/// The longest DHT record key `NodeHandle::put_record` and `get_record` accept, in bytes.
+pub const MAX_RECORD_KEY_BYTES: usize = 256;
+
+/// The largest DHT record value `NodeHandle::put_record` accepts (and the local record store
+/// keeps, from us or from peers), in bytes.
+pub const MAX_RECORD_VALUE_BYTES: usize = 64 * 1024;
+
+/// Bytes a Kademlia message may spend beside one record's key and value: the publisher, the
+/// closer peers sent along with a record (up to 20, each with addresses), protobuf tags.
+const KAD_OVERHEAD_BYTES: usize = 16 * 1024;
+
 /// The network configuration of a node.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
@@ -37,6 +48,16 @@ pub struct NetConfig {
     /// Find peers on the local network with mDNS. Off in tests, so that test nodes on one
     /// machine do not find each other (or someone else's).
     pub mdns: bool,
+    /// Run Kademlia in server mode from the start: answer DHT queries and store records for
+    /// others, and be added to their routing tables. When false, libp2p decides: client mode
+    /// (query, but do not serve) until the node has a confirmed external address (configured
+    /// in `external_addresses`, or confirmed by AutoNAT), server mode after. Only force it
+    /// on for a node that others can actually reach (loopback tests, a LAN, a public host): a
+    /// server that peers cannot dial back slows their lookups down. Default false.
+    pub kad_server: bool,
+    /// How long a DHT query (`NodeHandle::put_record`, `get_record`, bootstrap) may run
+    /// before it is given up (Kademlia's query timeout).
+    pub kad_query_timeout: Duration,
     /// The most topics a remote peer may be subscribed to in our view, and the most
     /// subscriptions one message of it may carry. libp2p's default of 100 is too low for a
     /// member of many groups (DESIGN §5): raise it to the group limit.
@@ -86,6 +107,8 @@ impl Default for NetConfig {
             relays: Vec::new(),
             relay_server: false,
             mdns: true,
+            kad_server: false,
+            kad_query_timeout: Duration::from_secs(30),
             max_topics: 1024,
             heartbeat: Duration::from_secs(1),
             idle_connection_timeout: Duration::from_secs(60),
@@ -111,11 +134,15 @@ impl Default for SyncConfig {
 
 impl NetConfig {
     /// A configuration for a node on loopback only: one TCP listener on 127.0.0.1, no mDNS,
-    /// a fast heartbeat. For tests and local experiments.
+    /// a fast heartbeat, Kademlia in server mode (loopback nodes have no confirmed external
+    /// address, so they would otherwise neither serve nor store records) with a 5 s query
+    /// timeout. For tests and local experiments.
     pub fn loopback() -> Self {
         Self {
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],
             mdns: false,
+            kad_server: true,
+            kad_query_timeout: Duration::from_secs(5),
             heartbeat: Duration::from_millis(200),
             ..Self::default()
         }
@@ -135,6 +162,9 @@ impl NetConfig {
         }
         if self.retention_interval.is_zero() {
             return invalid("retention_interval must be positive");
+        }
+        if self.kad_query_timeout.is_zero() {
+            return invalid("kad_query_timeout must be positive");
         }
         let sync = &self.sync;
         if sync.max_message_bytes > crate::codec::MAX_DECODE_LEN {
@@ -159,6 +189,12 @@ impl NetConfig {
             .map_err(|_| NetError::InvalidConfig("invalid reconciliation config"))
     }
 
+    /// The largest Kademlia message sent or accepted: one record of the largest key and value,
+    /// with room for the peers that come along.
+    pub(crate) fn max_kad_packet_bytes() -> usize {
+        MAX_RECORD_KEY_BYTES + MAX_RECORD_VALUE_BYTES + KAD_OVERHEAD_BYTES
+    }
+
     /// The gossipsub transmit limit for a log whose envelopes are at most this large.
     pub(crate) fn max_transmit_bytes(max_envelope_bytes: usize) -> usize {
         super::frame::max_frame_len(max_envelope_bytes) + GOSSIPSUB_OVERHEAD_BYTES
@@ -174,6 +210,20 @@ mod tests {
         let max = crate::log::LogConfig::default().max_envelope_bytes;
         NetConfig::default().validate(max).unwrap();
         NetConfig::loopback().validate(max).unwrap();
+    }
+
+    #[test]
+    fn kademlia_defaults_and_limits() {
+        let (default, loopback) = (NetConfig::default(), NetConfig::loopback());
+        assert!(!default.kad_server && loopback.kad_server);
+        assert_eq!(default.kad_query_timeout, Duration::from_secs(30));
+        assert_eq!(loopback.kad_query_timeout, Duration::from_secs(5));
+        assert!(NetConfig::max_kad_packet_bytes() > MAX_RECORD_KEY_BYTES + MAX_RECORD_VALUE_BYTES);
+        let config = NetConfig {
+            kad_query_timeout: Duration::ZERO,
+            ..loopback
+        };
+        assert!(config.validate(1024).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use identity_tofu::kv::KvStore;
+use libp2p::kad::QueryId;
 use libp2p::request_response::OutboundRequestId;
 use libp2p::{PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
@@ -18,6 +19,7 @@ use tracing::warn;
 
 use super::behaviour::Behaviour;
 use super::config::NetConfig;
+use super::dht::DhtQuery;
 use super::error::NetError;
 use super::event::NetEvent;
 use super::handle::Command;
@@ -63,6 +65,9 @@ pub(super) struct Driver<S> {
     pub events: mpsc::UnboundedSender<NetEvent>,
     pub subscribed: BTreeSet<Topic>,
     pub sync: SyncState,
+    /// DHT queries started for a handle, by Kademlia query id, each with the caller's reply
+    /// channel (removed when answered, so each caller is answered once).
+    pub dht: HashMap<QueryId, DhtQuery>,
 }
 
 impl<S: KvStore + 'static> Driver<S> {
@@ -89,6 +94,7 @@ impl<S: KvStore + 'static> Driver<S> {
                 refused: HashSet::new(),
                 again: HashSet::new(),
             },
+            dht: HashMap::new(),
         })
     }
 

@@ -48,6 +48,30 @@ pub enum NetError {
     /// The operation needs a subscription to the topic.
     #[error("not subscribed to {0}")]
     NotSubscribed(crate::topic::Topic),
+    /// A DHT record key is longer than `MAX_RECORD_KEY_BYTES`; nothing was stored or sent.
+    #[error("DHT record key of {len} bytes exceeds the limit of {max} bytes")]
+    RecordKeyTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A DHT record value is larger than `MAX_RECORD_VALUE_BYTES`; nothing was stored or sent.
+    #[error("DHT record value of {len} bytes exceeds the limit of {max} bytes")]
+    RecordValueTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A DHT query ran out of time (`NetConfig::kad_query_timeout`): a get found no record
+    /// before it, a put was stored on no peer before it (it is stored locally).
+    #[error("the DHT query timed out")]
+    DhtTimeout,
+    /// A DHT operation failed: the local record store refused the record, or no peer
+    /// accepted it although some were tried (it is stored locally).
+    #[error("DHT: {0}")]
+    Dht(String),
     /// The node's task has stopped (shut down, or it panicked).
     #[error("the network node is not running")]
     NotRunning,

@@ -5,6 +5,7 @@
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
+use super::config::{MAX_RECORD_KEY_BYTES, MAX_RECORD_VALUE_BYTES};
 use super::error::NetError;
 use crate::envelope_id::EnvelopeId;
 use crate::topic::Topic;
@@ -34,6 +35,9 @@ pub(crate) enum Command {
     SyncNow(Topic, oneshot::Sender<Result<usize, NetError>>),
     Has(Topic, EnvelopeId, oneshot::Sender<Result<bool, NetError>>),
     PeerScore(PeerId, oneshot::Sender<Option<f64>>),
+    PutRecord(Vec<u8>, Vec<u8>, oneshot::Sender<Result<(), NetError>>),
+    GetRecord(Vec<u8>, oneshot::Sender<Result<Option<Vec<u8>>, NetError>>),
+    DhtPeers(oneshot::Sender<Vec<PeerId>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -113,6 +117,47 @@ impl NodeHandle {
         self.ask(|tx| Command::PeerScore(peer, tx)).await
     }
 
+    /// Stores `value` under `key` in the Kademlia DHT (on the closest peers, quorum one) and
+    /// locally.
+    ///
+    /// Returns once the DHT query has ended: `Ok` when at least one peer stored the record,
+    /// and also when the routing table held no peer to store it on at all (libp2p reports
+    /// that as a failed quorum with no request sent): the record is then stored locally only,
+    /// served to peers that look it up here and republished by Kademlia later. Fails with
+    /// `NetError::Dht` when peers were tried and none accepted it, and `NetError::DhtTimeout`
+    /// when none did within `NetConfig::kad_query_timeout`; the local copy stays either way.
+    /// Keys over `MAX_RECORD_KEY_BYTES` and values over `MAX_RECORD_VALUE_BYTES` are refused
+    /// before anything is stored or sent.
+    ///
+    /// Records are not authenticated: any peer may store another value under the same key.
+    /// Callers must sign what they store, and check what they get.
+    pub async fn put_record(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), NetError> {
+        check_record_key(&key)?;
+        if value.len() > MAX_RECORD_VALUE_BYTES {
+            return Err(NetError::RecordValueTooLarge {
+                len: value.len(),
+                max: MAX_RECORD_VALUE_BYTES,
+            });
+        }
+        self.ask(|tx| Command::PutRecord(key, value, tx)).await?
+    }
+
+    /// Looks `key` up in the DHT (local store first); `Ok(None)` when no peer has it.
+    ///
+    /// Answers with the first record found (there may be other values under the key
+    /// elsewhere). Fails with `NetError::DhtTimeout` when the query found nothing within
+    /// `NetConfig::kad_query_timeout`, and with `NetError::RecordKeyTooLarge` for keys over
+    /// `MAX_RECORD_KEY_BYTES` (nothing is sent).
+    pub async fn get_record(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, NetError> {
+        check_record_key(&key)?;
+        self.ask(|tx| Command::GetRecord(key, tx)).await?
+    }
+
+    /// The peers in the Kademlia routing table: those a DHT query starts from.
+    pub async fn dht_peers(&self) -> Result<Vec<PeerId>, NetError> {
+        self.ask(Command::DhtPeers).await
+    }
+
     /// Stops the node and waits until its task has ended and released the log's store
     /// (so the same database can be opened again).
     pub async fn shutdown(self) -> Result<(), NetError> {
@@ -130,4 +175,14 @@ impl NodeHandle {
             .map_err(|_| NetError::NotRunning)?;
         rx.await.map_err(|_| NetError::NotRunning)
     }
+}
+
+fn check_record_key(key: &[u8]) -> Result<(), NetError> {
+    if key.len() > MAX_RECORD_KEY_BYTES {
+        return Err(NetError::RecordKeyTooLarge {
+            len: key.len(),
+            max: MAX_RECORD_KEY_BYTES,
+        });
+    }
+    Ok(())
 }

@@ -24,7 +24,7 @@
 //! - `behaviour`: the composed `NetworkBehaviour` and the configuration of each part.
 //! - [`sync`]: the `/chorus/sync/1` protocol: wire, codec, initiator session, responder.
 //! - [`node`] and [`handle`]: starting a node and controlling it; [`event`]: what it reports.
-//! - `driver`, `swarm_events`, `commands`, `anti_entropy`: the node's task, by input.
+//! - `driver`, `swarm_events`, `commands`, `anti_entropy`, `dht`: the node's task, by input.
 //!
 //! NAT traversal: relay client (and optionally server), DCUtR and AutoNAT v2 are part of the
 //! behaviour. Relayed connections are limited by libp2p (no gossipsub or sync streams on
@@ -36,6 +36,7 @@ mod anti_entropy;
 mod behaviour;
 mod commands;
 pub mod config;
+mod dht;
 mod driver;
 pub mod error;
 pub mod event;
@@ -46,7 +47,7 @@ mod swarm_events;
 pub mod sync;
 pub mod validator;
 
-pub use config::{NetConfig, SyncConfig};
+pub use config::{MAX_RECORD_KEY_BYTES, MAX_RECORD_VALUE_BYTES, NetConfig, SyncConfig};
 pub use error::NetError;
 pub use event::{NetEvent, NetEvents, Via};
 pub use handle::{NodeHandle, Published};

@@ -23,7 +23,7 @@ impl<S: KvStore + 'static> Driver<S> {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify(event),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(event)) => self.on_mdns(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => trace!(?event, "kademlia"),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(_)) => {}
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
                 debug!(?event, "relay client");

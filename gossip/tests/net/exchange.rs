@@ -1,5 +1,7 @@
 //! Live delivery: what one node publishes reaches the others, each envelope once.
 
+use gossip::net::NetConfig;
+
 use crate::support::{TestNode, connect, honest};
 
 /// Two connected nodes on a topic receive each other's envelopes, once each, and never
@@ -36,9 +38,15 @@ async fn two_nodes_exchange_published_envelopes() {
 /// In a line A - B - C, envelopes travel end to end through the middle node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_in_a_line_relay_through_the_middle() {
-    let mut a = TestNode::start(honest).await;
-    let mut b = TestNode::start(honest).await;
-    let mut c = TestNode::start(honest).await;
+    // Kademlia in client mode: in server mode, A's automatic DHT bootstrap would learn C
+    // from B and connect to it, and the line would not stay a line.
+    let config = || NetConfig {
+        kad_server: false,
+        ..NetConfig::loopback()
+    };
+    let mut a = TestNode::start_with(config(), honest).await;
+    let mut b = TestNode::start_with(config(), honest).await;
+    let mut c = TestNode::start_with(config(), honest).await;
     for node in [&a, &b, &c] {
         node.join().await;
     }
