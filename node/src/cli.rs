@@ -120,9 +120,13 @@ pub struct RunArgs {
     /// Do not look for peers on the LAN with mDNS
     #[arg(long)]
     pub no_mdns: bool,
-    /// Serve as a circuit relay for nodes behind NAT (for public nodes)
+    /// Serve as a circuit relay for nodes behind NAT (for public nodes; implies --dht-server)
     #[arg(long)]
     pub relay_server: bool,
+    /// Serve the DHT (handle records, KeyPackage bundles) from the start; otherwise a node
+    /// does once its address is confirmed public. Use it on LAN-only networks
+    #[arg(long)]
+    pub dht_server: bool,
     /// Serve Prometheus metrics at http://HOST:PORT/metrics
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics: Option<SocketAddr>,

@@ -28,6 +28,9 @@ pub struct Config {
     pub mdns: bool,
     /// Serve as a circuit relay for others.
     pub relay_server: bool,
+    /// Answer DHT queries and store DHT records for others from the start (otherwise only
+    /// once the node's address is confirmed public). For LAN-only networks and tests.
+    pub dht_server: bool,
     /// Prometheus metrics address, if any.
     pub metrics: Option<SocketAddr>,
     /// Log as JSON lines instead of text.
@@ -63,6 +66,7 @@ impl Default for Config {
             api: "127.0.0.1:7420".parse().expect("valid address"),
             mdns: true,
             relay_server: false,
+            dht_server: false,
             metrics: None,
             json_logs: false,
             fork_window_ms: 60_000,

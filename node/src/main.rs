@@ -109,6 +109,7 @@ fn merge(data: &DataDir, args: RunArgs, json_logs: bool) -> anyhow::Result<confi
         c.mdns = false;
     }
     c.relay_server |= args.relay_server;
+    c.dht_server |= args.dht_server;
     if args.metrics.is_some() {
         c.metrics = args.metrics;
     }

@@ -16,6 +16,7 @@ use identity_tofu::{Address, LocalIdentity, SafetyNumber, SignedDeviceCertificat
 use tokio::sync::{broadcast, oneshot};
 
 use super::key_exchange::{KeyPackageMessage, OfferBudget};
+use super::lookups::{self, Found};
 use super::present::{self, group_hex};
 use crate::api::routes::Route;
 use crate::api::views::{
@@ -27,11 +28,18 @@ use crate::store::{ContactRecord, GroupMeta, NodeStore, StoredMessage};
 
 /// How long an invite waits for the contact's node to send a KeyPackage.
 pub const INVITE_TIMEOUT_MS: u64 = 30_000;
+/// After this long without an answer, the contact's last-resort KeyPackage is looked up in
+/// the DHT as well (their node may be away).
+pub const INVITE_DHT_FALLBACK_MS: u64 = 5_000;
 
 /// An invite waiting for the contact's KeyPackage.
 struct PendingInvite {
     group: GroupRef,
+    /// The contact's credential identity: the KeyPackage must be theirs.
+    contact: Vec<u8>,
     deadline_ms: u64,
+    /// When to ask the DHT; `None` once asked.
+    dht_at_ms: Option<u64>,
     reply: oneshot::Sender<ApiResult>,
 }
 
@@ -51,6 +59,8 @@ pub struct Core {
     peers: BTreeSet<PeerId>,
     /// Where `contact add <dns-name>` looks up `_chorus.<name>` TXT records.
     pub dns: crate::lookup::DnsResolverConfig,
+    /// Lookups running on other tasks report here (the daemon loop feeds them to `on_found`).
+    found: tokio::sync::mpsc::UnboundedSender<Found>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -72,6 +82,7 @@ impl Core {
         events: broadcast::Sender<EventView>,
         limits: WireLimits,
         metrics: Arc<crate::metrics::Metrics>,
+        found: tokio::sync::mpsc::UnboundedSender<Found>,
     ) -> Self {
         Self {
             engine,
@@ -88,6 +99,7 @@ impl Core {
             subscribed: BTreeSet::new(),
             peers: BTreeSet::new(),
             dns: crate::lookup::DnsResolverConfig::System,
+            found,
             metrics,
         }
     }
@@ -193,17 +205,7 @@ impl Core {
                 let Some(pending) = self.pending_invites.remove(&nonce) else {
                     return;
                 };
-                let result = self
-                    .run_command(
-                        now,
-                        Command::Invite {
-                            group: pending.group,
-                            key_package,
-                        },
-                    )
-                    .await
-                    .and_then(|_| self.group_view(pending.group).map(|v| json(&v)));
-                let _ = pending.reply.send(result);
+                self.finish_invite(now, pending, key_package).await;
             }
             // Traffic for a contact's inbox: kept in the log for them, nothing to do here.
             _ => {}
@@ -214,6 +216,26 @@ impl Core {
         let now = now_ms();
         self.engine.handle_timeout(now);
         self.drain(now).await;
+        let due: Vec<_> = self
+            .pending_invites
+            .iter_mut()
+            .filter(|(_, p)| p.dht_at_ms.is_some_and(|at| at <= now))
+            .map(|(n, p)| {
+                p.dht_at_ms = None;
+                (*n, p.contact.clone())
+            })
+            .collect();
+        for (nonce, contact) in due {
+            let Ok(cert) = SignedDeviceCertificate::decode(&contact) else {
+                continue;
+            };
+            let key = lookups::bundle_key(&cert.certificate().fingerprint());
+            let (net, found) = (self.net.clone(), self.found.clone());
+            tokio::spawn(async move {
+                let record = net.get_record(key).await.ok().flatten();
+                let _ = found.send(Found::Bundle { nonce, record });
+            });
+        }
         let expired: Vec<_> = self
             .pending_invites
             .iter()
@@ -232,7 +254,11 @@ impl Core {
 
     /// When the core next needs `on_timer`.
     pub fn next_timer(&self) -> Option<u64> {
-        let invites = self.pending_invites.values().map(|p| p.deadline_ms).min();
+        let invites = self
+            .pending_invites
+            .values()
+            .map(|p| p.dht_at_ms.unwrap_or(p.deadline_ms).min(p.deadline_ms))
+            .min();
         match (self.engine.poll_timeout(), invites) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -325,7 +351,7 @@ impl Core {
                      numbers, then `chorus contact accept-key {handle}`"
                 ));
             }
-            Event::LastResortKeyPackageUsed => {}
+            Event::LastResortKeyPackageUsed => self.publish_records(now).await,
             _ => {}
         }
         tracing::info!(?event, "engine event");
@@ -371,10 +397,10 @@ impl Core {
             Route::Id => self.id_view().await.map(|v| json(&v)),
             Route::Status => self.status_view().await.map(|v| json(&v)),
             Route::Contacts => self.contact_views().map(|v| json(&v)),
-            Route::AddContact { address, name } => self
-                .add_contact(now, &address, name)
-                .await
-                .map(|v| json(&v)),
+            Route::AddContact { address, name } => {
+                self.start_add_contact(now, &address, name, reply).await;
+                return;
+            }
             Route::Verify {
                 contact,
                 safety_number,
@@ -388,12 +414,14 @@ impl Core {
                 .map(|v| json(&v)),
             Route::Invite { group, contact } => {
                 match self.start_invite(now, &group, &contact).await {
-                    Ok(nonce) => {
+                    Ok((nonce, group, contact)) => {
                         self.pending_invites.insert(
-                            nonce.0,
+                            nonce,
                             PendingInvite {
-                                group: nonce.1,
+                                group,
+                                contact,
                                 deadline_ms: now + INVITE_TIMEOUT_MS,
+                                dht_at_ms: Some(now + INVITE_DHT_FALLBACK_MS),
                                 reply,
                             },
                         );
@@ -561,7 +589,7 @@ impl Core {
         now: u64,
         group: &str,
         contact: &str,
-    ) -> Result<([u8; 16], GroupRef), ApiError> {
+    ) -> Result<([u8; 16], GroupRef, Vec<u8>), ApiError> {
         let group = self.resolve_group(group)?;
         let contact = self.resolve_contact(contact)?;
         if let Some(pending) = self
@@ -589,7 +617,7 @@ impl Core {
             .map_err(ApiError::internal)?;
         self.publish(topic, request.envelope()).await;
         tracing::info!(contact = %contact.name, at = now, "asked for a KeyPackage");
-        Ok((nonce, group))
+        Ok((nonce, group, contact.certificate))
     }
 
     async fn remove(&mut self, now: u64, group: &str, member: &str) -> ApiResult {
@@ -675,30 +703,150 @@ impl Core {
 
     // ---- contacts -----------------------------------------------------------------------
 
-    async fn add_contact(
+    /// An invite code is added at once; a DNS name or a handle is looked up on another task,
+    /// and answered when [`Found::Contact`] comes back.
+    async fn start_add_contact(
         &mut self,
         now: u64,
         address: &str,
         name: Option<String>,
-    ) -> Result<ContactView, ApiError> {
-        let (code, dns_name) = if InviteCode::looks_like(address) {
-            let code = InviteCode::decode(address).map_err(|e| ApiError::bad(e.to_string()))?;
-            (code, None)
-        } else if crate::lookup::looks_like_dns_name(address) {
-            let code = crate::lookup::resolve_dns_contact(address, &self.dns)
-                .await
-                .map_err(|e| ApiError::bad(e.to_string()))?;
-            (
+        reply: oneshot::Sender<ApiResult>,
+    ) {
+        let address = address.trim().to_string();
+        let found = self.found.clone();
+        if InviteCode::looks_like(&address) {
+            let result = match InviteCode::decode(&address) {
+                Ok(code) => self.finish_add_contact(now, code, None, name).await,
+                Err(e) => Err(ApiError::bad(e.to_string())),
+            };
+            let _ = reply.send(result.map(|v| json(&v)));
+            return;
+        }
+        if crate::lookup::looks_like_dns_name(&address) {
+            let dns = self.dns.clone();
+            tokio::spawn(async move {
+                let code = crate::lookup::resolve_dns_contact(&address, &dns)
+                    .await
+                    .map_err(|e| e.to_string());
+                let dns_name = Some(address.trim_end_matches('.').to_ascii_lowercase());
+                let _ = found.send(Found::Contact {
+                    code,
+                    dns_name,
+                    name,
+                    reply,
+                });
+            });
+            return;
+        }
+        let handle = address.trim_start_matches('@').to_string();
+        if identity_tofu::handle::validate_handle(&handle).is_ok() {
+            let net = self.net.clone();
+            tokio::spawn(async move {
+                let code = lookups::handle_lookup(net, handle).await;
+                let _ = found.send(Found::Contact {
+                    code,
+                    dns_name: None,
+                    name,
+                    reply,
+                });
+            });
+            return;
+        }
+        let _ = reply.send(Err(ApiError::bad(format!(
+            "{address:?} is not an invite code (chorus1…), a DNS name (alice.example.org) or a \
+             handle"
+        ))));
+    }
+
+    /// A lookup finished on another task.
+    pub async fn on_found(&mut self, found: Found) {
+        let now = now_ms();
+        match found {
+            Found::Contact {
                 code,
-                Some(address.trim_end_matches('.').to_ascii_lowercase()),
+                dns_name,
+                name,
+                reply,
+            } => {
+                let result = match code {
+                    Ok(code) => self
+                        .finish_add_contact(now, code, dns_name, name)
+                        .await
+                        .map(|v| json(&v)),
+                    Err(e) => Err(ApiError::not_found(e)),
+                };
+                let _ = reply.send(result);
+            }
+            Found::Bundle { nonce, record } => {
+                let Some(bundle) = record.as_deref().and_then(lookups::decode_bundle) else {
+                    return;
+                };
+                let Some(pending) = self.pending_invites.get(&nonce) else {
+                    return;
+                };
+                if bundle.owner != pending.contact {
+                    tracing::warn!("a DHT KeyPackage bundle under a contact's key is not theirs");
+                    return;
+                }
+                let pending = self.pending_invites.remove(&nonce).expect("checked above");
+                tracing::info!("inviting with the contact's last-resort KeyPackage from the DHT");
+                self.finish_invite(now, pending, bundle.last_resort).await;
+            }
+        }
+    }
+
+    async fn finish_invite(&mut self, now: u64, pending: PendingInvite, key_package: Vec<u8>) {
+        let result = self
+            .run_command(
+                now,
+                Command::Invite {
+                    group: pending.group,
+                    key_package,
+                },
             )
-        } else {
-            return Err(ApiError::bad(format!(
-                "{address:?} is neither an invite code (chorus1…) nor a DNS name with a \
-                 _chorus TXT record; looking people up by handle needs DHT handle records, \
-                 which are not built yet"
-            )));
+            .await
+            .and_then(|_| self.group_view(pending.group).map(|v| json(&v)));
+        let _ = pending.reply.send(result);
+    }
+
+    /// Publishes this node's handle record and last-resort KeyPackage bundle in the DHT (at
+    /// start, and when the last-resort KeyPackage was used).
+    pub async fn publish_records(&mut self, now: u64) {
+        let bundle = match self.engine.key_package_bundle(now, 0) {
+            Ok(b) => lookups::encode_bundle(&b),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot make a KeyPackage bundle");
+                return;
+            }
         };
+        let code = match self.id_view().await {
+            Ok(id) => id.invite_code,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot make an invite code");
+                return;
+            }
+        };
+        let records = [
+            (lookups::handle_key(self.me.handle()), code.into_bytes()),
+            (lookups::bundle_key(&self.me.fingerprint()), bundle),
+        ];
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            for (key, value) in records {
+                if let Err(e) = net.put_record(key, value).await {
+                    tracing::info!(error = %e, "DHT record not stored yet (no peers?)");
+                }
+            }
+        });
+    }
+
+    async fn finish_add_contact(
+        &mut self,
+        now: u64,
+        code: InviteCode,
+        dns_name: Option<String>,
+        name: Option<String>,
+    ) -> Result<ContactView, ApiError> {
         let cert = code
             .signed_certificate()
             .map_err(|e| ApiError::bad(e.to_string()))?;

@@ -3,6 +3,7 @@
 
 mod core;
 mod key_exchange;
+mod lookups;
 mod present;
 
 use std::sync::Arc;
@@ -82,6 +83,7 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
     }
 
     let (events_tx, _) = broadcast::channel(1024);
+    let (found_tx, mut found) = mpsc::unbounded_channel();
     let mut core = core::Core::new(
         engine,
         net.clone(),
@@ -91,11 +93,13 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
         events_tx.clone(),
         limits,
         metrics,
+        found_tx,
     );
     if let Some(server) = config.dns_server {
         core.dns = crate::lookup::DnsResolverConfig::Nameserver(server);
     }
     core.subscribe_all().await?;
+    core.publish_records(now_ms()).await;
 
     let listener = tokio::net::TcpListener::bind(config.api)
         .await
@@ -141,6 +145,7 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
                 core.on_api(call.route, call.reply).await;
                 if core.shutdown { break; }
             },
+            Some(result) = found.recv() => core.on_found(result).await,
             _ = tokio::time::sleep(sleep) => core.on_timer().await,
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
@@ -176,6 +181,7 @@ fn net_config(config: &Config) -> anyhow::Result<NetConfig> {
         relays: parse("relay", &config.relays)?,
         external_addresses: parse("external", &config.external)?,
         relay_server: config.relay_server,
+        kad_server: config.dht_server || config.relay_server,
         mdns: config.mdns,
         heartbeat: Duration::from_millis(config.heartbeat_ms),
         ..NetConfig::default()

@@ -111,7 +111,7 @@ impl LocalNode {
             .arg(self.data.root())
             .arg("run")
             .args(["--listen", &format!("/ip4/{}/tcp/{port}", self.listen_ip)])
-            .args(["--api", "127.0.0.1:0", "--no-mdns"])
+            .args(["--api", "127.0.0.1:0", "--no-mdns", "--dht-server"])
             .args(["--fork-window-ms", &options.fork_window_ms.to_string()])
             .args([
                 "--beacon-interval-ms",
