@@ -49,7 +49,8 @@ enum Cmd {
         scenario: PathBuf,
         /// A parameter and its values, e.g. `fork_window=10s,60s,300s`,
         /// `policy=lowest-ref,removes-first,deepest-branch`, `partition=20s,90s`
-        /// (also max_held, beacon_interval, sync_interval, loss). Repeat for a grid.
+        /// (also max_held, beacon_interval, sync_interval, loss, dissemination, mesh_degree).
+        /// Repeat for a grid.
         #[arg(long = "param", value_name = "NAME=V1,V2,..")]
         params: Vec<String>,
         /// Seeds per setting.

@@ -75,6 +75,20 @@ pub fn apply(scenario: &mut Scenario, name: &str, value: &str) -> Result<(), Sim
             }
             scenario.network.loss = p;
         }
+        "dissemination" => {
+            scenario.dissemination.mode = match value {
+                "flood" => crate::scenario::Mode::Flood,
+                "mesh" => crate::scenario::Mode::Mesh,
+                other => return Err(err(format!("{other:?}: flood or mesh"))),
+            }
+        }
+        "mesh_degree" => {
+            let d: usize = value.parse().map_err(|e| err(format!("{e}")))?;
+            if d == 0 {
+                return Err(err("must be at least 1".into()));
+            }
+            scenario.dissemination.mesh_degree = d;
+        }
         "partition" => {
             // Every partition lasts this long (its heal moves).
             let len = dur(value)?.micros();
@@ -88,7 +102,7 @@ pub fn apply(scenario: &mut Scenario, name: &str, value: &str) -> Result<(), Sim
         other => {
             return Err(SimError::Param {
                 param: other.to_string(),
-                message: "unknown; known: fork_window, policy, max_held, beacon_interval, sync_interval, loss, partition".into(),
+                message: "unknown; known: fork_window, policy, max_held, beacon_interval, sync_interval, loss, dissemination, mesh_degree, partition".into(),
             });
         }
     }
@@ -387,6 +401,9 @@ mod tests {
         apply(&mut sc, "partition", "40s").unwrap();
         assert_eq!(sc.partitions[0].heal, Some(45_000_000));
         assert!(apply(&mut sc, "policy", "fastest").is_err());
+        apply(&mut sc, "dissemination", "mesh").unwrap();
+        assert_eq!(sc.dissemination.mode, crate::scenario::Mode::Mesh);
+        assert!(apply(&mut sc, "mesh_degree", "0").is_err());
         assert!(
             apply(&mut sc, "warp", "9")
                 .unwrap_err()
