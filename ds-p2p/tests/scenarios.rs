@@ -315,3 +315,52 @@ fn a_joiner_whose_add_lost_learns_it_after_committing_on_its_branch() {
         "erin was not told her join was lost"
     );
 }
+
+/// Bug class (b), continued: a joiner marks its join lost on a beacon that shows the group
+/// going on from another commit at its Add's epoch — here an old beacon from the partition,
+/// which gossip hands it late. The mark used to be taken back only by beacons from *other*
+/// branches (a beacon of the member's own branch was skipped before the check), so the joiner
+/// stayed out of a group that had it as a member.
+#[test]
+fn a_joiner_takes_back_a_lost_join_once_its_own_branch_shows_its_add() {
+    let names = ["alice", "bob", "carol", "erin"];
+    let (mut net, group) = group_among(&names, &names[..3], TieBreak::DeepestBranch, 95);
+    net.partition(&[&["alice", "erin"], &["bob", "carol"]]);
+    let key_package = net.key_package("erin");
+    net.command("alice", Command::Invite { group, key_package });
+    net.deliver_all();
+    net.sync();
+    for _ in 0..2 {
+        net.command("alice", Command::SelfUpdate { group });
+        net.deliver_all();
+    }
+    net.command("bob", Command::SelfUpdate { group });
+    net.deliver_all();
+    // A beacon on bob's side while apart: it shows bob's commit at erin's Add's epoch.
+    net.advance(30_001);
+    let limits = ds_p2p::wire::WireLimits::default();
+    let old_beacon = net
+        .published_by("bob")
+        .into_iter()
+        .map(|(_, bytes)| bytes)
+        .find(|bytes| {
+            ds_p2p::wire::Envelope::decode(bytes, &limits)
+                .is_ok_and(|e| e.kind == ds_p2p::wire::EnvelopeKind::Beacon)
+        })
+        .expect("bob beaconed during the partition");
+    settle(&mut net);
+    assert_converged(&net, group, &names);
+    // The old beacon reaches erin late: she takes her join for lost ...
+    net.inject("erin", &old_beacon);
+    assert!(
+        net.status("erin", group).evicted,
+        "the old beacon was not taken as evidence"
+    );
+    // ... until the beacons of her own branch show her Add.
+    settle(&mut net);
+    assert_converged(&net, group, &names);
+    assert!(
+        !net.status("erin", group).evicted,
+        "erin believes her join was lost although the group has her"
+    );
+}
