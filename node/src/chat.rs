@@ -43,8 +43,12 @@ pub async fn chat(client: &Client, group: &str) -> anyhow::Result<()> {
                     "/quit" => return Ok(()),
                     "/who" | "/status" => {
                         let s: GroupStatusView = client.get(&format!("/v1/groups/{gid}")).await?;
-                        println!("· epoch {} · branch {} · {} · members: {}", s.epoch, &s.branch_id[..8], s.fork,
-                            s.members.iter().map(|m| m.handle.as_str()).collect::<Vec<_>>().join(", "));
+                        let who: Vec<String> = s.members.iter().map(|m| match m.online {
+                            Some(true) => format!("{} (online)", m.handle),
+                            Some(false) => format!("{} (away)", m.handle),
+                            None => m.handle.clone(),
+                        }).collect();
+                        println!("· epoch {} · branch {} · {} · members: {}", s.epoch, &s.branch_id[..8], s.fork, who.join(", "));
                     }
                     text => {
                         if let Err(e) = client

@@ -219,7 +219,12 @@ fn print_group(g: &GroupStatusView) {
     }
     println!("members");
     for m in &g.members {
-        println!("  {:<16} {}", m.handle, &m.fingerprint[..16]);
+        let online = match m.online {
+            Some(true) => "online",
+            Some(false) => "away",
+            None => "",
+        };
+        println!("  {:<16} {}  {online}", m.handle, &m.fingerprint[..16]);
     }
 }
 

@@ -15,6 +15,10 @@ pub struct IdView {
 pub struct MemberView {
     pub handle: String,
     pub fingerprint: String,
+    /// Whether this node is connected to the member's node: known for yourself and your
+    /// contacts, absent for others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

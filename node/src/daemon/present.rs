@@ -12,10 +12,12 @@ pub fn member(identity: &[u8]) -> MemberView {
         Ok(cert) => MemberView {
             handle: cert.certificate().handle.clone(),
             fingerprint: cert.certificate().fingerprint().to_hex(),
+            online: None,
         },
         Err(_) => MemberView {
             handle: "?".into(),
             fingerprint: hex::encode(identity),
+            online: None,
         },
     }
 }

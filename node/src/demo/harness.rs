@@ -333,7 +333,16 @@ pub async fn converged(
         match &first {
             None => first = Some(s),
             Some(f) => {
-                if f.epoch != s.epoch || f.branch_id != s.branch_id || f.members != s.members {
+                let fingerprints = |v: &GroupStatusView| {
+                    v.members
+                        .iter()
+                        .map(|m| m.fingerprint.clone())
+                        .collect::<Vec<_>>()
+                };
+                if f.epoch != s.epoch
+                    || f.branch_id != s.branch_id
+                    || fingerprints(f) != fingerprints(&s)
+                {
                     return Ok(None);
                 }
             }

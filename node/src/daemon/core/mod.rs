@@ -515,12 +515,27 @@ impl Core {
             .map_err(ApiError::internal)?
             .map(|m| m.name)
             .unwrap_or_else(|| group_hex(group));
-        Ok(present::status_view(
-            group,
-            &name,
-            &status,
-            self.split.contains(&group),
-        ))
+        let mut view = present::status_view(group, &name, &status, self.split.contains(&group));
+        self.mark_online(&mut view.members)?;
+        Ok(view)
+    }
+
+    /// Marks yourself and the members who are contacts with whether their node is connected.
+    fn mark_online(&self, members: &mut [crate::api::views::MemberView]) -> Result<(), ApiError> {
+        let me = self.me.fingerprint().to_hex();
+        let contacts = self.store.contacts().map_err(ApiError::internal)?;
+        for m in members.iter_mut() {
+            if m.fingerprint == me {
+                m.online = Some(true);
+                continue;
+            }
+            let peer = contacts
+                .iter()
+                .find(|c| present::member(&c.certificate).fingerprint == m.fingerprint)
+                .and_then(|c| c.peer_id.parse::<PeerId>().ok());
+            m.online = peer.map(|p| self.peers.contains(&p));
+        }
+        Ok(())
     }
 
     /// A group by its name, or by a prefix (≥ 4 hex digits) of its id.
