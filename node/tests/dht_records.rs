@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use node::demo::harness::{LocalNode, NodeOptions, wait_for};
+use node::demo::harness::{NodeOptions, start_nodes, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
@@ -12,15 +12,7 @@ const LIMIT: Duration = Duration::from_secs(90);
 async fn handles_and_away_invites_go_through_the_dht() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let options = NodeOptions::default();
-    let mut nodes = Vec::new();
-    for name in ["ann", "ben", "cat"] {
-        nodes.push(LocalNode::init(dir.path(), name)?);
-    }
-    nodes[0].start(&options, 0, &[]).await?;
-    let boot = nodes[0].listen.clone().expect("ann listens");
-    for node in nodes.iter_mut().skip(1) {
-        node.start(&options, 0, std::slice::from_ref(&boot)).await?;
-    }
+    let (mut nodes, boot) = start_nodes(dir.path(), &["ann", "ben", "cat"], &options).await?;
     // Found by handle: cat's record reaches ann through the DHT (its node published it at
     // start; retry while the routing tables fill).
     let ann = &nodes[0];

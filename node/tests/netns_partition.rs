@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use node::demo::harness::{LocalNode, NodeOptions, converged, wait_for};
+use node::demo::harness::{LocalNode, NodeOptions, converged, group_of_all, start_all, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -99,26 +99,9 @@ async fn a_partition_between_hosts_heals_without_loss() -> anyhow::Result<()> {
         node.listen_ip = ip.into();
         nodes.push(node);
     }
-    nodes[0].start(&options, 0, &[]).await?;
-    let boot = nodes[0].listen.clone().expect("ann listens");
-    for node in nodes.iter_mut().skip(1) {
-        node.start(&options, 0, std::slice::from_ref(&boot)).await?;
-    }
-    for i in 1..3 {
-        let code = nodes[i].invite_code().await?;
-        nodes[0].add_contact(&code).await?;
-    }
-    let gid = nodes[0].create_group("team").await?.group_id;
-    for name in ["ben", "cat"] {
-        nodes[0].invite("team", name).await?;
-    }
+    start_all(&mut nodes, &options).await?;
+    let gid = group_of_all(&nodes, "team", LIMIT).await?;
     let mut expected = BTreeSet::new();
-    for node in &nodes {
-        wait_for(&format!("{} to join", node.name), LIMIT, || async {
-            Ok(node.status(&gid).await?.map(|_| ()))
-        })
-        .await?;
-    }
     for node in &nodes {
         expected.insert(node.send(&gid, &format!("{} before", node.name)).await?.id);
     }

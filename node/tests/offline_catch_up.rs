@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use node::demo::harness::{LocalNode, NodeOptions, converged, wait_for};
+use node::demo::harness::{LocalNode, NodeOptions, converged, group_of_all, start_nodes, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
@@ -12,29 +12,8 @@ const LIMIT: Duration = Duration::from_secs(90);
 async fn a_killed_member_catches_up_exactly_once() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let options = NodeOptions::default();
-    let mut nodes = Vec::new();
-    for name in ["ann", "ben", "cat"] {
-        nodes.push(LocalNode::init(dir.path(), name)?);
-    }
-    nodes[0].start(&options, 0, &[]).await?;
-    let boot = nodes[0].listen.clone().expect("ann listens");
-    for node in nodes.iter_mut().skip(1) {
-        node.start(&options, 0, std::slice::from_ref(&boot)).await?;
-    }
-    for i in 1..3 {
-        let code = nodes[i].invite_code().await?;
-        nodes[0].add_contact(&code).await?;
-    }
-    let gid = nodes[0].create_group("team").await?.group_id;
-    for name in ["ben", "cat"] {
-        nodes[0].invite("team", name).await?;
-    }
-    for node in &nodes[1..] {
-        wait_for(&format!("{} to join", node.name), LIMIT, || async {
-            Ok(node.status(&gid).await?.map(|_| ()))
-        })
-        .await?;
-    }
+    let (mut nodes, boot) = start_nodes(dir.path(), &["ann", "ben", "cat"], &options).await?;
+    let gid = group_of_all(&nodes, "team", LIMIT).await?;
     let mut expected = BTreeSet::new();
     expected.insert(nodes[2].send(&gid, "cat before the crash").await?.id);
     let all: Vec<&LocalNode> = nodes.iter().collect();

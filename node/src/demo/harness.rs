@@ -355,3 +355,61 @@ pub async fn converged(
         messages: expected_messages.len(),
     }))
 }
+
+/// Creates and starts nodes named `names` under `root`: the first listens, the others
+/// bootstrap to it. Returns the nodes and the first node's address.
+pub async fn start_nodes(
+    root: &Path,
+    names: &[&str],
+    options: &NodeOptions,
+) -> anyhow::Result<(Vec<LocalNode>, String)> {
+    let mut nodes = Vec::new();
+    for name in names {
+        nodes.push(LocalNode::init(root, name)?);
+    }
+    start_all(&mut nodes, options).await?;
+    let boot = nodes[0]
+        .listen
+        .clone()
+        .context("the first node has no address")?;
+    Ok((nodes, boot))
+}
+
+/// Starts nodes already created (and perhaps placed in namespaces): the first, then the others
+/// bootstrapping to it.
+pub async fn start_all(nodes: &mut [LocalNode], options: &NodeOptions) -> anyhow::Result<()> {
+    let (first, rest) = nodes.split_first_mut().context("no nodes")?;
+    first.start(options, 0, &[]).await?;
+    let boot = first
+        .listen
+        .clone()
+        .context("the first node has no address")?;
+    for node in rest {
+        node.start(options, 0, std::slice::from_ref(&boot)).await?;
+    }
+    Ok(())
+}
+
+/// The first node adds every other node as a contact (invite codes), creates `group`, invites
+/// them all, and waits until each has joined. Returns the group id.
+pub async fn group_of_all(
+    nodes: &[LocalNode],
+    group: &str,
+    limit: Duration,
+) -> anyhow::Result<String> {
+    let (first, rest) = nodes.split_first().context("no nodes")?;
+    for node in rest {
+        first.add_contact(&node.invite_code().await?).await?;
+    }
+    let gid = first.create_group(group).await?.group_id;
+    for node in rest {
+        first.invite(group, &node.name).await?;
+    }
+    for node in rest {
+        wait_for(&format!("{} to join", node.name), limit, || async {
+            Ok(node.status(&gid).await?.map(|_| ()))
+        })
+        .await?;
+    }
+    Ok(gid)
+}
