@@ -60,11 +60,17 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct NodeStore {
     kv: Arc<dyn KvStore>,
+    /// The next message sequence number per group, once known: a group's messages are scanned
+    /// once per process, not on every delivery.
+    next_seq: Arc<std::sync::Mutex<std::collections::BTreeMap<GroupRef, u64>>>,
 }
 
 impl NodeStore {
     pub fn new(kv: Arc<dyn KvStore>) -> Self {
-        Self { kv }
+        Self {
+            kv,
+            next_seq: Arc::default(),
+        }
     }
 
     fn read<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
@@ -103,16 +109,22 @@ impl NodeStore {
 
     /// Appends a delivered message; returns its sequence number on this node.
     pub fn append_message(&self, group: GroupRef, msg: &StoredMessage) -> Result<u64, StoreError> {
-        let seq = self.next_seq(group)?;
+        let mut next = self.next_seq.lock().expect("sequence lock");
+        let seq = match next.get(&group) {
+            Some(seq) => *seq,
+            None => self.scan_next_seq(group)?,
+        };
         let mut batch = WriteBatch::default();
         batch.put(&message_key(group, seq), &Self::encode(msg));
         self.kv.write(batch)?;
+        // Counted only once written, so a failed write does not leave a gap.
+        next.insert(group, seq + 1);
         Ok(seq)
     }
 
-    fn next_seq(&self, group: GroupRef) -> Result<u64, StoreError> {
-        // Messages per group are bounded by what a person keeps; a scan of keys is cheap
-        // enough and keeps no second counter that could disagree with the records.
+    fn scan_next_seq(&self, group: GroupRef) -> Result<u64, StoreError> {
+        // No second counter is stored that could disagree with the records: the first append
+        // of a process finds the last sequence number from the records themselves.
         let prefix = message_prefix(group);
         let last = self
             .kv
@@ -216,6 +228,18 @@ mod tests {
             .collect();
         assert_eq!(texts, ["one", "two"]);
         assert_eq!(store.messages(a, 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_reopened_store_continues_the_sequence() {
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let a = GroupRef([1; 16]);
+        let first = NodeStore::new(kv.clone());
+        first.append_message(a, &msg("one")).unwrap();
+        first.append_message(a, &msg("two")).unwrap();
+        let reopened = NodeStore::new(kv);
+        assert_eq!(reopened.append_message(a, &msg("three")).unwrap(), 2);
+        assert_eq!(reopened.messages(a, 0).unwrap().len(), 3);
     }
 
     #[test]
