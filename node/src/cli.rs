@@ -97,6 +97,10 @@ pub enum Command {
         /// The Chorus nodes' database durability: synced or process-crash
         #[arg(long, default_value = "synced")]
         durability: String,
+        /// Sends kept outstanding at once in the throughput phase (the baseline publishes
+        /// without waiting at all); the latency phase always sends one at a time
+        #[arg(long, default_value_t = 32)]
+        in_flight: usize,
     },
 }
 

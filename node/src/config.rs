@@ -45,9 +45,9 @@ pub struct Config {
     pub anti_entropy_ms: u64,
     /// Gossipsub heartbeat, ms.
     pub heartbeat_ms: u64,
-    /// `synced` (every step fsynced: survives power loss) or `process-crash` (written to the
-    /// OS but not fsynced: survives a crash of the node, not of the machine; much faster on
-    /// slow disks).
+    /// `synced` (nothing is acknowledged, published or shown before it is fsynced: survives
+    /// power loss; the steps that arrive together share one fsync) or `process-crash` (written
+    /// to the OS but not fsynced: survives a crash of the node, not of the machine).
     pub durability: String,
     /// The DNS server for `contact add <dns-name>` lookups [default: the system's resolver].
     pub dns_server: Option<SocketAddr>,
@@ -134,7 +134,8 @@ impl Config {
     pub fn durability(&self) -> anyhow::Result<identity_tofu::kv::Durability> {
         use identity_tofu::kv::Durability;
         match self.durability.as_str() {
-            "synced" => Ok(Durability::Synced),
+            // The daemon's core fsyncs once per round of steps, before it acknowledges any.
+            "synced" => Ok(Durability::GroupCommit),
             "process-crash" => Ok(Durability::ProcessCrashSafe),
             other => anyhow::bail!("durability {other:?}: use \"synced\" or \"process-crash\""),
         }

@@ -50,6 +50,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         messages,
         payload,
         durability,
+        in_flight,
     } = cli.command
     {
         return bench::run(bench::BenchOptions {
@@ -57,6 +58,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             messages,
             payload,
             durability,
+            in_flight,
         })
         .await;
     }

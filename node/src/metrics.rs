@@ -1,30 +1,16 @@
-//! The node's Prometheus metrics, served as text at `--metrics HOST:PORT` `/metrics`.
+//! The node's Prometheus metrics, served at `--metrics HOST:PORT` `/metrics` in the
+//! OpenMetrics text format: Chorus's own (`chorus_*`: peers, envelopes, messages, forks,
+//! branch switches, syncs, commits) followed by libp2p's (`libp2p_*`: connections, bandwidth,
+//! gossipsub, Kademlia, identify, ping, relay, DCUtR), one encoder for both.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-impl Counter {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicI64);
-impl Gauge {
-    pub fn set(&self, v: i64) {
-        self.0.store(v, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-#[derive(Debug, Default)]
+/// Chorus's own metrics; the fields are shared with the registry, so updating a field
+/// updates what `/metrics` shows.
+#[derive(Debug)]
 pub struct Metrics {
     pub peers: Gauge,
     pub envelopes_received: Counter,
@@ -35,90 +21,103 @@ pub struct Metrics {
     pub forks: Counter,
     pub branch_switches: Counter,
     pub syncs: Counter,
+    pub commits: Counter,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("chorus");
+        let peers = Gauge::default();
+        registry.register("peers", "Connected peers", peers.clone());
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let r = &mut registry;
+        let envelopes_received = counter(
+            r,
+            "envelopes_received",
+            "Envelopes newly stored from the network",
+        );
+        let envelopes_rejected =
+            counter(r, "envelopes_rejected", "Envelopes refused by validation");
+        let envelopes_published =
+            counter(r, "envelopes_published", "Envelopes this node published");
+        let messages_sent = counter(
+            r,
+            "messages_sent",
+            "Application messages sent by this node's user",
+        );
+        let messages_delivered = counter(
+            r,
+            "messages_delivered",
+            "Application messages delivered to this node's user",
+        );
+        let forks = counter(r, "forks", "Forks detected (a second commit for an epoch)");
+        let branch_switches = counter(r, "branch_switches", "Times the active branch changed");
+        let syncs = counter(r, "syncs", "Anti-entropy sync sessions completed");
+        let commits = counter(
+            r,
+            "commits",
+            "Rounds of steps made durable together (one fsync each under durability synced)",
+        );
+        Self {
+            peers,
+            envelopes_received,
+            envelopes_rejected,
+            envelopes_published,
+            messages_sent,
+            messages_delivered,
+            forks,
+            branch_switches,
+            syncs,
+            commits,
+            registry,
+        }
+    }
 }
 
 impl Metrics {
-    /// The Prometheus text exposition format.
-    pub fn render(&self) -> String {
+    /// The exposition: Chorus's metric families, then `libp2p` (libp2p's families as
+    /// rendered by the network layer, without their end marker), then `# EOF`.
+    pub fn render(&self, libp2p: &str) -> String {
         let mut out = String::new();
-        let mut line = |name: &str, kind: &str, help: &str, value: String| {
-            out.push_str(&format!(
-                "# HELP chorus_{name} {help}\n# TYPE chorus_{name} {kind}\nchorus_{name} {value}\n"
-            ));
-        };
-        line(
-            "peers",
-            "gauge",
-            "Connected peers.",
-            self.peers.get().to_string(),
-        );
-        for (name, help, c) in [
-            (
-                "envelopes_received_total",
-                "Envelopes newly stored from the network.",
-                &self.envelopes_received,
-            ),
-            (
-                "envelopes_rejected_total",
-                "Envelopes refused by validation.",
-                &self.envelopes_rejected,
-            ),
-            (
-                "envelopes_published_total",
-                "Envelopes this node published.",
-                &self.envelopes_published,
-            ),
-            (
-                "messages_sent_total",
-                "Application messages sent by this node's user.",
-                &self.messages_sent,
-            ),
-            (
-                "messages_delivered_total",
-                "Application messages delivered to this node's user.",
-                &self.messages_delivered,
-            ),
-            (
-                "forks_total",
-                "Forks detected (a second commit for an epoch).",
-                &self.forks,
-            ),
-            (
-                "branch_switches_total",
-                "Times the active branch changed.",
-                &self.branch_switches,
-            ),
-            (
-                "syncs_total",
-                "Anti-entropy sync sessions completed.",
-                &self.syncs,
-            ),
-        ] {
-            line(name, "counter", help, c.get().to_string());
+        if encode_registry(&mut out, &self.registry).is_err() {
+            out = "# chorus metrics could not be encoded\n".to_string();
         }
+        out.push_str(libp2p);
+        let _ = encode_eof(&mut out);
         out
     }
 }
 
 /// Serves `/metrics` until the listener fails.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: std::sync::Arc<Metrics>) {
+///
+/// `libp2p` renders the network layer's metrics at each scrape.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: std::sync::Arc<Metrics>,
+    libp2p: impl Fn() -> String + Clone + Send + 'static,
+) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             continue;
         };
-        let metrics = metrics.clone();
+        let (metrics, libp2p) = (metrics.clone(), libp2p.clone());
         tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
             let Ok(req) = crate::api::http::read_request(&mut stream).await else {
                 return;
             };
             let (status, body) = if req.path == "/metrics" {
-                ("200 OK", metrics.render())
+                ("200 OK", metrics.render(&libp2p()))
             } else {
                 ("404 Not Found", "see /metrics\n".to_string())
             };
             let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {status}\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
             let _ = stream.write_all(head.as_bytes()).await;
@@ -132,13 +131,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rendering_lists_every_metric_with_its_value() {
+    fn rendering_lists_every_metric_with_its_value_then_libp2p_then_the_end() {
         let m = Metrics::default();
         m.forks.inc();
         m.peers.set(3);
-        let text = m.render();
+        let text = m.render("# TYPE libp2p_x counter\nlibp2p_x_total 2\n");
         assert!(text.contains("chorus_forks_total 1\n"), "{text}");
         assert!(text.contains("chorus_peers 3\n"), "{text}");
-        assert!(text.contains("# TYPE chorus_syncs_total counter"), "{text}");
+        assert!(text.contains("# TYPE chorus_syncs counter"), "{text}");
+        let libp2p_at = text.find("libp2p_x_total 2").expect("libp2p part");
+        assert!(text.find("chorus_peers").unwrap() < libp2p_at, "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
     }
 }

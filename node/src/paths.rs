@@ -65,6 +65,10 @@ impl DataDir {
     pub fn api_addr(&self) -> PathBuf {
         self.root.join("api.addr")
     }
+    /// Where a running node with `--metrics` says which address its `/metrics` is on.
+    pub fn metrics_addr(&self) -> PathBuf {
+        self.root.join("metrics.addr")
+    }
 
     /// True once `chorus init` ran here.
     pub fn is_initialized(&self) -> bool {

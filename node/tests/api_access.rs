@@ -1,11 +1,11 @@
 //! The local API admits only callers with the token, answers bad requests with clear errors,
 //! and SIGTERM stops the daemon cleanly (exit status 0, API address file removed, the data dir
-//! opens again).
+//! opens again). `--metrics` serves Chorus's and libp2p's metrics.
 
 use std::time::Duration;
 
 use node::api::http;
-use node::demo::harness::{LocalNode, NodeOptions};
+use node::demo::harness::{LocalNode, NodeOptions, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_needs_the_token_and_sigterm_stops_cleanly() -> anyhow::Result<()> {
@@ -54,5 +54,59 @@ async fn the_api_needs_the_token_and_sigterm_stops_cleanly() -> anyhow::Result<(
     // The database was closed: the node starts again over it.
     ann.start(&options, 0, &[]).await?;
     ann.stop().await?;
+    Ok(())
+}
+
+/// The value of the sample named exactly `name` in an exposition, if present.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (n, v) = l.rsplit_once(' ')?;
+        (n == name).then(|| v.parse().ok()).flatten()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_chorus_and_libp2p_figures() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let options = NodeOptions {
+        metrics: true,
+        ..NodeOptions::default()
+    };
+    let mut ann = LocalNode::init(dir.path(), "ann")?;
+    ann.start(&options, 0, &[]).await?;
+    let boot = ann.listen.clone().expect("listening");
+    let mut ben = LocalNode::init(dir.path(), "ben")?;
+    ben.start(&options, 0, &[boot]).await?;
+    let addr: std::net::SocketAddr = std::fs::read_to_string(ann.data.metrics_addr())?
+        .trim()
+        .parse()?;
+
+    let text = wait_for(
+        "ann's metrics to show ben",
+        Duration::from_secs(30),
+        || async {
+            let response = http::call(addr, None, "", "GET", "/metrics", None).await?;
+            anyhow::ensure!(response.status == 200, "status {}", response.status);
+            let text = String::from_utf8(response.body)?;
+            Ok((sample(&text, "chorus_peers") == Some(1.0)).then_some(text))
+        },
+    )
+    .await?;
+    // libp2p's own families follow Chorus's, and saw the connection and its bytes.
+    let connections = text
+        .lines()
+        .filter(|l| l.starts_with("libp2p_swarm_connections_established_total"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum::<f64>();
+    assert!(connections >= 1.0, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("libp2p_bandwidth_bytes_total") && !l.ends_with(" 0")),
+        "{text}"
+    );
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    ann.stop().await?;
+    assert!(!ann.data.metrics_addr().exists(), "metrics.addr removed");
+    ben.stop().await?;
     Ok(())
 }

@@ -23,6 +23,7 @@ use super::dht::DhtQuery;
 use super::error::NetError;
 use super::event::NetEvent;
 use super::handle::Command;
+use super::metrics::NetMetrics;
 use super::sync::session::Outgoing;
 use super::validator::Validator;
 use crate::envelope_id::EnvelopeId;
@@ -68,6 +69,8 @@ pub(super) struct Driver<S> {
     /// DHT queries started for a handle, by Kademlia query id, each with the caller's reply
     /// channel (removed when answered, so each caller is answered once).
     pub dht: HashMap<QueryId, DhtQuery>,
+    /// libp2p's metrics, recorded from every swarm event.
+    pub metrics: NetMetrics,
 }
 
 impl<S: KvStore + 'static> Driver<S> {
@@ -77,6 +80,7 @@ impl<S: KvStore + 'static> Driver<S> {
         validator: Box<dyn Validator>,
         config: NetConfig,
         events: mpsc::UnboundedSender<NetEvent>,
+        metrics: NetMetrics,
     ) -> Result<Self, NetError> {
         let responder = Responder::new(config.sync.reconcile.clone())
             .map_err(|_| NetError::InvalidConfig("invalid reconciliation config"))?;
@@ -95,6 +99,7 @@ impl<S: KvStore + 'static> Driver<S> {
                 again: HashSet::new(),
             },
             dht: HashMap::new(),
+            metrics,
         })
     }
 

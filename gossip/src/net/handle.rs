@@ -7,6 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::config::{MAX_RECORD_KEY_BYTES, MAX_RECORD_VALUE_BYTES};
 use super::error::NetError;
+use super::metrics::MetricsText;
 use crate::envelope_id::EnvelopeId;
 use crate::topic::Topic;
 
@@ -46,11 +47,27 @@ pub(crate) enum Command {
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     peer_id: PeerId,
+    metrics: MetricsText,
 }
 
 impl NodeHandle {
-    pub(crate) fn new(commands: mpsc::Sender<Command>, peer_id: PeerId) -> Self {
-        Self { commands, peer_id }
+    pub(crate) fn new(
+        commands: mpsc::Sender<Command>,
+        peer_id: PeerId,
+        metrics: MetricsText,
+    ) -> Self {
+        Self {
+            commands,
+            peer_id,
+            metrics,
+        }
+    }
+
+    /// libp2p's own metrics (connections, bandwidth, protocols) in the OpenMetrics text
+    /// format, for a `/metrics` endpoint (without the closing `# EOF`; see
+    /// [`MetricsText::render`]).
+    pub fn libp2p_metrics(&self) -> String {
+        self.metrics.render()
     }
 
     /// This node's peer id.

@@ -24,6 +24,7 @@
 //! - `behaviour`: the composed `NetworkBehaviour` and the configuration of each part.
 //! - [`sync`]: the `/chorus/sync/1` protocol: wire, codec, initiator session, responder.
 //! - [`node`] and [`handle`]: starting a node and controlling it; [`event`]: what it reports.
+//! - [`metrics`]: libp2p's own metrics, rendered for Prometheus.
 //! - `driver`, `swarm_events`, `commands`, `anti_entropy`, `dht`: the node's task, by input.
 //!
 //! NAT traversal: relay client (and optionally server), DCUtR and AutoNAT v2 are part of the
@@ -42,6 +43,7 @@ pub mod error;
 pub mod event;
 pub mod frame;
 pub mod handle;
+pub mod metrics;
 pub mod node;
 mod swarm_events;
 pub mod sync;
@@ -51,6 +53,7 @@ pub use config::{MAX_RECORD_KEY_BYTES, MAX_RECORD_VALUE_BYTES, NetConfig, SyncCo
 pub use error::NetError;
 pub use event::{NetEvent, NetEvents, Via};
 pub use handle::{NodeHandle, Published};
+pub use metrics::MetricsText;
 pub use node::Node;
 pub use validator::Validator;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use identity_tofu::kv::KvStore;
 use libp2p::identity::Keypair;
+use libp2p::metrics::Registry;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{SwarmBuilder, noise, tcp, yamux};
@@ -19,6 +20,7 @@ use super::driver::Driver;
 use super::error::NetError;
 use super::event::NetEvents;
 use super::handle::NodeHandle;
+use super::metrics::{MetricsText, NetMetrics};
 use super::validator::Validator;
 use crate::log::Log;
 
@@ -48,6 +50,8 @@ impl Node {
         let max_envelope_bytes = log.config().max_envelope_bytes;
         config.validate(max_envelope_bytes)?;
         let idle = config.idle_connection_timeout;
+        // libp2p names its metrics `libp2p_…` itself.
+        let mut registry = Registry::default();
         let swarm = SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(
@@ -61,6 +65,7 @@ impl Node {
             .map_err(|e| NetError::Setup(format!("dns: {e}")))?
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(|e| NetError::Setup(format!("relay client: {e}")))?
+            .with_bandwidth_metrics(&mut registry)
             .with_behaviour(|key, relay_client| {
                 Behaviour::new(key, &config, max_envelope_bytes, relay_client)
                     .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
@@ -72,7 +77,8 @@ impl Node {
         let span = info_span!("gossip", peer = %peer_id);
 
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let mut driver = Driver::new(swarm, log, Box::new(validator), config, events_tx)?;
+        let recorder = NetMetrics::new(&mut registry);
+        let mut driver = Driver::new(swarm, log, Box::new(validator), config, events_tx, recorder)?;
         driver.listen().instrument(span.clone()).await?;
         span.in_scope(|| {
             for addr in driver.config.external_addresses.clone() {
@@ -84,7 +90,8 @@ impl Node {
 
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         tokio::spawn(driver.run(commands_rx).instrument(span));
-        Ok((NodeHandle::new(commands_tx, peer_id), events_rx))
+        let handle = NodeHandle::new(commands_tx, peer_id, MetricsText::new(registry));
+        Ok((handle, events_rx))
     }
 }
 

@@ -8,6 +8,7 @@ mod raw;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::api::views::EventView;
 use crate::demo::harness::{LocalNode, NodeOptions, wait_for};
@@ -19,6 +20,8 @@ pub struct BenchOptions {
     pub messages: usize,
     pub payload: usize,
     pub durability: String,
+    /// Sends outstanding at once in the throughput phase.
+    pub in_flight: usize,
 }
 
 /// A message body of `size` bytes that starts with its tag.
@@ -52,15 +55,21 @@ struct Figures {
 }
 
 pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
-    if o.nodes < 2 || o.messages == 0 {
-        anyhow::bail!("--nodes must be ≥ 2 and --messages ≥ 1");
+    if o.nodes < 2 || o.messages == 0 || o.in_flight == 0 {
+        anyhow::bail!("--nodes must be ≥ 2, --messages ≥ 1 and --in-flight ≥ 1");
     }
     if o.payload < 16 {
         anyhow::bail!("--payload must be at least 16 bytes (the tag)");
     }
+    let build = if cfg!(debug_assertions) {
+        "debug build: figures are pessimistic, use `cargo run --release --bin chorus -- bench`"
+    } else {
+        "release build"
+    };
     eprintln!(
-        "chorus bench: {} nodes, {} messages of {} B, durability {}; this takes a minute or two",
-        o.nodes, o.messages, o.payload, o.durability
+        "chorus bench: {} nodes, {} messages of {} B, durability {}, {} in flight; {build}; \
+         this takes a minute or two",
+        o.nodes, o.messages, o.payload, o.durability, o.in_flight
     );
     let heartbeat = Duration::from_millis(crate::config::Config::default().heartbeat_ms);
     eprintln!("· bare gossipsub…");
@@ -72,8 +81,18 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
 
     let r = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
     println!(
-        "\nend-to-end, {} nodes, {} messages of {} B (sender: the bootstrap node; receiver: the last node)\n",
+        "\nend-to-end, {} nodes, {} messages of {} B (sender: the bootstrap node; receiver: the last node)",
         o.nodes, o.messages, o.payload
+    );
+    println!(
+        "durability {}, throughput with {} sends in flight, {}\n",
+        o.durability,
+        o.in_flight,
+        if cfg!(debug_assertions) {
+            "debug build"
+        } else {
+            "release build"
+        }
     );
     println!(
         "{:<22} {:>12} {:>14} {:>8}",
@@ -191,24 +210,31 @@ async fn chorus_figures(o: &BenchOptions) -> anyhow::Result<Figures> {
         }
     }
     lat.sort();
+    // Throughput: `in_flight` sends outstanding at once, while the receiver's events are read.
     let start = Instant::now();
-    for i in 0..o.messages as u64 {
-        let _: serde_json::Value = sender
-            .post(
-                &path,
-                serde_json::json!({ "text": text(1_000_000 + i, o.payload) }),
-            )
-            .await?;
-    }
-    let mut seen = 0;
-    let mut last = start;
-    while seen < o.messages {
-        let (got, at) = tokio::time::timeout(LIMIT, next_event()).await??;
-        if got.starts_with('m') && got[1..16].parse::<u64>().is_ok_and(|n| n >= 1_000_000) {
-            seen += 1;
-            last = at;
+    let sends = futures::stream::iter(0..o.messages as u64)
+        .map(|i| {
+            let (sender, path) = (sender.clone(), path.clone());
+            let body = serde_json::json!({ "text": text(1_000_000 + i, o.payload) });
+            async move { sender.post::<serde_json::Value>(&path, body).await }
+        })
+        .buffer_unordered(o.in_flight)
+        .try_for_each(|_| async { Ok(()) });
+    let receive = async {
+        let mut seen = 0;
+        let mut last = start;
+        while seen < o.messages {
+            let (got, at) = tokio::time::timeout(LIMIT, next_event()).await??;
+            if got.starts_with('m') && got[1..16].parse::<u64>().is_ok_and(|n| n >= 1_000_000) {
+                seen += 1;
+                last = at;
+            }
         }
-    }
+        anyhow::Ok(last)
+    };
+    let (sent, last) = tokio::join!(sends, receive);
+    sent?;
+    let last = last?;
     for node in nodes.iter_mut() {
         node.stop().await?;
     }

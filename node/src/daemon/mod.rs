@@ -26,6 +26,10 @@ use crate::api::server::{self, ApiCall};
 use crate::config::Config;
 use crate::paths::{DataDir, write_private};
 
+/// At most this many ready inputs join one round (one fsync); bounds the latency a burst adds
+/// to the first input of the round.
+const ROUND_LIMIT: usize = 64;
+
 /// Column families of the node's database.
 pub const COLUMN_FAMILIES: [&str; 4] = ["mls", "trust", "gossip", "node"];
 
@@ -79,7 +83,15 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("metrics address {addr}"))?;
-        tokio::spawn(crate::metrics::serve(listener, metrics.clone()));
+        let bound = listener.local_addr()?;
+        write_private(&data.metrics_addr(), bound.to_string().as_bytes())?;
+        eprintln!("chorus: metrics at http://{bound}/metrics");
+        let net = net.clone();
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            metrics.clone(),
+            move || net.libp2p_metrics(),
+        ));
     }
 
     let (events_tx, _) = broadcast::channel(1024);
@@ -94,12 +106,17 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
         limits,
         metrics,
         found_tx,
+        {
+            let db = db.clone();
+            Box::new(move || db.sync().map_err(anyhow::Error::from))
+        },
     );
     if let Some(server) = config.dns_server {
         core.dns = crate::lookup::DnsResolverConfig::Nameserver(server);
     }
     core.subscribe_all().await?;
     core.publish_records(now_ms()).await;
+    core.commit().await?;
 
     let listener = tokio::net::TcpListener::bind(config.api)
         .await
@@ -143,16 +160,33 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
             },
             call = calls.recv() => if let Some(call) = call {
                 core.on_api(call.route, call.reply).await;
-                if core.shutdown { break; }
             },
             Some(result) = found.recv() => core.on_found(result).await,
             _ = tokio::time::sleep(sleep) => core.on_timer().await,
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
         }
+        // Whatever else is ready joins this round, so that it shares the round's one fsync.
+        for _ in 0..ROUND_LIMIT {
+            if core.shutdown {
+                break;
+            }
+            if let Ok(e) = net_events.try_recv() {
+                core.on_net(e).await;
+            } else if let Ok(call) = calls.try_recv() {
+                core.on_api(call.route, call.reply).await;
+            } else {
+                break;
+            }
+        }
+        core.commit().await?;
+        if core.shutdown {
+            break;
+        }
     }
     eprintln!("chorus: shutting down");
     let _ = std::fs::remove_file(data.api_addr());
+    let _ = std::fs::remove_file(data.metrics_addr());
     drop(core);
     let _ = net.shutdown().await;
     drop(db);

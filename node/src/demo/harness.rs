@@ -22,6 +22,8 @@ pub struct NodeOptions {
     pub anti_entropy_ms: u64,
     pub policy: String,
     pub durability: String,
+    /// Serve `/metrics` on a free loopback port (its address lands in `metrics.addr`).
+    pub metrics: bool,
 }
 
 impl Default for NodeOptions {
@@ -34,6 +36,7 @@ impl Default for NodeOptions {
             anti_entropy_ms: 1_500,
             policy: "lowest-ref".into(),
             durability: "synced".into(),
+            metrics: false,
         }
     }
 }
@@ -124,6 +127,9 @@ impl LocalNode {
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true);
+        if options.metrics {
+            cmd.args(["--metrics", "127.0.0.1:0"]);
+        }
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn,node=info");
         }

@@ -31,7 +31,7 @@ impl Core {
                 Ok(code) => self.finish_add_contact(now, code, None, name).await,
                 Err(e) => Err(ApiError::bad(e.to_string())),
             };
-            let _ = reply.send(result.map(|v| json(&v)));
+            self.answer(reply, result.map(|v| json(&v)));
             return;
         }
         if crate::lookup::looks_like_dns_name(&address) {
@@ -64,10 +64,13 @@ impl Core {
             });
             return;
         }
-        let _ = reply.send(Err(ApiError::bad(format!(
-            "{address:?} is not an invite code (chorus1…), a DNS name (alice.example.org) or a \
-             handle"
-        ))));
+        self.answer(
+            reply,
+            Err(ApiError::bad(format!(
+                "{address:?} is not an invite code (chorus1…), a DNS name (alice.example.org) or \
+                 a handle"
+            ))),
+        );
     }
 
     /// A lookup finished on another task.
@@ -87,7 +90,7 @@ impl Core {
                         .map(|v| json(&v)),
                     Err(e) => Err(ApiError::not_found(e)),
                 };
-                let _ = reply.send(result);
+                self.answer(reply, result);
             }
             Found::Bundle { nonce, record } => {
                 let Some(bundle) = record.as_deref().and_then(lookups::decode_bundle) else {
@@ -123,7 +126,7 @@ impl Core {
             )
             .await
             .and_then(|_| self.group_view(pending.group).map(|v| json(&v)));
-        let _ = pending.reply.send(result);
+        self.answer(pending.reply, result);
     }
 
     /// Publishes this node's handle record and last-resort KeyPackage bundle in the DHT (at

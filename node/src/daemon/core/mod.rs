@@ -3,6 +3,12 @@
 //! engine and the trust store see no concurrent steps (TOFU's read-modify-write cycles are
 //! serialized by construction, though the engine and the contact commands hold two handles
 //! to the one trust column family).
+//!
+//! Group commit: the daemon runs a round of steps (whatever inputs are ready, up to a bound),
+//! then calls [`Core::commit`], which fsyncs the database once and only then lets the round's
+//! effects out — API answers, events, and envelopes to publish. Nothing leaves the node before
+//! the state that produced it is durable: a ciphertext published before its ratchet state was
+//! synced could be produced again with the same key after a power cut.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -62,6 +68,24 @@ pub struct Core {
     /// Lookups running on other tasks report here (the daemon loop feeds them to `on_found`).
     found: tokio::sync::mpsc::UnboundedSender<Found>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Makes the round's writes durable (the database's fsync); see the module comment.
+    sync: Box<dyn Fn() -> anyhow::Result<()> + Send>,
+    /// The round's effects, held until [`Core::commit`].
+    held: HeldEffects,
+}
+
+/// What a round produced that must not leave the node before its state is durable.
+#[derive(Default)]
+struct HeldEffects {
+    publish: Vec<(String, Vec<u8>)>,
+    events: Vec<EventView>,
+    answers: Vec<(oneshot::Sender<ApiResult>, ApiResult)>,
+}
+
+impl HeldEffects {
+    fn is_empty(&self) -> bool {
+        self.publish.is_empty() && self.events.is_empty() && self.answers.is_empty()
+    }
 }
 
 pub fn now_ms() -> u64 {
@@ -83,6 +107,7 @@ impl Core {
         limits: WireLimits,
         metrics: Arc<crate::metrics::Metrics>,
         found: tokio::sync::mpsc::UnboundedSender<Found>,
+        sync: Box<dyn Fn() -> anyhow::Result<()> + Send>,
     ) -> Self {
         Self {
             engine,
@@ -101,7 +126,38 @@ impl Core {
             dns: crate::lookup::DnsResolverConfig::System,
             found,
             metrics,
+            sync,
+            held: HeldEffects::default(),
         }
+    }
+
+    /// Ends a round: fsyncs what the round wrote, then publishes its envelopes, emits its
+    /// events and sends its API answers. A failed sync is fatal — the state on disk is
+    /// unknown, so nothing of the round may be acknowledged.
+    pub async fn commit(&mut self) -> anyhow::Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        (self.sync)().map_err(|e| {
+            anyhow::anyhow!("the database could not be synced ({e}); stopping the node")
+        })?;
+        self.metrics.commits.inc();
+        let held = std::mem::take(&mut self.held);
+        for (topic, envelope) in held.publish {
+            self.publish_now(topic, envelope).await;
+        }
+        for event in held.events {
+            let _ = self.events.send(event);
+        }
+        for (reply, result) in held.answers {
+            let _ = reply.send(result);
+        }
+        Ok(())
+    }
+
+    /// Answers an API call when the round commits.
+    pub(super) fn answer(&mut self, reply: oneshot::Sender<ApiResult>, result: ApiResult) {
+        self.held.answers.push((reply, result));
     }
 
     /// Subscribes to the topics this node follows: its inbox, its contacts' inboxes (so that
@@ -167,7 +223,9 @@ impl Core {
                     peer_id: peer.to_string(),
                 });
             }
-            NetEvent::SyncCompleted { .. } => self.metrics.syncs.inc(),
+            NetEvent::SyncCompleted { .. } => {
+                self.metrics.syncs.inc();
+            }
             _ => {}
         }
     }
@@ -198,7 +256,7 @@ impl Core {
                     }
                 };
                 let offer = KeyPackageMessage::Offer { nonce, key_package };
-                self.publish(inbox_topic(&reply_to), offer.envelope()).await;
+                self.publish(inbox_topic(&reply_to), offer.envelope());
                 tracing::info!("sent a KeyPackage to a requester");
             }
             KeyPackageMessage::Offer { nonce, key_package } if topic == own_inbox => {
@@ -244,10 +302,13 @@ impl Core {
             .collect();
         for nonce in expired {
             if let Some(p) = self.pending_invites.remove(&nonce) {
-                let _ = p.reply.send(Err(ApiError::timeout(
-                    "the contact's node did not send a KeyPackage in time: it may be offline \
-                     (try again when it is online; its node answers within seconds)",
-                )));
+                self.answer(
+                    p.reply,
+                    Err(ApiError::timeout(
+                        "the contact's node did not send a KeyPackage in time: it may be \
+                         offline (try again when it is online; its node answers within seconds)",
+                    )),
+                );
             }
         }
     }
@@ -278,7 +339,7 @@ impl Core {
                     {
                         tracing::warn!(%topic, error = %e, "cannot subscribe");
                     }
-                    self.publish(topic, envelope).await;
+                    self.publish(topic, envelope);
                 }
                 Output::Event(event) => {
                     if let Some(reason) = self.on_engine_event(now, event).await {
@@ -290,13 +351,20 @@ impl Core {
         refusals
     }
 
-    async fn publish(&mut self, topic: String, envelope: Vec<u8>) {
+    /// Publishes when the round commits.
+    fn publish(&mut self, topic: String, envelope: Vec<u8>) {
+        self.held.publish.push((topic, envelope));
+    }
+
+    async fn publish_now(&mut self, topic: String, envelope: Vec<u8>) {
         let Ok(t) = Topic::new(topic.clone()) else {
             tracing::error!(%topic, "engine produced an invalid topic");
             return;
         };
         match self.net.publish(&t, envelope).await {
-            Ok(_) => self.metrics.envelopes_published.inc(),
+            Ok(_) => {
+                self.metrics.envelopes_published.inc();
+            }
             Err(e) => tracing::warn!(%topic, error = %e, "publish failed"),
         }
     }
@@ -335,8 +403,12 @@ impl Core {
                     let _ = self.store.put_group(*group, &meta);
                 }
             }
-            Event::ForkDetected { .. } => self.metrics.forks.inc(),
-            Event::BranchSwitched { .. } => self.metrics.branch_switches.inc(),
+            Event::ForkDetected { .. } => {
+                self.metrics.forks.inc();
+            }
+            Event::BranchSwitched { .. } => {
+                self.metrics.branch_switches.inc();
+            }
             Event::ForkBeyondWindow { group, .. } => {
                 self.split.insert(*group);
             }
@@ -374,8 +446,9 @@ impl Core {
         }
     }
 
-    fn emit(&self, event: EventView) {
-        let _ = self.events.send(event);
+    /// Emits when the round commits.
+    fn emit(&mut self, event: EventView) {
+        self.held.events.push(event);
     }
 
     /// Runs a command and reports the engine's refusal of it as an error.
@@ -456,7 +529,7 @@ impl Core {
                 Ok(serde_json::json!({ "ok": true }))
             }
         };
-        let _ = reply.send(result);
+        self.answer(reply, result);
     }
 
     async fn id_view(&self) -> Result<IdView, ApiError> {
@@ -630,7 +703,7 @@ impl Core {
         self.subscribe(topic.clone())
             .await
             .map_err(ApiError::internal)?;
-        self.publish(topic, request.envelope()).await;
+        self.publish(topic, request.envelope());
         tracing::info!(contact = %contact.name, at = now, "asked for a KeyPackage");
         Ok((nonce, group, contact.certificate))
     }
