@@ -5,6 +5,7 @@
 mod support;
 
 use ds_p2p::engine::{Command, Event, TieBreak};
+use ds_p2p::wire::{Envelope, EnvelopeKind, WireLimits};
 use support::net::Net;
 use support::scenario::*;
 
@@ -363,4 +364,58 @@ fn a_joiner_takes_back_a_lost_join_once_its_own_branch_shows_its_add() {
         !net.status("erin", group).evicted,
         "erin believes her join was lost although the group has her"
     );
+}
+
+/// The last envelope of `kind` that `name` published.
+fn last_published(net: &Net, name: &str, kind: EnvelopeKind) -> Vec<u8> {
+    net.published_by(name)
+        .into_iter()
+        .map(|(_, bytes)| bytes)
+        .filter(|bytes| {
+            Envelope::decode(bytes, &WireLimits::default()).is_ok_and(|e| e.kind == kind)
+        })
+        .next_back()
+        .expect("published one")
+}
+
+/// Bug class (c), stale removal evidence: Alice removes Carol while Carol removes Alice, each
+/// on its side of a partition. Each victim then gets the commit removing it and a beacon from
+/// the other side whose log holds that commit. Healed, the policy picks one Remove: its
+/// victim is out (and cannot re-issue its own, losing Remove), the other victim is a member.
+/// That one used to take the beacon as final proof that the group went on from its removal
+/// and stayed out of a group that still had it.
+#[test]
+fn a_removed_member_whose_removal_lost_is_back_in_despite_a_stale_beacon() {
+    for (k, policy) in POLICIES.into_iter().enumerate() {
+        let names = ["alice", "bob", "carol", "dave"];
+        let (mut net, group) = group_of(&names, policy, 101 + k as u64);
+        net.partition(&[&["alice", "bob"], &["carol", "dave"]]);
+        for (who, victim) in [("alice", "carol"), ("carol", "alice")] {
+            let member = net.identity(victim);
+            net.command(who, Command::Remove { group, member });
+        }
+        net.deliver_all();
+        net.advance(30_001); // beacons go round inside each side
+        for (victim, remover, witness) in [("carol", "alice", "bob"), ("alice", "carol", "dave")] {
+            let commit = last_published(&net, remover, EnvelopeKind::Handshake);
+            let beacon = last_published(&net, witness, EnvelopeKind::Beacon);
+            net.inject(victim, &commit);
+            net.inject(victim, &beacon);
+        }
+        settle(&mut net);
+        let winner = net.status("bob", group);
+        let stays: Vec<&str> = names
+            .into_iter()
+            .filter(|n| winner.members.contains(&net.identity(n)))
+            .collect();
+        assert_eq!(stays.len(), 3, "{}: one Remove wins", policy.name());
+        assert_converged(&net, group, &stays);
+        for name in &stays {
+            assert!(
+                !net.status(name, group).evicted,
+                "{}: {name} is in the group but believes it was removed",
+                policy.name()
+            );
+        }
+    }
 }

@@ -5,6 +5,22 @@ use crate::wire::{CommitRef, GroupRef, MessageId};
 
 use super::tie_break::TieBreak;
 
+/// openmls's default (5) assumes a DS that delivers each sender's messages nearly in order. A
+/// gossip DS does not: a message lost on gossip comes back by anti-entropy seconds to minutes
+/// later, after everything its sender sent since, and after a partition heals a whole
+/// partition's worth of one sender's messages arrives in random order. 256 covers a sender
+/// writing one message every 2 s through a 5-minute window (the longest window the simulator
+/// sweeps), i.e. everything the fork window is meant to absorb. The cost is bounded and only
+/// paid for gaps: openmls keeps a key only for a generation skipped and not yet read (one read
+/// in order leaves an empty slot of a few bytes), so at most 256 keys (~44 bytes each) per
+/// sender and epoch, and only while messages are actually missing. Those keys are what forward
+/// secrecy inside an epoch gives up for late messages; they go with the epoch (and a message
+/// later than this is refused with an event saying so, never dropped silently).
+pub const DEFAULT_OUT_OF_ORDER_TOLERANCE: u32 = 256;
+
+/// openmls's default: a receiver derives at most this many keys to catch up with a sender.
+pub const DEFAULT_MAXIMUM_FORWARD_DISTANCE: u32 = 1000;
+
 /// Engine configuration. The window and the held-state bound are what simulations sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
@@ -20,6 +36,13 @@ pub struct EngineConfig {
     pub max_buffered: usize,
     /// Past epochs openmls keeps message secrets for (late application messages).
     pub max_past_epochs: usize,
+    /// How many generations behind the newest one read a sender's message may still be
+    /// decrypted (openmls keeps that many unused message keys per sender and epoch). See
+    /// [`DEFAULT_OUT_OF_ORDER_TOLERANCE`].
+    pub out_of_order_tolerance: u32,
+    /// How many generations ahead of the newest one read a sender's message may be (openmls
+    /// ratchets forward that far at most; a message further ahead is refused).
+    pub maximum_forward_distance: u32,
     /// Wire size limits.
     pub limits: crate::wire::WireLimits,
     /// How long a KeyPackage this member makes stays valid, in ms.
@@ -35,6 +58,8 @@ impl Default for EngineConfig {
             beacon_interval_ms: 30_000,
             max_buffered: 256,
             max_past_epochs: 8,
+            out_of_order_tolerance: DEFAULT_OUT_OF_ORDER_TOLERANCE,
+            maximum_forward_distance: DEFAULT_MAXIMUM_FORWARD_DISTANCE,
             limits: crate::wire::WireLimits::default(),
             key_package_lifetime_ms: 90 * 24 * 3600 * 1000,
         }
@@ -142,4 +167,14 @@ pub enum Event {
     LastResortKeyPackageUsed,
     /// Messages that could not be kept waiting (buffer full) were dropped.
     Dropped { group: GroupRef, count: usize },
+}
+
+impl EngineConfig {
+    /// The openmls sender-ratchet settings of every group this engine creates or joins.
+    pub(crate) fn sender_ratchet(&self) -> openmls::prelude::SenderRatchetConfiguration {
+        openmls::prelude::SenderRatchetConfiguration::new(
+            self.out_of_order_tolerance,
+            self.maximum_forward_distance,
+        )
+    }
 }

@@ -35,6 +35,20 @@ impl Engine {
         group: Option<GroupRef>,
         f: impl FnOnce(&mut Self) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
+        self.step_with(group, true, f)
+    }
+
+    /// [`step`](Self::step) for work that never touches the in-memory group of the active
+    /// branch (it loads the state it works on): if it fails, that group is still what the
+    /// store holds, so it is not loaded again. Trying a message on a held state that does not
+    /// fit is common (buffered messages are retried on every change), and a load decodes the
+    /// whole group state.
+    pub(crate) fn step_with<T>(
+        &mut self,
+        group: Option<GroupRef>,
+        reload_on_error: bool,
+        f: impl FnOnce(&mut Self) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
         let staged = self.provider.mls_storage().staged().clone();
         staged.begin().map_err(StorageError::from)?;
         let outputs_before = self.outputs.len();
@@ -63,7 +77,9 @@ impl Engine {
             {
                 rt.record = record;
                 // The in-memory group may have run ahead of the store: load it again.
-                if let Ok(group) = load_active(&self.provider, &rt.group_id(), rt.record.active) {
+                if reload_on_error
+                    && let Ok(group) = load_active(&self.provider, &rt.group_id(), rt.record.active)
+                {
                     rt.group = group;
                 }
             }
@@ -101,6 +117,7 @@ impl Engine {
                 .use_ratchet_tree_extension(true)
                 .with_wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
                 .max_past_epochs(engine.config.max_past_epochs)
+                .sender_ratchet_configuration(engine.config.sender_ratchet())
                 .lifetime(engine.leaf_lifetime(now_ms))
                 .build(&engine.provider, &engine.signer, engine.credential.clone())
                 .map_err(mls_err)?;
@@ -119,6 +136,7 @@ impl Engine {
                 inactive_since_ms: None,
                 evicted: false,
                 vouched: false,
+                shown_at: None,
             });
             let runtime = GroupRuntime {
                 group_ref,
@@ -350,6 +368,7 @@ impl Engine {
                 inactive_since_ms: None,
                 evicted: false,
                 vouched: false,
+                shown_at: None,
             });
             rt.record.log_commit((epoch - 1, commit_ref));
             rt.record.know_commit(commit_ref);

@@ -34,8 +34,12 @@ pub struct HeldState {
     /// True if this member is no longer in the group in this state (it was removed).
     pub evicted: bool,
     /// A beacon showed the group going on from this state's commit. Only matters for a
-    /// state this member was removed in: the others cannot show it the branch's depth.
+    /// Welcome root (see `Engine::vouch_roots`).
     pub vouched: bool,
+    /// The highest epoch of a beacon whose log holds this state's commit. For a state this
+    /// member was removed in, the only sign of how deep the group's branch went past it:
+    /// the removed member cannot read the commits that follow (see [`ForkTree::depth_of`]).
+    pub shown_at: Option<u64>,
 }
 
 /// All held states of one group.
@@ -106,6 +110,18 @@ impl ForkTree {
             .unwrap_or(0)
     }
 
+    /// The depth a policy ranks `state` by: the epochs held on top of it, or, for a state this
+    /// member was removed in (it cannot read what was built on it), as many as the highest
+    /// beacon from its branch showed, if more. Every other member holds that branch as deep as
+    /// its beacons said (within the window), so both sides rank the fork alike.
+    pub fn depth_of(&self, state: &HeldState) -> u64 {
+        let shown = match (state.evicted, state.shown_at) {
+            (true, Some(epoch)) => epoch.saturating_sub(state.epoch),
+            _ => 0,
+        };
+        self.depth_below(state.storage).max(shown)
+    }
+
     /// True if `ancestor` is `id` or one of its held ancestors.
     pub fn is_ancestor_or_self(&self, ancestor: BranchId, id: BranchId) -> bool {
         let mut current = Some(id);
@@ -144,27 +160,21 @@ impl ForkTree {
     fn compare(&self, a: &HeldState, b: &HeldState, policy: TieBreak) -> Ordering {
         // Roots at different epochs come from different Welcomes (a joiner re-added on the
         // winning branch): the later one supersedes.
-        // A removal the rest of the group demonstrably went on from is final for the removed
-        // member, whatever its own, partial, view of the branches says.
-        // Only a state made by a commit can be a removal: an evicted Welcome root is a join
-        // that was lost (see `Engine::join_lost`), which a later Welcome supersedes.
-        let removal_confirmed = |s: &HeldState| s.evicted && s.vouched && s.parent.is_some();
-        // ... unless a later Welcome shows this member was added again after it.
+        // A removal the rest of the group went on from is superseded by a later Welcome: this
+        // member was added again after it. Only a state made by a commit can be a removal: an
+        // evicted Welcome root is a join that was lost (see `Engine::join_lost`).
+        // (A removal is otherwise ranked like any state, by the policy, with the depth beacons
+        // showed for it: a stale beacon from a member that had not yet left the removal's
+        // branch must not decide the fork for good.)
+        let removal_shown = |s: &HeldState| s.evicted && s.shown_at.is_some() && s.parent.is_some();
         let readded = |root: &HeldState, removal: &HeldState| {
-            root.parent.is_none() && removal_confirmed(removal) && root.epoch > removal.epoch
+            root.parent.is_none() && removal_shown(removal) && root.epoch > removal.epoch
         };
         if readded(a, b) {
             return Ordering::Less;
         }
         if readded(b, a) {
             return Ordering::Greater;
-        }
-        if removal_confirmed(a) != removal_confirmed(b) {
-            return if removal_confirmed(a) {
-                Ordering::Less
-            } else {
-                Ordering::Greater
-            };
         }
         if a.parent.is_none() && b.parent.is_none() {
             // Roots come from Welcomes (a joiner re-added after its Add lost). The joiner
@@ -188,11 +198,11 @@ impl ForkTree {
             (Some(fa), Some(fb)) => policy.compare(
                 &Contender {
                     facts: fa,
-                    depth: self.depth_below(a.storage),
+                    depth: self.depth_of(a),
                 },
                 &Contender {
                     facts: fb,
-                    depth: self.depth_below(b.storage),
+                    depth: self.depth_of(b),
                 },
             ),
             // A state with a known commit beats one without; two without: by storage id,
@@ -228,11 +238,13 @@ impl ForkTree {
             .collect()
     }
 
-    /// `doomed` (states about to be deleted) plus every held state below one of them that is
-    /// not on the path to `active` (neither an ancestor nor a descendant of it). Once a fork
-    /// point goes, the choice made there is final: a losing branch left behind would become a
-    /// root of its own, and roots from different fork points cannot be ranked alike by every
-    /// member (each prunes at its own times).
+    /// `doomed` (states about to be deleted) plus every held state off the path to `active`
+    /// (neither an ancestor nor a descendant of it) that a doomed state cuts off from its fork
+    /// point: the fork point itself (its first ancestor on the active path) or a state between
+    /// them is doomed. Once a fork point goes, the choice made there is final: a losing branch
+    /// left behind would become a root of its own, and roots from different fork points cannot
+    /// be ranked alike by every member (each prunes at its own times). A branch forking from a
+    /// state that stays held is still in the race, whatever goes above that state.
     pub fn with_decided_losers(&self, doomed: &[BranchId], active: BranchId) -> Vec<BranchId> {
         let mut out = doomed.to_vec();
         for state in self.states.values() {
@@ -248,6 +260,9 @@ impl ForkTree {
                 if doomed.contains(&p) {
                     out.push(id);
                     break;
+                }
+                if self.is_ancestor_or_self(p, active) {
+                    break; // its fork point, held: the race there goes on
                 }
                 current = self.states.get(&p).and_then(|s| s.parent);
             }
@@ -288,6 +303,7 @@ mod tests {
             inactive_since_ms: Some(0),
             evicted: false,
             vouched: false,
+            shown_at: None,
         }
     }
 
@@ -360,6 +376,24 @@ mod tests {
         assert_eq!(
             t.with_decided_losers(&[BranchId(1)], BranchId(3)),
             vec![BranchId(1)]
+        );
+    }
+
+    #[test]
+    fn pruning_above_a_held_fork_point_leaves_its_race_open() {
+        // 0 -> 1 -> 3 (active), 1 -> 4 (competing with 3 at fork point 1), 0 -> 2.
+        let mut t = tree();
+        t.insert(state(4, 3, Some(1), Some(7)));
+        let mut doomed = t.with_decided_losers(&[BranchId(0)], BranchId(3));
+        doomed.sort();
+        // The fork at 0 is decided (2 goes); the one at 1 is not (4 stays).
+        assert_eq!(doomed, vec![BranchId(0), BranchId(2)]);
+        // Pruning the fork point 1 itself decides its race.
+        let mut doomed = t.with_decided_losers(&[BranchId(0), BranchId(1)], BranchId(3));
+        doomed.sort();
+        assert_eq!(
+            doomed,
+            vec![BranchId(0), BranchId(1), BranchId(2), BranchId(4)]
         );
     }
 

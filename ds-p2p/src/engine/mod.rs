@@ -59,6 +59,10 @@ pub enum EngineError {
     /// A message did not decrypt or verify against one held state (another may fit).
     #[error("does not fit this state: {0}")]
     NotThisState(String),
+    /// An application message is for this state, but its sender's ratchet has moved past it
+    /// (or its key was used already): no state will read it later either.
+    #[error("{0}")]
+    OutsideRatchetWindow(String),
 }
 
 pub(crate) fn mls_err(e: impl std::fmt::Display) -> EngineError {
@@ -158,6 +162,9 @@ impl Engine {
         if let Err(e) = self.command(now_ms, command) {
             self.report(group, e);
         }
+        if let Some(group) = group {
+            self.enforce_max_held(now_ms, group);
+        }
     }
 
     /// Feeds an envelope received from the network (any topic this node follows).
@@ -185,6 +192,7 @@ impl Engine {
         if let Err(e) = result {
             self.report(Some(group), e);
         }
+        self.enforce_max_held(now_ms, group);
     }
 
     /// Turns a failed step into the event that tells the user.

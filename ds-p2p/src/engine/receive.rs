@@ -20,6 +20,31 @@ pub(crate) enum CommitOutcome {
     NotThisState(String),
 }
 
+/// Why a message for a state's own epoch still cannot be read there: its sender's ratchet is
+/// past it. `None` for any other failure (a message of another branch or epoch, which another
+/// state may read). The secret tree is only consulted once the sender data decrypted, i.e. on
+/// the message's own branch.
+fn ratchet_window<E>(error: &ProcessMessageError<E>, tolerance: u32) -> Option<String> {
+    use openmls::framing::errors::{MessageDecryptionError, SecretTreeError};
+    let ProcessMessageError::ValidationError(ValidationError::UnableToDecrypt(
+        MessageDecryptionError::SecretTreeError(e),
+    )) = error
+    else {
+        return None;
+    };
+    match e {
+        SecretTreeError::TooDistantInThePast => Some(format!(
+            "it arrived after more than {} newer messages of its sender in that epoch (the \
+             out-of-order tolerance), whose keys are deleted for forward secrecy",
+            tolerance
+        )),
+        SecretTreeError::SecretReuseError => {
+            Some("its key was already used: a second message for the same key".into())
+        }
+        _ => None,
+    }
+}
+
 fn protocol_message(payload: &[u8]) -> Result<ProtocolMessage, EngineError> {
     let message = MlsMessageIn::tls_deserialize_exact(payload).map_err(mls_err)?;
     message.try_into_protocol_message().map_err(mls_err)
@@ -117,7 +142,9 @@ impl Engine {
         payload: &[u8],
         commit_ref: CommitRef,
     ) -> Result<CommitOutcome, EngineError> {
-        let attempt = self.step(Some(group), |engine| {
+        // Only a commit on the active state is processed on the in-memory group (in place).
+        let in_place = parent == self.known_group(group)?.record.active;
+        let attempt = self.step_with(Some(group), in_place, |engine| {
             let group_id = engine.known_group(group)?.group_id();
             let new = engine
                 .provider
@@ -126,7 +153,6 @@ impl Engine {
             // On the active state (the common case) the in-memory group goes on over the
             // checkpoint: no load. It is then the new state's group until the switch that
             // follows decides (`GroupRuntime::holds`). Another parent is loaded.
-            let in_place = parent == engine.known_group(group)?.record.active;
             let mut loaded = if in_place {
                 engine.provider.mls_storage().activate(&group_id, new)?;
                 None
@@ -179,6 +205,7 @@ impl Engine {
                 inactive_since_ms: Some(now_ms),
                 evicted: !copy.is_active(),
                 vouched: false,
+                shown_at: None,
             });
             // Keep openmls pointed at the active state until the policy says otherwise.
             storage.activate(&group_id, rt.record.active)?;
@@ -246,12 +273,23 @@ impl Engine {
             return self.buffer(group, epoch, raw);
         }
         let mut last_error = String::new();
+        let mut too_late = None;
         for candidate in candidates {
             match self.decrypt_on(now_ms, group, candidate, &envelope.payload) {
                 Ok(()) => return Ok(()),
                 Err(EngineError::NotThisState(reason)) => last_error = reason,
+                // Another held state may still have the key (its own copy of that epoch's
+                // ratchets): try the rest before giving up.
+                Err(EngineError::OutsideRatchetWindow(reason)) => too_late = Some(reason),
                 Err(e) => return Err(e),
             }
+        }
+        if let Some(reason) = too_late {
+            // Buffering would only hide it: no later state reads a message its sender's
+            // ratchet has passed. Say so.
+            return Err(EngineError::Refused(format!(
+                "application message for epoch {epoch} cannot be read: {reason}"
+            )));
         }
         if epoch >= oldest {
             // Perhaps from a branch this member has not reached yet; keep it until it has.
@@ -272,7 +310,10 @@ impl Engine {
         payload: &[u8],
     ) -> Result<(), EngineError> {
         let limits = self.config.limits;
-        self.step(Some(group), |engine| {
+        let tolerance = self.config.out_of_order_tolerance;
+        let active = self.known_group(group)?.record.active;
+        // Only a message for the active state works on the in-memory group.
+        self.step_with(Some(group), state == active, |engine| {
             let provider = &engine.provider;
             let rt = engine
                 .groups
@@ -287,9 +328,16 @@ impl Engine {
                 other = load_active(provider, &group_id, state)?;
                 &mut other
             };
-            let processed = mls
-                .process_message(provider, protocol_message(payload)?)
-                .map_err(|e| EngineError::NotThisState(e.to_string()))?;
+            let message = protocol_message(payload)?;
+            // openmls gives the same error for an epoch whose secrets this state does not
+            // have: only on the state's own epoch does it mean the sender's ratchet.
+            let own_epoch = message.epoch() == mls.epoch();
+            let processed = mls.process_message(provider, message).map_err(|e| {
+                match ratchet_window(&e, tolerance).filter(|_| own_epoch) {
+                    Some(why) => EngineError::OutsideRatchetWindow(why),
+                    None => EngineError::NotThisState(e.to_string()),
+                }
+            })?;
             let aad = processed.aad().to_vec();
             let sender = processed.credential().serialized_content().to_vec();
             let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
@@ -350,6 +398,7 @@ impl Engine {
             .use_ratchet_tree_extension(true)
             .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
             .max_past_epochs(self.config.max_past_epochs)
+            .sender_ratchet_configuration(self.config.sender_ratchet())
             .build();
         let existing = self.groups.contains_key(&group);
         let beacon_interval = self.config.beacon_interval_ms;
@@ -399,6 +448,7 @@ impl Engine {
                 inactive_since_ms: if existing { Some(now_ms) } else { None },
                 evicted: false,
                 vouched: false,
+                shown_at: None,
             };
             let epoch = state.epoch;
             if existing {
@@ -481,6 +531,11 @@ impl Engine {
             return Ok(());
         }
         let rt = self.known_group(group)?;
+        if beacon.epoch < rt.record.joined_epoch {
+            // Sync hands a joiner the group's older log: a beacon from before this member
+            // joined is history it was never part of, not a fork.
+            return Ok(());
+        }
         let active_epoch = rt.group.epoch().as_u64();
         let oldest = rt.record.tree.states().map(|s| s.epoch).min().unwrap_or(0);
         let same_lineage = beacon.recent_commits.iter().any(|(_, r)| {
@@ -572,7 +627,10 @@ impl Engine {
 
     /// A removed member may hold the state it was removed in beside a branch of its own that
     /// looks deeper to it (it cannot read the commits after its removal). A beacon whose log
-    /// holds the removing commit shows the group went on from it: the removal stands.
+    /// holds the removing commit shows how far the group went on from it: the highest such
+    /// epoch is kept as that state's depth (see `ForkTree::depth_of`), and the policy decides
+    /// with it. Not "first seen wins": a beacon from a member that has not yet switched away
+    /// from the removal's branch is only evidence of its depth then.
     fn removal_vouched(
         &mut self,
         now_ms: u64,
@@ -580,11 +638,11 @@ impl Engine {
         beacon: &Beacon,
     ) -> Result<bool, EngineError> {
         let rt = self.runtime(group)?;
-        let vouched: Vec<BranchId> = rt
+        let shown: Vec<BranchId> = rt
             .record
             .tree
             .states()
-            .filter(|s| s.evicted && !s.vouched && s.storage != rt.record.active)
+            .filter(|s| s.evicted && s.parent.is_some())
             .filter(|s| {
                 s.via.as_ref().is_some_and(|v| {
                     beacon.epoch >= s.epoch
@@ -596,11 +654,23 @@ impl Engine {
             })
             .map(|s| s.storage)
             .collect();
-        if vouched.is_empty() {
+        if shown.is_empty() {
             return Ok(false);
         }
-        self.vouch_and_follow(now_ms, group, vouched)?;
-        Ok(true)
+        let mut deeper = false;
+        for id in shown {
+            if let Some(state) = rt.record.tree.get_mut(id)
+                && state.shown_at.is_none_or(|e| beacon.epoch > e)
+            {
+                state.shown_at = Some(beacon.epoch);
+                deeper = true;
+            }
+        }
+        if deeper {
+            self.save_group(group)?;
+            self.after_commit(now_ms, group)?;
+        }
+        Ok(deeper)
     }
 
     /// Marks the Welcome roots whose commit a beacon's log holds (see `ForkTree::compare`);

@@ -73,7 +73,11 @@ impl Engine {
 
     /// Deletes held states past the window or beyond the bound (never the active head), and
     /// forgets own messages and intents that can no longer be lost.
-    fn prune_expired(&mut self, now_ms: u64, group: GroupRef) -> Result<(), super::EngineError> {
+    pub(crate) fn prune_expired(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+    ) -> Result<(), super::EngineError> {
         let (window, max_held) = (self.config.window_ms, self.config.max_held);
         let rt = self.runtime(group)?;
         let expired = rt
@@ -159,6 +163,23 @@ impl Engine {
             });
         }
         Ok(())
+    }
+
+    /// Applies the bound on held states (`max_held`) at once rather than at the next timer:
+    /// a member that processes many commits in a row (a catch-up, a burst of Adds) would
+    /// otherwise hold a state per commit until then. Called after every input.
+    pub(crate) fn enforce_max_held(&mut self, now_ms: u64, group: GroupRef) {
+        let max_held = self.config.max_held.max(1);
+        let over = self
+            .groups
+            .get(&group)
+            .is_some_and(|rt| rt.record.tree.len() > max_held);
+        if over && let Err(e) = self.prune_expired(now_ms, group) {
+            self.emit(Event::Rejected {
+                group: Some(group),
+                reason: format!("pruning failed: {e}"),
+            });
+        }
     }
 
     fn beacon_if_due(&mut self, now_ms: u64, group: GroupRef) -> Result<(), super::EngineError> {
