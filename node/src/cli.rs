@@ -69,8 +69,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Interactive chat in a group (type a line and press Enter; /quit to leave)
-    Chat { group: String },
+    /// Interactive chat in a group: full screen in a terminal, line by line when piped or with
+    /// --plain (/who, /status, /quit)
+    #[command(long_about = "Interactive chat in a group.\n\n\
+        In a terminal, full screen: a title bar with the group's epoch and fork state \
+        (settled, resolving or split), the conversation with membership, fork, branch-switch, \
+        split, key-change and removal notices inline (PageUp/PageDown or the mouse wheel to \
+        scroll; hold Shift to select text with the mouse), who is online or away, and an input \
+        line (Left/Right, Home/End, Backspace/Delete, Up/Down for sent lines). Enter sends; \
+        /who and /status show the group's state; /quit, Ctrl-C or Ctrl-D (on an empty line) \
+        leave.\n\n\
+        Line mode when stdin or stdout is not a terminal, or with --plain: prints the recent \
+        messages as `[HH:MM:SS] sender: text`, then each new message and notice as a line; \
+        each line read from stdin is sent (the same commands work), and the chat ends at the \
+        end of stdin. Scripts can pipe lines into `chorus chat <group>`.")]
+    Chat {
+        /// The group's name or id
+        group: String,
+        /// Line mode even in a terminal
+        #[arg(long)]
+        plain: bool,
+    },
     /// Start N real nodes on this machine and run a scripted conversation with a commit race
     /// and a partition that heals; exits non-zero unless all converge with every message
     Demo {

@@ -90,7 +90,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             follow,
         } => commands::messages(&client()?, &group, json, follow).await,
         Command::Status { json } => commands::status(&client()?, json).await,
-        Command::Chat { group } => chat::chat(&client()?, &group).await,
+        Command::Chat { group, plain } => chat::chat(&client()?, &group, plain).await,
         Command::Demo { .. } | Command::Bench { .. } => unreachable!("handled above"),
     }
 }
