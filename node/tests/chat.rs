@@ -14,7 +14,7 @@ use node::demo::harness::{
     LocalNode, NodeOptions, chorus_exe, group_of_all, start_nodes, wait_for,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 const LIMIT: Duration = Duration::from_secs(90);
 const COLUMNS: u16 = 100;
@@ -113,20 +113,12 @@ async fn received(node: &LocalNode, gid: &str, text: &str) -> anyhow::Result<Opt
     Ok(messages.iter().any(|m| m.text == text).then_some(()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_screen_chat_in_a_terminal() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let (mut nodes, _) = start_nodes(dir.path(), &["ann", "ben"], &NodeOptions::default()).await?;
-    let gid = group_of_all(&nodes, "team", LIMIT).await?;
-
-    let pty = open_pty()?;
-    assert!(line_mode(&pty)?, "a new terminal starts in line mode");
-    let (screen, reader) = record(&pty)?;
-    let mut keyboard = std::fs::File::from(pty.master.try_clone()?);
+/// `chorus chat team` on `node`, inside the pty.
+fn start_chat(pty: &Pty, node: &LocalNode) -> anyhow::Result<Child> {
     let mut command = Command::new(chorus_exe()?);
     command
         .arg("--data")
-        .arg(nodes[0].data.root())
+        .arg(node.data.root())
         .args(["chat", "team"])
         .env("TERM", "xterm-256color")
         .stdin(Stdio::from(pty.slave.try_clone()?))
@@ -143,15 +135,31 @@ async fn full_screen_chat_in_a_terminal() -> anyhow::Result<()> {
             Ok(())
         });
     }
-    let mut chat = command.spawn().context("starting chorus chat")?;
-    drop(command);
+    command.spawn().context("starting chorus chat")
+}
 
+/// Waits for the title bar, with the terminal in raw mode.
+async fn first_screen(pty: &Pty, screen: &Mutex<Vec<u8>>) -> anyhow::Result<()> {
     wait_for("the chat's first screen", LIMIT, || async {
-        let shown = text(&screen).contains(" team · epoch ") && !line_mode(&pty)?;
+        let shown = text(screen).contains(" team · epoch ") && !line_mode(pty)?;
         Ok(shown.then_some(()))
     })
     .await
-    .with_context(|| dump(&screen))?;
+    .with_context(|| dump(screen))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_screen_chat_in_a_terminal() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mut nodes, _) = start_nodes(dir.path(), &["ann", "ben"], &NodeOptions::default()).await?;
+    let gid = group_of_all(&nodes, "team", LIMIT).await?;
+
+    let pty = open_pty()?;
+    assert!(line_mode(&pty)?, "a new terminal starts in line mode");
+    let (screen, reader) = record(&pty)?;
+    let mut keyboard = std::fs::File::from(pty.master.try_clone()?);
+    let mut chat = start_chat(&pty, &nodes[0])?;
+    first_screen(&pty, &screen).await?;
 
     keyboard.write_all(b"hello from ann\r")?;
     wait_for("ben to receive ann's line", LIMIT, || {
@@ -203,6 +211,41 @@ async fn full_screen_chat_in_a_terminal() -> anyhow::Result<()> {
     for node in nodes.iter_mut() {
         node.stop().await?;
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_terminal_is_restored_when_the_node_stops() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mut nodes, _) = start_nodes(dir.path(), &["ann"], &NodeOptions::default()).await?;
+    group_of_all(&nodes, "team", LIMIT).await?;
+    let pty = open_pty()?;
+    let (screen, reader) = record(&pty)?;
+    let mut chat = start_chat(&pty, &nodes[0])?;
+    first_screen(&pty, &screen).await?;
+
+    // The event stream ends under the chat: it leaves with an error.
+    nodes[0].stop().await?;
+    let status = wait_for("the chat to exit", LIMIT, || {
+        let exited = chat.try_wait();
+        async move { Ok(exited?) }
+    })
+    .await
+    .with_context(|| dump(&screen))?;
+    assert_eq!(status.code(), Some(1), "{}", dump(&screen));
+    // The error is printed after the terminal was put back, so it stays readable.
+    let expected = format!("{RESTORED}chorus: the node stopped");
+    wait_for("the terminal put back, then the error", LIMIT, || async {
+        let out = text(&screen);
+        Ok((out.trim_end().ends_with(&expected) && line_mode(&pty)?).then_some(()))
+    })
+    .await
+    .with_context(|| dump(&screen))?;
+
+    drop(pty);
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader panicked"))?;
     Ok(())
 }
 

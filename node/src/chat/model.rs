@@ -88,7 +88,8 @@ pub struct Model {
     entries: VecDeque<Entry>,
     /// The next message number not shown yet.
     next: u64,
-    /// Rows scrolled up from the newest; 0 follows new messages.
+    /// Rows scrolled up from the newest, never more than [`Self::max_scroll`]; 0 follows new
+    /// messages.
     scroll: usize,
     input: Input,
     columns: usize,
@@ -115,10 +116,6 @@ impl Model {
 
     pub fn group_id(&self) -> &str {
         &self.status.group_id
-    }
-
-    pub fn status(&self) -> &GroupStatusView {
-        &self.status
     }
 
     /// An event from the node. Returns whether the group's status should be read again.
@@ -210,10 +207,12 @@ impl Model {
         if self.rows > CHROME {
             rows.push(self.title());
             let pane = self.pane();
-            let all = self.wrapped();
-            let end = all.len() - self.scroll.min(self.max_scroll());
+            // `scroll` is kept in bounds, so the rows in view are within the last
+            // `scroll + pane`: only those are wrapped, however long the scrollback.
+            let tail = self.tail(self.scroll + pane);
+            let end = tail.len().saturating_sub(self.scroll);
             let start = end.saturating_sub(pane);
-            rows.extend(all[start..end].iter().cloned());
+            rows.extend(tail[start..end].iter().cloned());
             while rows.len() < 1 + pane {
                 rows.push(row(String::new(), Style::Message));
             }
@@ -242,15 +241,15 @@ impl Model {
     }
 
     fn push(&mut self, entry: Entry) {
-        // Keep the rows in view still while scrolled up.
-        if self.scroll > 0 {
-            self.scroll += self.entry_rows(&entry).len();
-        }
+        let added = self.entry_rows(&entry).len();
         self.entries.push_back(entry);
         if self.entries.len() > KEPT {
             self.entries.pop_front();
         }
-        self.scroll = self.scroll.min(self.max_scroll());
+        // Keep the rows in view still while scrolled up (following, the view moves on).
+        if self.scroll > 0 {
+            self.scroll = (self.scroll + added).min(self.max_scroll());
+        }
     }
 
     /// Rows of the scrollback pane.
@@ -271,16 +270,25 @@ impl Model {
             .collect()
     }
 
-    /// The whole scrollback as rows of the current width.
-    fn wrapped(&self) -> Vec<Row> {
-        self.entries
-            .iter()
-            .flat_map(|e| self.entry_rows(e))
-            .collect()
+    /// The last `count` rows of the scrollback at the current width (fewer if it is shorter).
+    fn tail(&self, count: usize) -> Vec<Row> {
+        let mut rows = VecDeque::new();
+        for entry in self.entries.iter().rev() {
+            if rows.len() >= count {
+                break;
+            }
+            for r in self.entry_rows(entry).into_iter().rev() {
+                rows.push_front(r);
+            }
+        }
+        let extra = rows.len().saturating_sub(count);
+        rows.into_iter().skip(extra).collect()
     }
 
+    /// How far up the scrollback goes: its rows at the current width, less the pane.
     fn max_scroll(&self) -> usize {
-        self.wrapped().len().saturating_sub(self.pane())
+        let total: usize = self.entries.iter().map(|e| self.entry_rows(e).len()).sum();
+        total.saturating_sub(self.pane())
     }
 
     fn scroll_by(&mut self, delta: isize) {
@@ -489,6 +497,29 @@ mod tests {
         }
         assert_eq!(model.scroll, 0, "stops at the bottom");
         assert_eq!(last(&model), "[09:30] ben: m19");
+    }
+
+    #[test]
+    fn the_scrollback_keeps_the_newest_entries() {
+        let extra = 100;
+        let mut model = with_messages(KEPT as u64 + extra, 40, 8);
+        assert_eq!(model.entries.len(), KEPT);
+        let top = format!("[09:30] ben: m{extra}");
+        let newest = format!("[09:30] ben: m{}", KEPT as u64 + extra - 1);
+        assert_eq!(texts(&model.screen())[5], newest);
+        // Scrolled to the top, one more message pushes the oldest out: the view stays in
+        // bounds, on what is now the oldest.
+        model.scroll_by(isize::MAX);
+        assert_eq!(texts(&model.screen())[1], top);
+        model.event(&EventView::Message {
+            group: "g".into(),
+            message: message(KEPT as u64 + extra, "newer"),
+        });
+        assert_eq!(model.scroll, model.max_scroll());
+        assert_eq!(
+            texts(&model.screen())[1],
+            format!("[09:30] ben: m{}", extra + 1)
+        );
     }
 
     #[test]
