@@ -98,7 +98,13 @@ fn record(pty: &Pty) -> anyhow::Result<(Output, std::thread::JoinHandle<()>)> {
 }
 
 fn text(screen: &Mutex<Vec<u8>>) -> String {
-    String::from_utf8_lossy(&screen.lock().expect("not poisoned")).into_owned()
+    text_from(screen, 0)
+}
+
+/// What arrived after the first `mark` bytes.
+fn text_from(screen: &Mutex<Vec<u8>>, mark: usize) -> String {
+    let bytes = screen.lock().expect("not poisoned");
+    String::from_utf8_lossy(bytes.get(mark..).unwrap_or_default()).into_owned()
 }
 
 /// The screen's bytes for an error message, escapes made visible.
@@ -113,13 +119,14 @@ async fn received(node: &LocalNode, gid: &str, text: &str) -> anyhow::Result<Opt
     Ok(messages.iter().any(|m| m.text == text).then_some(()))
 }
 
-/// `chorus chat team` on `node`, inside the pty.
-fn start_chat(pty: &Pty, node: &LocalNode) -> anyhow::Result<Child> {
+/// `chorus chat team [flags]` on `node`, inside the pty.
+fn start_chat(pty: &Pty, node: &LocalNode, flags: &[&str]) -> anyhow::Result<Child> {
     let mut command = Command::new(chorus_exe()?);
     command
         .arg("--data")
         .arg(node.data.root())
         .args(["chat", "team"])
+        .args(flags)
         .env("TERM", "xterm-256color")
         .stdin(Stdio::from(pty.slave.try_clone()?))
         .stdout(Stdio::from(pty.slave.try_clone()?))
@@ -136,6 +143,42 @@ fn start_chat(pty: &Pty, node: &LocalNode) -> anyhow::Result<Child> {
         });
     }
     command.spawn().context("starting chorus chat")
+}
+
+/// Resizes the terminal (the chat gets SIGWINCH).
+fn set_size(pty: &Pty, columns: u16, rows: u16) -> anyhow::Result<()> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: columns,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: a valid descriptor and a pointer to a winsize that outlives the call.
+    if unsafe { libc::ioctl(pty.master.as_raw_fd(), libc::TIOCSWINSZ, &size) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("TIOCSWINSZ");
+    }
+    Ok(())
+}
+
+/// Waits for the chat to exit with `code`.
+async fn exits_with(
+    chat: &mut Child,
+    code: Option<i32>,
+    screen: &Mutex<Vec<u8>>,
+) -> anyhow::Result<()> {
+    let status = wait_for("the chat to exit", LIMIT, || {
+        let exited = chat.try_wait();
+        async move { Ok(exited?) }
+    })
+    .await
+    .with_context(|| dump(screen))?;
+    anyhow::ensure!(
+        status.code() == code,
+        "{status:?} (signal {:?}): {}",
+        status.signal(),
+        dump(screen)
+    );
+    Ok(())
 }
 
 /// Waits for the title bar, with the terminal in raw mode.
@@ -158,7 +201,7 @@ async fn full_screen_chat_in_a_terminal() -> anyhow::Result<()> {
     assert!(line_mode(&pty)?, "a new terminal starts in line mode");
     let (screen, reader) = record(&pty)?;
     let mut keyboard = std::fs::File::from(pty.master.try_clone()?);
-    let mut chat = start_chat(&pty, &nodes[0])?;
+    let mut chat = start_chat(&pty, &nodes[0], &[])?;
     first_screen(&pty, &screen).await?;
 
     keyboard.write_all(b"hello from ann\r")?;
@@ -184,24 +227,39 @@ async fn full_screen_chat_in_a_terminal() -> anyhow::Result<()> {
         dump(&screen)
     );
 
-    keyboard.write_all(b"/quit\r")?;
-    let status = wait_for("the chat to exit", LIMIT, || {
-        let exited = chat.try_wait();
-        async move { Ok(exited?) }
+    // A smaller terminal: the chat lays the screen out again, the input line now on row 20.
+    set_size(&pty, 60, 20)?;
+    wait_for("the screen laid out for 60x20", LIMIT, || async {
+        Ok(text(&screen).contains("\x1b[20;1H> ").then_some(()))
     })
     .await
     .with_context(|| dump(&screen))?;
-    assert!(
-        status.success(),
-        "{status:?} (signal {:?}): {}",
-        status.signal(),
-        dump(&screen)
-    );
+
+    keyboard.write_all(b"/quit\r")?;
+    exits_with(&mut chat, Some(0), &screen).await?;
     wait_for("the terminal put back", LIMIT, || async {
         Ok((text(&screen).ends_with(RESTORED) && line_mode(&pty)?).then_some(()))
     })
     .await
     .with_context(|| dump(&screen))?;
+
+    // --plain in the same terminal: lines, no full screen.
+    let mark = screen.lock().expect("not poisoned").len();
+    let mut plain = start_chat(&pty, &nodes[0], &["--plain"])?;
+    wait_for("the line mode's header", LIMIT, || async {
+        Ok(text_from(&screen, mark)
+            .contains("── team · epoch ")
+            .then_some(()))
+    })
+    .await
+    .with_context(|| dump(&screen))?;
+    keyboard.write_all(b"/quit\r")?;
+    exits_with(&mut plain, Some(0), &screen).await?;
+    assert!(
+        !text_from(&screen, mark).contains("\x1b[?1049h"),
+        "--plain switched to the alternate screen: {}",
+        dump(&screen)
+    );
 
     drop(keyboard);
     drop(pty);
@@ -221,18 +279,12 @@ async fn the_terminal_is_restored_when_the_node_stops() -> anyhow::Result<()> {
     group_of_all(&nodes, "team", LIMIT).await?;
     let pty = open_pty()?;
     let (screen, reader) = record(&pty)?;
-    let mut chat = start_chat(&pty, &nodes[0])?;
+    let mut chat = start_chat(&pty, &nodes[0], &[])?;
     first_screen(&pty, &screen).await?;
 
     // The event stream ends under the chat: it leaves with an error.
     nodes[0].stop().await?;
-    let status = wait_for("the chat to exit", LIMIT, || {
-        let exited = chat.try_wait();
-        async move { Ok(exited?) }
-    })
-    .await
-    .with_context(|| dump(&screen))?;
-    assert_eq!(status.code(), Some(1), "{}", dump(&screen));
+    exits_with(&mut chat, Some(1), &screen).await?;
     // The error is printed after the terminal was put back, so it stays readable.
     let expected = format!("{RESTORED}chorus: the node stopped");
     wait_for("the terminal put back, then the error", LIMIT, || async {
