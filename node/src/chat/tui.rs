@@ -18,7 +18,7 @@ use crossterm::terminal::{
     LeaveAlternateScreen,
 };
 use crossterm::{cursor, execute, queue};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -30,6 +30,8 @@ use super::model::{Action, Key, Model, Screen, Style};
 
 /// How often the member line's online/away is read again without an event asking for it.
 const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
+/// Events handled before the screen is drawn again, at most.
+const BATCH: usize = 256;
 
 pub async fn run(
     client: &Client,
@@ -37,7 +39,11 @@ pub async fn run(
     list: Vec<MessageView>,
     mut events: Events,
 ) -> anyhow::Result<()> {
-    let (columns, rows) = terminal::size()?;
+    let (columns, rows) = match terminal::size()? {
+        // A terminal that reports no size (some serial lines) gets the classic one.
+        (0, _) | (_, 0) => (80, 24),
+        size => size,
+    };
     let mut model = Model::new(status, &list, columns, rows);
     let _terminal = TerminalGuard::enter()?;
     let mut out = std::io::stdout();
@@ -80,14 +86,25 @@ pub async fn run(
                 }
             }
             line = events.next_line() => {
-                let Some(line) = line? else {
-                    // The error prints once the guard has put the terminal back.
-                    anyhow::bail!("the node stopped");
-                };
-                let Ok(event) = serde_json::from_str::<EventView>(&line) else { continue };
-                if model.event(&event)
-                    && let Ok(s) = read_status(client, model.group_id()).await
-                {
+                // Whatever else has arrived is taken too, so that a burst (a catch-up after
+                // a partition) is drawn once, not once per message.
+                let mut next = Some(line?);
+                let mut taken = 0;
+                let mut status_changed = false;
+                while let Some(line) = next.take() {
+                    let Some(line) = line else {
+                        // The error prints once the guard has put the terminal back.
+                        anyhow::bail!("the node stopped");
+                    };
+                    if let Ok(event) = serde_json::from_str::<EventView>(&line) {
+                        status_changed |= model.event(&event);
+                    }
+                    taken += 1;
+                    if taken < BATCH {
+                        next = events.next_line().now_or_never().transpose()?;
+                    }
+                }
+                if status_changed && let Ok(s) = read_status(client, model.group_id()).await {
                     model.set_status(s);
                 }
             }
