@@ -17,9 +17,11 @@
 //!   anti-entropy sync over `gossip::reconcile`, the workload, faults.
 //! - [`metrics`], [`trace`], [`report`]: what a run counts and writes.
 //! - [`sweep`]: runs over a grid of parameters and seeds.
+//! - [`bench`]: the speed benchmark of issue 5 (100 and 1,000 nodes).
 //!
 //! The researchers' guide is `simulations/README.md`.
 
+pub mod bench;
 pub mod cost;
 pub mod error;
 pub mod metrics;

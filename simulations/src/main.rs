@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use simulations::{RunOptions, Scenario, report};
+use simulations::{RunOptions, Scenario, bench, report};
 
 /// Deterministic network simulator for Chorus: real ds-p2p engines (real MLS, fork window,
 /// tie-breakers) over a modelled network, in virtual time. The same seed replays a run.
@@ -66,15 +66,31 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Benchmark: events per wall-second and virtual-to-wall ratio for 100 nodes / 10 groups
-    /// of 10 and 1,000 nodes / 20 groups of 50.
+    /// Benchmark: events per wall-second, virtual-to-wall ratio and peak memory for
+    /// 100 nodes / 10 groups of 10 and 1,000 nodes / 20 groups of 50. The groups are built
+    /// first (one every 15 s, the workload starts at 6 min); then, for `--duration`, every
+    /// member sends `--rate` messages a minute, every group sees a commit every five minutes
+    /// and a partition of 30 s to 5 min (half the nodes from the other half) starts every
+    /// ten minutes — the load of issue 5. The trace is off (`trace_hash` empty).
     Bench {
-        /// Virtual duration of each case.
+        /// Virtual duration of the workload (after the 6 min of group setup).
         #[arg(long, default_value = "1h")]
         duration: String,
         /// Which cases: small, large or both.
         #[arg(long, default_value = "both")]
         case: String,
+        /// Messages per member per minute.
+        #[arg(long, default_value_t = 1.0)]
+        rate: f64,
+        /// No partitions.
+        #[arg(long)]
+        no_partitions: bool,
+        /// Seed (also draws the partition lengths).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the generated scenario files into this directory as well.
+        #[arg(long)]
+        scenarios: Option<PathBuf>,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -103,8 +119,22 @@ fn main() -> Result<()> {
         Cmd::Bench {
             duration,
             case,
+            rate,
+            no_partitions,
+            seed,
+            scenarios,
             quiet,
-        } => bench(&duration, &case, quiet),
+        } => bench::run(&bench::Load {
+            duration: &duration,
+            case: &case,
+            rate,
+            partitions: !no_partitions,
+            seed,
+            scenarios: scenarios.as_deref(),
+            quiet,
+        })
+        .map(|_| ())
+        .map_err(Into::into),
     }
 }
 
@@ -134,6 +164,7 @@ fn run(
         seed: Some(seed),
         trace_path: (!no_trace).then(|| dir.join("trace.jsonl")),
         progress: !quiet,
+        ..RunOptions::default()
     };
     let result = simulations::run(&scenario, &options)?;
     report::write_run(&dir, &result)?;
@@ -169,6 +200,7 @@ fn check_determinism(path: &Path, seed: Option<u64>) -> Result<()> {
         seed,
         trace_path: None,
         progress: false,
+        ..RunOptions::default()
     };
     let a = simulations::run(&scenario, &options)?.summary;
     let b = simulations::run(&scenario, &options)?.summary;
@@ -215,72 +247,4 @@ fn sweep(
     let stats = sweep::write_sweep(&dir, &rows)?;
     print!("{}", sweep::table(&stats));
     Ok(())
-}
-
-fn bench(duration: &str, case: &str, quiet: bool) -> Result<()> {
-    let cases: Vec<(&str, usize, usize, usize)> = match case {
-        "small" => vec![("100 nodes, 10 groups of 10", 100, 10, 10)],
-        "large" => vec![("1000 nodes, 20 groups of 50", 1000, 20, 50)],
-        "both" => vec![
-            ("100 nodes, 10 groups of 10", 100, 10, 10),
-            ("1000 nodes, 20 groups of 50", 1000, 20, 50),
-        ],
-        other => bail!("unknown case {other:?}: small, large or both"),
-    };
-    println!("| case | virtual | wall | events | events / wall s | virtual / wall | peak RSS |");
-    println!("|---|---|---|---|---|---|---|");
-    for (name, nodes, groups, size) in cases {
-        let text = format!(
-            r#"
-            description = "bench: {name}"
-            duration = "{duration}"
-            nodes = {nodes}
-            [network]
-            latency = {{ dist = "lognormal", median = "50ms", sigma = 0.5 }}
-            loss = 0.01
-            [dissemination]
-            mode = "mesh"
-            [sync]
-            interval = "60s"
-            [metrics]
-            interval = "10s"
-            [[groups]]
-            name = "g"
-            size = {size}
-            copies = {groups}
-            stagger = "15s"
-            traffic = {{ rate_per_min = 0.2, size = 256, start = "6m" }}
-            random_commits = {{ rate_per_min = 0.2, start = "6m", update = 1 }}
-            "#
-        );
-        let scenario = Scenario::parse("bench", &text)?;
-        let options = RunOptions {
-            seed: Some(1),
-            trace_path: None,
-            progress: !quiet,
-        };
-        let s = simulations::run(&scenario, &options)?.summary;
-        let wall_s = s.wall_ms as f64 / 1000.0;
-        println!(
-            "| {name} | {} s | {wall_s:.1} s | {} | {:.0} | {:.1}x | {} |",
-            s.virtual_duration_ms / 1000,
-            s.events,
-            s.events as f64 / wall_s.max(1e-9),
-            s.virtual_to_wall,
-            peak_rss()
-        );
-    }
-    Ok(())
-}
-
-/// The process's peak resident memory (Linux), for the bench table.
-fn peak_rss() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l[6..].trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into())
 }

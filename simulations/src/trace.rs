@@ -9,8 +9,13 @@ use sha2::{Digest, Sha256};
 
 use crate::error::SimError;
 
-/// Hashes every line and, when given a file, writes it there.
+/// Hashes every line and, when given a file, writes it there. A trace that is [`off`]
+/// records nothing, and callers skip formatting its lines (see [`Trace::enabled`]): benchmarks
+/// measure the simulation, not the trace.
+///
+/// [`off`]: Trace::off
 pub struct Trace {
+    enabled: bool,
     hash: Sha256,
     out: Option<BufWriter<File>>,
     lines: u64,
@@ -21,11 +26,25 @@ impl Trace {
     /// A trace that is hashed only.
     pub fn hash_only() -> Self {
         Self {
+            enabled: true,
             hash: Sha256::new(),
             out: None,
             lines: 0,
             failed: None,
         }
+    }
+
+    /// No trace at all: no line is formatted, hashed or written, and the hash is empty.
+    pub fn off() -> Self {
+        Self {
+            enabled: false,
+            ..Self::hash_only()
+        }
+    }
+
+    /// Whether lines are recorded; when not, callers need not format them.
+    pub fn enabled(&self) -> bool {
+        self.enabled
     }
 
     /// A trace written to `path` (`trace.jsonl`).
@@ -42,6 +61,9 @@ impl Trace {
 
     /// Records one line (a JSON object, without the newline).
     pub fn line(&mut self, line: &str) {
+        if !self.enabled {
+            return;
+        }
         self.hash.update(line.as_bytes());
         self.hash.update(b"\n");
         self.lines += 1;
@@ -60,7 +82,7 @@ impl Trace {
         self.lines
     }
 
-    /// Flushes the file and returns the hex SHA-256 of all lines.
+    /// Flushes the file and returns the hex SHA-256 of all lines (empty when off).
     pub fn finish(&mut self, path: Option<&Path>) -> Result<String, SimError> {
         if let Some(out) = &mut self.out
             && let Err(e) = out.flush()
@@ -72,6 +94,9 @@ impl Trace {
                 path: path.map(Path::to_path_buf).unwrap_or_default(),
                 source: e,
             });
+        }
+        if !self.enabled {
+            return Ok(String::new());
         }
         Ok(hex::encode(self.hash.clone().finalize()))
     }

@@ -214,18 +214,16 @@ fn churn_and_flapping_links_converge_without_loss() {
     clean_over_seeds("mesh-lossy", 1..3, true);
 }
 
-/// Seeds that fail today, kept runnable so they are fixed rather than forgotten
-/// (`cargo test --workspace --test sim_scenarios -- --ignored`):
+/// Seeds that once failed, kept as regressions:
 ///
-/// - partition-heals seed 7: a message lost on gossip reaches its receiver by anti-entropy
+/// - partition-heals seed 7: a message lost on gossip reached its receiver by anti-entropy
 ///   26 s later, after 6 newer messages of the same sender — beyond openmls's default
-///   out-of-order tolerance (5 generations); the engine reports neither a delivery nor a
-///   rejection.
+///   out-of-order tolerance (5 generations) at the time; the engine now keeps 256
+///   (`EngineConfig::out_of_order_tolerance`) and reports a message beyond it as rejected.
 /// - join-partition seed 22: a message sent on the losing side during the partition never
-///   reaches one member of the winning side.
+///   reached one member of the winning side (with the engine before 3b2c479).
 #[test]
-#[ignore = "known engine failures, see the doc comment"]
-fn known_failing_seeds() {
+fn formerly_failing_seeds_stay_clean() {
     for (name, seed) in [("partition-heals", 7), ("join-partition", 22)] {
         let s = run(&scenario(name), seed).summary;
         assert_clean(&s);

@@ -71,12 +71,14 @@ impl Simulator {
         }
         let config = self.config.clone();
         if let Err(e) = self.nodes[n].open(&config, &mut self.rng) {
-            let line = format!(
-                "{{\"t\":{},\"n\":{n},\"ev\":\"restart-failed\",\"error\":{}}}",
-                self.now,
-                json_str(&e.to_string())
-            );
-            self.trace_line(line);
+            if self.tracing() {
+                let line = format!(
+                    "{{\"t\":{},\"n\":{n},\"ev\":\"restart-failed\",\"error\":{}}}",
+                    self.now,
+                    json_str(&e.to_string())
+                );
+                self.trace_line(line);
+            }
             return;
         }
         let line = format!("{{\"t\":{},\"n\":{n},\"ev\":\"restart\"}}", self.now);
@@ -99,12 +101,14 @@ impl Simulator {
     }
 
     pub(crate) fn connect(&mut self, nodes: &[NodeId], what: &str) {
-        let line = format!(
-            "{{\"t\":{},\"ev\":\"connect\",\"what\":{}}}",
-            self.now,
-            json_str(what)
-        );
-        self.trace_line(line);
+        if self.tracing() {
+            let line = format!(
+                "{{\"t\":{},\"ev\":\"connect\",\"what\":{}}}",
+                self.now,
+                json_str(what)
+            );
+            self.trace_line(line);
+        }
         if !(self.sc.sync.enabled && self.sc.sync.on_connect) {
             return;
         }

@@ -5,10 +5,9 @@
 use std::rc::Rc;
 
 use ds_p2p::wire::{Envelope, EnvelopeKind, GroupRef};
-use gossip::Item;
 use sha2::{Digest, Sha256};
 
-use super::node::EnvId;
+use super::node::{EnvId, EnvIx};
 use super::{Env, Ev, Msg, Simulator, Via, json_str, short};
 use crate::net::Fate;
 use crate::scenario::{Mode, NodeId};
@@ -22,29 +21,35 @@ impl Simulator {
             Ok(e) => (e.kind, e.group_ref),
             Err(_) => (EnvelopeKind::KeyPackage, GroupRef([0; 16])),
         };
-        let line = format!(
-            "{{\"t\":{at},\"n\":{n},\"ev\":\"publish\",\"id\":\"{}\",\"kind\":\"{kind:?}\",\"topic\":{},\"bytes\":{}}}",
-            short(&id),
-            json_str(&topic),
-            bytes.len()
-        );
-        self.trace_line(line);
-        let env = self
-            .envs
-            .entry(id)
-            .or_insert_with(|| {
-                Rc::new(Env {
+        if self.tracing() {
+            let line = format!(
+                "{{\"t\":{at},\"n\":{n},\"ev\":\"publish\",\"id\":\"{}\",\"kind\":\"{kind:?}\",\"topic\":{},\"bytes\":{}}}",
+                short(&id),
+                json_str(&topic),
+                bytes.len()
+            );
+            self.trace_line(line);
+        }
+        let ix = match self.env_index.get(&id) {
+            Some(&ix) => ix,
+            None => {
+                let ix = self.envs.len() as EnvIx;
+                self.envs.push(Rc::new(Env {
+                    id,
                     bytes,
                     topic: topic.clone(),
                     origin: at,
                     publisher: n,
                     kind,
                     group,
-                })
-            })
-            .clone();
-        self.store(n, &env, id, at);
-        self.nodes[n].processed.insert(id);
+                }));
+                self.env_index.insert(id, ix);
+                ix
+            }
+        };
+        let env = self.envs[ix as usize].clone();
+        self.store(n, &env, ix, at);
+        self.nodes[n].processed.insert(ix);
         let subscribed = self.nodes[n].topics.contains(&topic);
         let d = &self.sc.dissemination;
         let targets: Vec<NodeId> = if d.mode == Mode::Mesh && subscribed && !d.flood_publish {
@@ -65,7 +70,7 @@ impl Simulator {
                 to,
                 at,
                 Msg::Data {
-                    id,
+                    id: ix,
                     via: Via::Gossip,
                 },
             );
@@ -73,17 +78,32 @@ impl Simulator {
     }
 
     /// Puts an envelope in node `n`'s log.
-    fn store(&mut self, n: NodeId, env: &Env, id: EnvId, at: Micros) {
+    fn store(&mut self, n: NodeId, env: &Env, ix: EnvIx, at: Micros) {
         let node = &mut self.nodes[n];
-        if node.seen.insert(id) {
-            node.log
-                .entry(env.topic.clone())
-                .or_default()
-                .insert(Item::new(env.origin / MS, gossip::EnvelopeId(id)));
-            if self.sc.dissemination.mode == Mode::Mesh {
-                node.recent.push_back((at, env.topic.clone(), id));
+        if !node.seen.insert(ix) {
+            return;
+        }
+        // Lookups first: the topic string is cloned only for a topic new to the map.
+        if !node.log.contains_key(&env.topic) {
+            node.log.insert(env.topic.clone(), Vec::new());
+        }
+        if let Some(log) = node.log.get_mut(&env.topic) {
+            // Mostly appended: envelopes arrive roughly in publication order.
+            let item = env.item();
+            let envs = &self.envs;
+            let at_pos = log.partition_point(|&x| envs[x as usize].item() < item);
+            log.insert(at_pos, ix);
+        }
+        if self.sc.dissemination.mode == Mode::Mesh {
+            node.recent.push_back((at, ix));
+        }
+        match self.holders.get_mut(&env.topic) {
+            Some(h) => {
+                h.insert(n);
             }
-            self.holders.entry(env.topic.clone()).or_default().insert(n);
+            None => {
+                self.holders.insert(env.topic.clone(), [n].into());
+            }
         }
     }
 
@@ -91,7 +111,11 @@ impl Simulator {
     pub(crate) fn send(&mut self, from: NodeId, to: NodeId, at: Micros, msg: Msg) {
         let (bytes, reliable) = match &msg {
             Msg::Data { id, via } => (
-                self.envs.get(id).map(|e| e.bytes.len()).unwrap_or(0) + 16,
+                self.envs
+                    .get(*id as usize)
+                    .map(|e| e.bytes.len())
+                    .unwrap_or(0)
+                    + 16,
                 *via == Via::Sync,
             ),
             Msg::IHave { ids, .. } => (40 + 32 * ids.len(), false),
@@ -125,19 +149,21 @@ impl Simulator {
         }
         match msg {
             Msg::Data { id, via } => {
-                if self.nodes[to].seen.contains(&id) {
+                if self.nodes[to].seen.contains(id) {
                     self.metrics.net_duplicates += 1;
                     return;
                 }
-                let Some(env) = self.envs.get(&id).cloned() else {
+                let Some(env) = self.envs.get(id as usize).cloned() else {
                     return;
                 };
-                let line = format!(
-                    "{{\"t\":{t},\"n\":{to},\"ev\":\"arrive\",\"from\":{from},\"id\":\"{}\",\"via\":\"{}\"}}",
-                    short(&id),
-                    if via == Via::Gossip { "gossip" } else { "sync" }
-                );
-                self.trace_line(line);
+                if self.tracing() {
+                    let line = format!(
+                        "{{\"t\":{t},\"n\":{to},\"ev\":\"arrive\",\"from\":{from},\"id\":\"{}\",\"via\":\"{}\"}}",
+                        short(&env.id),
+                        if via == Via::Gossip { "gossip" } else { "sync" }
+                    );
+                    self.trace_line(line);
+                }
                 if via == Via::Sync {
                     self.metrics.sync_fetched += 1;
                 }
@@ -163,9 +189,9 @@ impl Simulator {
                 self.run_work(to, super::Work::Envelope(id));
             }
             Msg::IHave { ids, .. } => {
-                let wanted: Vec<EnvId> = ids
+                let wanted: Vec<EnvIx> = ids
                     .into_iter()
-                    .filter(|id| !self.nodes[to].seen.contains(id))
+                    .filter(|id| !self.nodes[to].seen.contains(*id))
                     .collect();
                 if !wanted.is_empty() {
                     self.metrics.iwant_sent += 1;
@@ -174,7 +200,7 @@ impl Simulator {
             }
             Msg::IWant { ids } => {
                 for id in ids {
-                    if self.nodes[to].seen.contains(&id) {
+                    if self.nodes[to].seen.contains(id) {
                         self.send(
                             to,
                             from,
@@ -240,15 +266,21 @@ impl Simulator {
         }
         let horizon = t.saturating_sub(d.history.micros());
         let node = &mut self.nodes[n];
-        while node.recent.front().is_some_and(|(at, _, _)| *at < horizon) {
+        while node.recent.front().is_some_and(|(at, _)| *at < horizon) {
             node.recent.pop_front();
         }
         if node.recent.is_empty() {
             return;
         }
-        let mut by_topic: std::collections::BTreeMap<String, Vec<EnvId>> = Default::default();
-        for (_, topic, id) in &node.recent {
-            by_topic.entry(topic.clone()).or_default().push(*id);
+        let mut by_topic: std::collections::BTreeMap<String, Vec<EnvIx>> = Default::default();
+        for &(_, ix) in &node.recent {
+            let topic = &self.envs[ix as usize].topic;
+            match by_topic.get_mut(topic) {
+                Some(ids) => ids.push(ix),
+                None => {
+                    by_topic.insert(topic.clone(), vec![ix]);
+                }
+            }
         }
         for (topic, ids) in by_topic {
             let mesh = self.nodes[n].mesh.get(&topic).cloned().unwrap_or_default();

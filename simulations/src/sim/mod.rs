@@ -12,6 +12,7 @@
 mod faults;
 mod finish;
 mod gossip;
+mod ixset;
 pub mod node;
 mod sync;
 mod work;
@@ -34,7 +35,7 @@ use crate::rng::SimRng;
 use crate::scenario::{NodeId, Scenario};
 use crate::time::{MS, Micros, SEC};
 use crate::trace::Trace;
-use node::{EnvId, SimNode};
+use node::{EnvId, EnvIx, SimNode};
 
 pub use finish::RunResult;
 
@@ -47,10 +48,15 @@ pub struct RunOptions {
     pub trace_path: Option<PathBuf>,
     /// Progress on stderr.
     pub progress: bool,
+    /// No trace at all (not even hashed; `trace_hash` is empty): for benchmarks, where
+    /// formatting and hashing every event line is overhead the measurement should not carry.
+    pub untraced: bool,
 }
 
 /// An envelope some node published: its bytes and what the simulator needs to know of it.
 pub(crate) struct Env {
+    /// SHA-256 of the bytes.
+    pub id: EnvId,
     pub bytes: Vec<u8>,
     pub topic: String,
     /// Virtual time of its first publication (the reconciliation timestamp).
@@ -59,6 +65,13 @@ pub(crate) struct Env {
     pub publisher: NodeId,
     pub kind: EnvelopeKind,
     pub group: GroupRef,
+}
+
+impl Env {
+    /// The envelope as a reconciliation item: (first-publication time in ms, id).
+    pub fn item(&self) -> ::gossip::Item {
+        ::gossip::Item::new(self.origin / MS, ::gossip::EnvelopeId(self.id))
+    }
 }
 
 /// How an envelope travelled.
@@ -70,9 +83,9 @@ pub(crate) enum Via {
 
 /// What travels between nodes.
 pub(crate) enum Msg {
-    Data { id: EnvId, via: Via },
-    IHave { topic: String, ids: Vec<EnvId> },
-    IWant { ids: Vec<EnvId> },
+    Data { id: EnvIx, via: Via },
+    IHave { topic: String, ids: Vec<EnvIx> },
+    IWant { ids: Vec<EnvIx> },
 }
 
 /// Something a node's engine is asked to do.
@@ -92,7 +105,7 @@ pub(crate) enum Act {
 
 /// Work for a node's CPU.
 pub(crate) enum Work {
-    Envelope(EnvId),
+    Envelope(EnvIx),
     Timeout,
     Act(Act),
 }
@@ -166,7 +179,10 @@ pub struct Simulator {
     pub(crate) nodes: Vec<SimNode>,
     pub(crate) net: Network,
     pub(crate) config: EngineConfig,
-    pub(crate) envs: HashMap<EnvId, Rc<Env>>,
+    /// Every envelope published in the run, by index.
+    pub(crate) envs: Vec<Rc<Env>>,
+    /// The index of each envelope id.
+    pub(crate) env_index: HashMap<EnvId, EnvIx>,
     pub(crate) subs: BTreeMap<String, BTreeSet<NodeId>>,
     /// Nodes holding a topic in their log (subscribers, and publishers to others' inboxes).
     pub(crate) holders: BTreeMap<String, BTreeSet<NodeId>>,
@@ -237,6 +253,7 @@ impl Simulator {
             })
             .collect();
         let trace = match &options.trace_path {
+            _ if options.untraced => Trace::off(),
             Some(p) => Trace::to_file(p)?,
             None => Trace::hash_only(),
         };
@@ -249,7 +266,8 @@ impl Simulator {
             now: 0,
             nodes,
             config,
-            envs: HashMap::new(),
+            envs: Vec::new(),
+            env_index: HashMap::new(),
             subs,
             holders: BTreeMap::new(),
             groups,
@@ -357,12 +375,14 @@ impl Simulator {
             Ev::Restart { node } => self.restart(node),
             Ev::Connect { nodes, what } => self.connect(&nodes, &what),
             Ev::Disconnect { what } => {
-                let line = format!(
-                    "{{\"t\":{},\"ev\":\"cut\",\"what\":{}}}",
-                    self.now,
-                    json_str(&what)
-                );
-                self.trace.line(&line);
+                if self.trace.enabled() {
+                    let line = format!(
+                        "{{\"t\":{},\"ev\":\"cut\",\"what\":{}}}",
+                        self.now,
+                        json_str(&what)
+                    );
+                    self.trace.line(&line);
+                }
             }
             Ev::Sample => {
                 self.sample();
@@ -404,7 +424,8 @@ impl Simulator {
         let window = self.sc.engine.fork_window.micros();
         let grace = 2 * self.sc.metrics.interval.micros() + SEC;
         let mut max_held_now = 0;
-        for (n, g) in self.watch.clone() {
+        let watched: Vec<(NodeId, usize)> = self.watch.iter().copied().collect();
+        for (n, g) in watched {
             let Some(engine) = &self.nodes[n].engine else {
                 continue;
             };
@@ -428,6 +449,9 @@ impl Simulator {
                 .unwrap_or(0);
             if now.saturating_sub(changed) > window + grace && self.violating.insert((n, g)) {
                 self.metrics.fs_violations += 1;
+                if !self.trace.enabled() {
+                    continue;
+                }
                 let line = format!(
                     "{{\"t\":{now},\"n\":{n},\"ev\":\"fs-violation\",\"group\":{},\"held\":{held}}}",
                     json_str(&self.groups[g].name)
@@ -474,6 +498,11 @@ impl Simulator {
     /// Writes a trace line.
     pub(crate) fn trace_line(&mut self, line: String) {
         self.trace.line(&line);
+    }
+
+    /// Whether trace lines are recorded: call sites skip formatting them when not.
+    pub(crate) fn tracing(&self) -> bool {
+        self.trace.enabled()
     }
 }
 

@@ -2,17 +2,17 @@
 //! it is up, its clock offset and CPU, and its gossip state (subscriptions, seen ids, the
 //! store-and-forward log, mesh peers).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use ds_p2p::engine::{Engine, EngineConfig};
 use ds_p2p::storage::ChorusProvider;
 use ds_p2p::storage::kv::{KvStore, MemoryStore};
-use gossip::Item;
 use identity_tofu::{LocalIdentity, TrustStore};
 use openmls::prelude::SignatureScheme;
 use openmls_basic_credential::SignatureKeyPair;
 
+use super::ixset::IxSet;
 use crate::error::SimError;
 use crate::rng::SimRng;
 use crate::scenario::NodeId;
@@ -24,6 +24,10 @@ pub const EPOCH_MS: u64 = 1_767_225_600_000;
 
 /// An envelope id (SHA-256 of its bytes).
 pub type EnvId = [u8; 32];
+
+/// An envelope's index in the simulator's table of envelopes: ids are interned, so what
+/// every node keeps per envelope is 4 bytes (its log) and 2 bits (seen, processed).
+pub type EnvIx = u32;
 
 pub struct SimNode {
     pub id: NodeId,
@@ -45,14 +49,16 @@ pub struct SimNode {
     pub timer_at: Option<Micros>,
     /// Topics followed (inbox and groups).
     pub topics: BTreeSet<String>,
-    /// Ids the gossip layer has (in the log): durable.
-    pub seen: HashSet<EnvId>,
-    /// Ids the engine has processed: durable (a real node marks them with the engine step).
-    pub processed: HashSet<EnvId>,
-    /// The store-and-forward log per topic, as reconciliation items.
-    pub log: BTreeMap<String, BTreeSet<Item>>,
-    /// Recently received (time, topic, id), for IHAVE gossip.
-    pub recent: VecDeque<(Micros, String, EnvId)>,
+    /// Envelopes the gossip layer has (in the log): durable.
+    pub seen: IxSet,
+    /// Envelopes the engine has processed: durable (a real node marks them with the engine
+    /// step).
+    pub processed: IxSet,
+    /// The store-and-forward log per topic, in reconciliation order (the envelopes'
+    /// [`Item`]s ascending: first-publication time, then id).
+    pub log: BTreeMap<String, Vec<EnvIx>>,
+    /// Recently received (time, envelope), for IHAVE gossip.
+    pub recent: VecDeque<(Micros, EnvIx)>,
     /// Mesh peers per topic.
     pub mesh: BTreeMap<String, BTreeSet<NodeId>>,
 }
@@ -81,8 +87,8 @@ impl SimNode {
             busy_until: 0,
             timer_at: None,
             topics,
-            seen: HashSet::new(),
-            processed: HashSet::new(),
+            seen: IxSet::default(),
+            processed: IxSet::default(),
             log: BTreeMap::new(),
             recent: VecDeque::new(),
             mesh: BTreeMap::new(),

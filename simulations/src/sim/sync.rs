@@ -51,7 +51,14 @@ impl Simulator {
             let v: Vec<Item> = s.nodes[n]
                 .log
                 .get(topic)
-                .map(|set| set.range(Item::first_at(since_ms)..).copied().collect())
+                .map(|log| {
+                    let first = Item::first_at(since_ms);
+                    let start = log.partition_point(|&x| s.envs[x as usize].item() < first);
+                    log[start..]
+                        .iter()
+                        .map(|&x| s.envs[x as usize].item())
+                        .collect()
+                })
                 .unwrap_or_default();
             SortedItems::from_sorted(v).unwrap_or_default()
         };
@@ -59,11 +66,13 @@ impl Simulator {
         let outcome = match reconcile(mine, &theirs, Session::new(salt, since_ms)) {
             Ok(o) => o,
             Err(e) => {
-                let line = format!(
-                    "{{\"t\":{t},\"n\":{a},\"ev\":\"sync-failed\",\"peer\":{b},\"error\":{}}}",
-                    json_str(&e)
-                );
-                self.trace_line(line);
+                if self.tracing() {
+                    let line = format!(
+                        "{{\"t\":{t},\"n\":{a},\"ev\":\"sync-failed\",\"peer\":{b},\"error\":{}}}",
+                        json_str(&e)
+                    );
+                    self.trace_line(line);
+                }
                 return;
             }
         };
@@ -71,35 +80,41 @@ impl Simulator {
         self.metrics.sync_bytes += outcome.bytes_total();
         let rtt = self.net.typical_rtt(a, b);
         let done: Micros = t + rtt * u64::from(outcome.rounds.max(1));
-        let line = format!(
-            "{{\"t\":{t},\"n\":{a},\"ev\":\"sync\",\"peer\":{b},\"topic\":{},\"rounds\":{},\"send\":{},\"request\":{}}}",
-            json_str(topic),
-            outcome.rounds,
-            outcome.send.len(),
-            outcome.request.len()
-        );
-        self.trace_line(line);
-        for id in outcome.send {
-            self.send(
-                a,
-                b,
-                done,
-                Msg::Data {
-                    id: id.0,
-                    via: Via::Sync,
-                },
+        if self.tracing() {
+            let line = format!(
+                "{{\"t\":{t},\"n\":{a},\"ev\":\"sync\",\"peer\":{b},\"topic\":{},\"rounds\":{},\"send\":{},\"request\":{}}}",
+                json_str(topic),
+                outcome.rounds,
+                outcome.send.len(),
+                outcome.request.len()
             );
+            self.trace_line(line);
+        }
+        for id in outcome.send {
+            if let Some(&ix) = self.env_index.get(&id.0) {
+                self.send(
+                    a,
+                    b,
+                    done,
+                    Msg::Data {
+                        id: ix,
+                        via: Via::Sync,
+                    },
+                );
+            }
         }
         for id in outcome.request {
-            self.send(
-                b,
-                a,
-                done,
-                Msg::Data {
-                    id: id.0,
-                    via: Via::Sync,
-                },
-            );
+            if let Some(&ix) = self.env_index.get(&id.0) {
+                self.send(
+                    b,
+                    a,
+                    done,
+                    Msg::Data {
+                        id: ix,
+                        via: Via::Sync,
+                    },
+                );
+            }
         }
     }
 }

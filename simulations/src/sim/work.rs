@@ -5,7 +5,7 @@
 use ds_p2p::engine::{Command, Event, Output};
 use ds_p2p::wire::{EnvelopeKind, GroupRef};
 
-use super::node::EnvId;
+use super::node::EnvIx;
 use super::{Act, Ev, Simulator, Work, json_str, short};
 use crate::cost::Op;
 use crate::scenario::{CommitOp, NodeId};
@@ -28,10 +28,10 @@ impl Simulator {
         let mut cost: Micros = 0;
         match work {
             Work::Envelope(id) => {
-                if self.nodes[n].processed.contains(&id) {
+                if self.nodes[n].processed.contains(id) {
                     return;
                 }
-                let Some(env) = self.envs.get(&id).cloned() else {
+                let Some(env) = self.envs.get(id as usize).cloned() else {
                     return;
                 };
                 let group = self.group_by_ref.get(&env.group).copied();
@@ -54,12 +54,14 @@ impl Simulator {
                 {
                     self.state_changed(n, g);
                 }
-                let line = format!(
-                    "{{\"t\":{t},\"n\":{n},\"ev\":\"process\",\"id\":\"{}\",\"kind\":\"{:?}\"}}",
-                    short(&id),
-                    env.kind
-                );
-                self.trace_line(line);
+                if self.tracing() {
+                    let line = format!(
+                        "{{\"t\":{t},\"n\":{n},\"ev\":\"process\",\"id\":\"{}\",\"kind\":\"{:?}\"}}",
+                        short(&env.id),
+                        env.kind
+                    );
+                    self.trace_line(line);
+                }
             }
             Work::Timeout => {
                 cost += self.sc.cpu.cost(Op::Other, 1);
@@ -115,11 +117,13 @@ impl Simulator {
                 self.metrics.sent[index].at = t;
                 self.metrics.sent[index].issued = true;
                 self.metrics.issued += 1;
-                let line = format!(
-                    "{{\"t\":{t},\"n\":{n},\"ev\":\"send\",\"group\":{},\"msg\":{index}}}",
-                    json_str(&self.groups[group].name)
-                );
-                self.trace_line(line);
+                if self.tracing() {
+                    let line = format!(
+                        "{{\"t\":{t},\"n\":{n},\"ev\":\"send\",\"group\":{},\"msg\":{index}}}",
+                        json_str(&self.groups[group].name)
+                    );
+                    self.trace_line(line);
+                }
                 0
             }
             Act::Commit { group, op, target } => {
@@ -142,15 +146,17 @@ impl Simulator {
                             })
                     }
                 };
-                let line = format!(
-                    "{{\"t\":{t},\"n\":{n},\"ev\":\"commit\",\"group\":{},\"op\":\"{op:?}\",\"target\":{},\"issued\":{}}}",
-                    json_str(&self.groups[group].name),
-                    target
-                        .map(|x| x.to_string())
-                        .unwrap_or_else(|| "null".into()),
-                    command.is_some()
-                );
-                self.trace_line(line);
+                if self.tracing() {
+                    let line = format!(
+                        "{{\"t\":{t},\"n\":{n},\"ev\":\"commit\",\"group\":{},\"op\":\"{op:?}\",\"target\":{},\"issued\":{}}}",
+                        json_str(&self.groups[group].name),
+                        target
+                            .map(|x| x.to_string())
+                            .unwrap_or_else(|| "null".into()),
+                        command.is_some()
+                    );
+                    self.trace_line(line);
+                }
                 if let (Some(command), Some(engine)) = (command, &mut self.nodes[n].engine) {
                     engine.handle_command(now_ms, command);
                     self.metrics.commits_made += 1;
@@ -182,13 +188,15 @@ impl Simulator {
         let Some(gref) = created else { return 0 };
         self.groups[g].group_ref = Some(gref);
         self.group_by_ref.insert(gref, g);
-        let line = format!(
-            "{{\"t\":{},\"n\":{n},\"ev\":\"create\",\"group\":{},\"ref\":\"{}\"}}",
-            self.now,
-            json_str(&self.groups[g].name),
-            hex::encode(&gref.0[..4])
-        );
-        self.trace_line(line);
+        if self.tracing() {
+            let line = format!(
+                "{{\"t\":{},\"n\":{n},\"ev\":\"create\",\"group\":{},\"ref\":\"{}\"}}",
+                self.now,
+                json_str(&self.groups[g].name),
+                hex::encode(&gref.0[..4])
+            );
+            self.trace_line(line);
+        }
         let mut cost = self.drain(n);
         let others: Vec<NodeId> = self.groups[g]
             .members
@@ -250,165 +258,161 @@ impl Simulator {
         cost
     }
 
+    /// An engine event of node `n`: counted, applied to its view, traced.
     fn on_event(&mut self, n: NodeId, event: Event) {
         let t = self.now;
-        let group_of = |s: &Self, r: &GroupRef| s.group_by_ref.get(r).copied();
-        let name = |s: &Self, g: Option<usize>| {
-            g.map(|g| json_str(&s.groups[g].name))
-                .unwrap_or_else(|| "null".into())
-        };
-        let line = match &event {
-            Event::GroupJoined { group, epoch } => {
-                let g = group_of(self, group);
-                if let Some(g) = g {
-                    self.joined(n, g, *group, *epoch);
+        let group = event_group(&event).and_then(|r| self.group_by_ref.get(&r).copied());
+        // For a delivery: the message's index in `metrics.sent` and how often it has now
+        // been delivered to `n` (the trace shows both).
+        let mut delivery = (None, 0);
+        match &event {
+            Event::GroupJoined { group: gref, epoch } => {
+                if let Some(g) = group {
+                    self.joined(n, g, *gref, *epoch);
                 }
-                format!(
-                    "{{\"t\":{t},\"n\":{n},\"ev\":\"joined\",\"group\":{},\"epoch\":{epoch}}}",
-                    name(self, g)
-                )
             }
-            Event::Message { group, body, .. } => {
-                let g = group_of(self, group);
+            Event::Message { body, .. } => {
                 let index = body
                     .get(..8)
                     .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize);
-                let mut count = 0;
+                delivery.0 = index;
                 if let Some(m) = index.and_then(|i| self.metrics.sent.get_mut(i)) {
                     let e = m.delivered.entry(n).or_insert((0, t));
                     e.0 += 1;
-                    count = e.0;
-                    if count == 1 {
+                    delivery.1 = e.0;
+                    if e.0 == 1 {
                         self.metrics.first_deliveries += 1;
                     }
                 }
-                format!(
-                    "{{\"t\":{t},\"n\":{n},\"ev\":\"deliver\",\"group\":{},\"msg\":{},\"count\":{count}}}",
-                    name(self, g),
-                    index
-                        .map(|i| i.to_string())
-                        .unwrap_or_else(|| "null".into())
-                )
             }
             Event::EpochChanged {
-                group,
-                epoch,
-                branch_id,
+                epoch, branch_id, ..
             } => {
-                let g = group_of(self, group);
-                if let Some(g) = g {
+                if let Some(g) = group {
                     let v = self.views.entry((g, n)).or_default();
                     v.epoch = *epoch;
                     v.branch = *branch_id;
                     self.state_changed(n, g);
                 }
-                format!(
-                    "{{\"t\":{t},\"n\":{n},\"ev\":\"epoch\",\"group\":{},\"epoch\":{epoch},\"branch\":\"{}\"}}",
-                    name(self, g),
-                    hex::encode(&branch_id[..4])
-                )
             }
-            Event::MembershipChanged { group, members } => {
-                let g = group_of(self, group);
-                if let Some(g) = g {
+            Event::MembershipChanged { members, .. } => {
+                if let Some(g) = group {
                     self.set_members(n, g, members);
                 }
-                format!(
-                    "{{\"t\":{t},\"n\":{n},\"ev\":\"members\",\"group\":{},\"count\":{}}}",
-                    name(self, g),
-                    members.len()
-                )
             }
-            Event::ForkDetected {
-                group,
-                epoch,
-                commits,
-            } => {
-                let g = group_of(self, group);
+            Event::ForkDetected { .. } => {
                 self.metrics.forks_detected += 1;
                 self.metrics.forks_per_node[n] += 1;
-                if let Some(g) = g {
+                if let Some(g) = group {
                     self.state_changed(n, g);
                 }
-                format!(
-                    "{{\"t\":{t},\"n\":{n},\"ev\":\"fork\",\"group\":{},\"epoch\":{epoch},\"commits\":{}}}",
-                    name(self, g),
-                    commits.len()
-                )
             }
-            Event::ForkBeyondWindow { group, epoch } => {
-                let g = group_of(self, group);
-                self.metrics.forks_beyond_window += 1;
-                format!(
-                    "{{\"t\":{t},\"n\":{n},\"ev\":\"fork-beyond-window\",\"group\":{},\"epoch\":{epoch}}}",
-                    name(self, g)
-                )
-            }
+            Event::ForkBeyondWindow { .. } => self.metrics.forks_beyond_window += 1,
             Event::BranchSwitched {
-                group,
-                epoch,
-                resent,
-                reissued,
-                ..
+                resent, reissued, ..
             } => {
-                let g = group_of(self, group);
                 self.metrics.branch_switches += 1;
                 self.metrics.switches_per_node[n] += 1;
                 self.metrics.resent_messages += resent.len() as u64;
                 self.metrics.reissued_intents += *reissued as u64;
-                if let Some(g) = g {
+                if let Some(g) = group {
                     self.state_changed(n, g);
                 }
-                format!(
-                    "{{\"t\":{t},\"n\":{n},\"ev\":\"switch\",\"group\":{},\"epoch\":{epoch},\"resent\":{},\"reissued\":{reissued}}}",
-                    name(self, g),
-                    resent.len()
-                )
             }
-            Event::JoinLost { group } | Event::Removed { group } => {
-                let g = group_of(self, group);
-                let lost = matches!(event, Event::JoinLost { .. });
-                if lost {
+            Event::JoinLost { .. } | Event::Removed { .. } => {
+                if matches!(event, Event::JoinLost { .. }) {
                     self.metrics.join_lost += 1;
                 } else {
                     self.metrics.removed += 1;
                 }
-                if let Some(g) = g {
+                if let Some(g) = group {
                     let v = self.views.entry((g, n)).or_default();
                     v.in_group = false;
                     v.left_at = Some(t);
                 }
-                format!(
-                    "{{\"t\":{t},\"n\":{n},\"ev\":\"{}\",\"group\":{}}}",
-                    if lost { "join-lost" } else { "removed" },
-                    name(self, g)
-                )
             }
-            Event::Rejected { group, reason } => {
-                let g = group.as_ref().and_then(|r| group_of(self, r));
+            Event::Rejected { reason, .. } => {
                 self.metrics.rejected += 1;
                 let key: String = reason.chars().take(60).collect();
                 *self.metrics.rejections.entry(key).or_default() += 1;
-                format!(
-                    "{{\"t\":{t},\"n\":{n},\"ev\":\"rejected\",\"group\":{},\"reason\":{}}}",
-                    name(self, g),
-                    json_str(reason)
-                )
             }
-            Event::Dropped { group, count } => {
-                let g = group_of(self, group);
-                self.metrics.dropped += *count as u64;
-                format!(
-                    "{{\"t\":{t},\"n\":{n},\"ev\":\"dropped\",\"group\":{},\"count\":{count}}}",
-                    name(self, g)
-                )
-            }
+            Event::Dropped { count, .. } => self.metrics.dropped += *count as u64,
+            _ => {}
+        }
+        if self.tracing() {
+            let line = self.event_line(n, group, &event, delivery);
+            self.trace_line(line);
+        }
+    }
+
+    /// The trace line of an engine event (formatted only when the trace is on).
+    fn event_line(
+        &self,
+        n: NodeId,
+        group: Option<usize>,
+        event: &Event,
+        (index, count): (Option<usize>, u32),
+    ) -> String {
+        let t = self.now;
+        let name = group
+            .map(|g| json_str(&self.groups[g].name))
+            .unwrap_or_else(|| "null".into());
+        match event {
+            Event::GroupJoined { epoch, .. } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"joined\",\"group\":{name},\"epoch\":{epoch}}}"
+            ),
+            Event::Message { .. } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"deliver\",\"group\":{name},\"msg\":{},\"count\":{count}}}",
+                index
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "null".into())
+            ),
+            Event::EpochChanged {
+                epoch, branch_id, ..
+            } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"epoch\",\"group\":{name},\"epoch\":{epoch},\"branch\":\"{}\"}}",
+                hex::encode(&branch_id[..4])
+            ),
+            Event::MembershipChanged { members, .. } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"members\",\"group\":{name},\"count\":{}}}",
+                members.len()
+            ),
+            Event::ForkDetected { epoch, commits, .. } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"fork\",\"group\":{name},\"epoch\":{epoch},\"commits\":{}}}",
+                commits.len()
+            ),
+            Event::ForkBeyondWindow { epoch, .. } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"fork-beyond-window\",\"group\":{name},\"epoch\":{epoch}}}"
+            ),
+            Event::BranchSwitched {
+                epoch,
+                resent,
+                reissued,
+                ..
+            } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"switch\",\"group\":{name},\"epoch\":{epoch},\"resent\":{},\"reissued\":{reissued}}}",
+                resent.len()
+            ),
+            Event::JoinLost { .. } | Event::Removed { .. } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"{}\",\"group\":{name}}}",
+                if matches!(event, Event::JoinLost { .. }) {
+                    "join-lost"
+                } else {
+                    "removed"
+                }
+            ),
+            Event::Rejected { reason, .. } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"rejected\",\"group\":{name},\"reason\":{}}}",
+                json_str(reason)
+            ),
+            Event::Dropped { count, .. } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"dropped\",\"group\":{name},\"count\":{count}}}"
+            ),
             other => format!(
                 "{{\"t\":{t},\"n\":{n},\"ev\":{}}}",
                 json_str(&format!("{other:?}"))
             ),
-        };
-        self.trace_line(line);
+        }
     }
 
     /// Node `n` is in group `g` (created or joined): follow its topic, read its view.
@@ -454,15 +458,33 @@ impl Simulator {
     }
 
     /// The envelope ids node `n` has but its engine has not processed, oldest first.
-    pub(crate) fn unprocessed(&self, n: NodeId) -> Vec<EnvId> {
+    pub(crate) fn unprocessed(&self, n: NodeId) -> Vec<EnvIx> {
         let node = &self.nodes[n];
-        let mut v: Vec<(u64, EnvId)> = node
+        let mut v: Vec<(u64, [u8; 32], EnvIx)> = node
             .seen
             .iter()
-            .filter(|id| !node.processed.contains(*id))
-            .filter_map(|id| self.envs.get(id).map(|e| (e.origin, *id)))
+            .filter(|ix| !node.processed.contains(*ix))
+            .filter_map(|ix| self.envs.get(ix as usize).map(|e| (e.origin, e.id, ix)))
             .collect();
         v.sort_unstable();
-        v.into_iter().map(|(_, id)| id).collect()
+        v.into_iter().map(|(_, _, ix)| ix).collect()
+    }
+}
+
+/// The group an engine event is about, if any.
+fn event_group(event: &Event) -> Option<GroupRef> {
+    match event {
+        Event::GroupJoined { group, .. }
+        | Event::Message { group, .. }
+        | Event::EpochChanged { group, .. }
+        | Event::MembershipChanged { group, .. }
+        | Event::ForkDetected { group, .. }
+        | Event::ForkBeyondWindow { group, .. }
+        | Event::BranchSwitched { group, .. }
+        | Event::JoinLost { group }
+        | Event::Removed { group }
+        | Event::Dropped { group, .. } => Some(*group),
+        Event::Rejected { group, .. } => *group,
+        _ => None,
     }
 }
