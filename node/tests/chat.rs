@@ -273,14 +273,36 @@ async fn full_screen_chat_in_a_terminal() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_terminal_is_restored_when_the_node_stops() -> anyhow::Result<()> {
+async fn the_terminal_is_restored_on_sigterm_and_when_the_node_stops() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (mut nodes, _) = start_nodes(dir.path(), &["ann"], &NodeOptions::default()).await?;
     group_of_all(&nodes, "team", LIMIT).await?;
     let pty = open_pty()?;
     let (screen, reader) = record(&pty)?;
+
+    // SIGTERM ends the chat like /quit.
     let mut chat = start_chat(&pty, &nodes[0], &[])?;
     first_screen(&pty, &screen).await?;
+    let pid = chat.id().context("the chat's pid")?;
+    // SAFETY: a signal to our own child, which has not been waited for (its pid is its own).
+    if unsafe { libc::kill(libc::pid_t::try_from(pid)?, libc::SIGTERM) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("kill");
+    }
+    exits_with(&mut chat, Some(0), &screen).await?;
+    wait_for("the terminal put back after SIGTERM", LIMIT, || async {
+        Ok((text(&screen).ends_with(RESTORED) && line_mode(&pty)?).then_some(()))
+    })
+    .await
+    .with_context(|| dump(&screen))?;
+
+    let mark = screen.lock().expect("not poisoned").len();
+    let mut chat = start_chat(&pty, &nodes[0], &[])?;
+    wait_for("the chat's second first screen", LIMIT, || async {
+        let shown = text_from(&screen, mark).contains(" team · epoch ") && !line_mode(&pty)?;
+        Ok(shown.then_some(()))
+    })
+    .await
+    .with_context(|| dump(&screen))?;
 
     // The event stream ends under the chat: it leaves with an error.
     nodes[0].stop().await?;

@@ -1,7 +1,7 @@
 //! The terminal side of the full-screen chat: raw mode and the alternate screen, keys and
 //! resizes in, the model's screen out. The terminal is put back on every way out: a guard
 //! restores it when dropped (return, error), a panic hook before the panic message prints,
-//! and SIGTERM / SIGHUP end the loop like /quit.
+//! and SIGTERM / SIGHUP / SIGINT end the loop like /quit.
 
 use std::io::Write;
 use std::sync::Once;
@@ -52,6 +52,8 @@ pub async fn run(
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut term = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    // Ctrl-C arrives as a key in raw mode; this is `kill -INT` from elsewhere.
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let mut shown = None;
     draw(&mut out, &model.screen(), &mut shown)?;
     loop {
@@ -115,6 +117,7 @@ pub async fn run(
             }
             _ = term.recv() => return Ok(()),
             _ = hangup.recv() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
         }
         draw(&mut out, &model.screen(), &mut shown)?;
     }
