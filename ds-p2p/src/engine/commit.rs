@@ -13,6 +13,7 @@ use super::fork_tree::{ForkTree, HeldState};
 use super::group_state::{GroupRuntime, branch_id, load_active, members, own_leaf_hash};
 use super::record::{GroupRecord, Intent, IntentKind, SentMessage};
 use super::tie_break::CommitFacts;
+use super::window_lists::StoredLists;
 use super::{CIPHERSUITE, Engine, EngineError, mls_err, wire_bytes};
 use crate::storage::StorageError;
 use crate::wire::{
@@ -70,6 +71,14 @@ impl Engine {
                 Err(e)
             }
         };
+        // A rolled-back step's saves never reached the store: what each saving group's lists
+        // hold there is read again (a failed read leaves them empty, so the next save writes
+        // them whole).
+        for (g, rt) in self.groups.iter_mut() {
+            if std::mem::take(&mut rt.lists.saved_in_step) && result.is_err() {
+                rt.lists = StoredLists::read(&staged, g).unwrap_or_default();
+            }
+        }
         if result.is_err() {
             self.outputs.truncate(outputs_before);
             if let (Some(g), Some(record)) = (group, record_before)
@@ -88,9 +97,9 @@ impl Engine {
     }
 
     /// Stores the record of `group` as it is now (outside a step: one write).
-    pub(crate) fn save_group(&self, group: GroupRef) -> Result<(), EngineError> {
+    pub(crate) fn save_group(&mut self, group: GroupRef) -> Result<(), EngineError> {
         self.groups
-            .get(&group)
+            .get_mut(&group)
             .ok_or(StorageError::UnknownGroup)?
             .save(&self.provider)
     }
@@ -138,7 +147,7 @@ impl Engine {
                 vouched: false,
                 shown_at: None,
             });
-            let runtime = GroupRuntime {
+            let mut runtime = GroupRuntime {
                 group_ref,
                 record: GroupRecord {
                     group_id: group_id.clone(),
@@ -160,6 +169,7 @@ impl Engine {
                 buffered: Default::default(),
                 just_applied: None,
                 holds: None,
+                lists: Default::default(),
             };
             runtime.save(&engine.provider)?;
             let epoch = runtime.group.epoch().as_u64();

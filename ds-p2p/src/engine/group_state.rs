@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, VecDeque};
 use openmls::prelude::*;
 
 use super::record::GroupRecord;
+use super::window_lists::StoredLists;
 use super::{EngineError, GroupStatus, mls_err};
 use crate::storage::{BranchId, ChorusProvider, StorageError};
 use crate::wire::{EnvelopeId, GroupRef};
@@ -20,21 +21,24 @@ fn record_key(group_ref: &GroupRef) -> Vec<u8> {
     key
 }
 
-/// Every stored group record.
-pub(crate) fn load_records(provider: &ChorusProvider) -> Result<Vec<GroupRecord>, EngineError> {
+/// Every stored group record, with its own messages and seen ids (stored apart: see
+/// `window_lists`).
+pub(crate) fn load_records(
+    provider: &ChorusProvider,
+) -> Result<Vec<(GroupRecord, StoredLists)>, EngineError> {
     let staged = provider.mls_storage().staged();
     let mut out = Vec::new();
     for (_, bytes) in staged
         .scan_prefix(RECORD_PREFIX)
         .map_err(StorageError::from)?
     {
-        let record = identity_tofu::codec::decode(&bytes, MAX_RECORD_BYTES).map_err(|e| {
-            StorageError::Corrupt {
+        let mut record: GroupRecord = identity_tofu::codec::decode(&bytes, MAX_RECORD_BYTES)
+            .map_err(|e| StorageError::Corrupt {
                 what: "group record",
                 detail: e.to_string(),
-            }
-        })?;
-        out.push(record);
+            })?;
+        let lists = StoredLists::load(staged, &GroupRef::of(&record.group_id), &mut record)?;
+        out.push((record, lists));
     }
     Ok(out)
 }
@@ -87,11 +91,17 @@ pub(crate) struct GroupRuntime {
     /// applied in place. The switch right after either makes it active or reloads the active
     /// state. Never kept across steps.
     pub holds: Option<BranchId>,
+    /// What the store holds of the record's `sent` and `seen` lists (saved as differences).
+    pub lists: StoredLists,
 }
 
 impl GroupRuntime {
     /// Loads the active branch of a stored group.
-    pub fn resume(record: GroupRecord, provider: &ChorusProvider) -> Result<Self, EngineError> {
+    pub fn resume(
+        record: GroupRecord,
+        lists: StoredLists,
+        provider: &ChorusProvider,
+    ) -> Result<Self, EngineError> {
         let group_id = GroupId::from_slice(&record.group_id);
         let group = load_active(provider, &group_id, record.active)?;
         Ok(Self {
@@ -102,6 +112,7 @@ impl GroupRuntime {
             buffered: VecDeque::new(),
             just_applied: None,
             holds: None,
+            lists,
         })
     }
 
@@ -109,13 +120,21 @@ impl GroupRuntime {
         GroupId::from_slice(&self.record.group_id)
     }
 
-    /// Writes the record (inside the caller's storage step).
-    pub fn save(&self, provider: &ChorusProvider) -> Result<(), EngineError> {
-        let bytes = identity_tofu::codec::encode(&self.record)
+    /// Writes the record (inside the caller's storage step): its growing lists as the
+    /// differences since the last save, the rest as one value.
+    pub fn save(&mut self, provider: &ChorusProvider) -> Result<(), EngineError> {
+        let staged = provider.mls_storage().staged();
+        self.lists.save(staged, &self.group_ref, &self.record)?;
+        // The lists are stored apart: encode the record without them (taken out and put
+        // back, so nothing is copied).
+        let sent = std::mem::take(&mut self.record.sent);
+        let seen = std::mem::take(&mut self.record.seen);
+        let encoded = identity_tofu::codec::encode(&self.record);
+        self.record.sent = sent;
+        self.record.seen = seen;
+        let bytes = encoded
             .map_err(|e| EngineError::Refused(format!("group record cannot be encoded: {e}")))?;
-        provider
-            .mls_storage()
-            .staged()
+        staged
             .put(record_key(&self.group_ref), bytes)
             .map_err(StorageError::from)?;
         Ok(())

@@ -21,6 +21,7 @@ mod leave;
 mod receive;
 mod switch;
 mod timers;
+mod window_lists;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -128,8 +129,8 @@ impl Engine {
             last_resort_refs: Vec::new(),
             retired_purge_due: Some(0),
         };
-        for record in group_state::load_records(&engine.provider)? {
-            let runtime = GroupRuntime::resume(record, &engine.provider)?;
+        for (record, lists) in group_state::load_records(&engine.provider)? {
+            let runtime = GroupRuntime::resume(record, lists, &engine.provider)?;
             engine.groups.insert(runtime.group_ref, runtime);
         }
         Ok(engine)

@@ -463,7 +463,7 @@ impl Engine {
             } else {
                 let mut tree = ForkTree::default();
                 tree.insert(state);
-                let runtime = GroupRuntime {
+                let mut runtime = GroupRuntime {
                     group_ref: group,
                     record: GroupRecord {
                         group_id: group_id.as_slice().to_vec(),
@@ -487,6 +487,7 @@ impl Engine {
                     buffered: Default::default(),
                     just_applied: None,
                     holds: None,
+                    lists: Default::default(),
                 };
                 runtime.save(provider)?;
                 engine.groups.insert(group, runtime);
