@@ -371,10 +371,9 @@ fn last_published(net: &Net, name: &str, kind: EnvelopeKind) -> Vec<u8> {
     net.published_by(name)
         .into_iter()
         .map(|(_, bytes)| bytes)
-        .filter(|bytes| {
+        .rfind(|bytes| {
             Envelope::decode(bytes, &WireLimits::default()).is_ok_and(|e| e.kind == kind)
         })
-        .next_back()
         .expect("published one")
 }
 

@@ -102,10 +102,11 @@ impl ForkTree {
             .filter(|s| s.parent.is_none_or(|p| !self.states.contains_key(&p)))
     }
 
-    /// Epochs built on top of `id` within the tree.
+    /// Epochs built on top of `id` within the tree (a removal below counting as deep as
+    /// beacons showed, see [`depth_of`](Self::depth_of)).
     pub fn depth_below(&self, id: BranchId) -> u64 {
         self.children(id)
-            .map(|c| 1 + self.depth_below(c.storage))
+            .map(|c| 1 + self.depth_of(c))
             .max()
             .unwrap_or(0)
     }
@@ -113,7 +114,9 @@ impl ForkTree {
     /// The depth a policy ranks `state` by: the epochs held on top of it, or, for a state this
     /// member was removed in (it cannot read what was built on it), as many as the highest
     /// beacon from its branch showed, if more. Every other member holds that branch as deep as
-    /// its beacons said (within the window), so both sides rank the fork alike.
+    /// its beacons said (within the window), so both sides rank the fork alike — at the
+    /// removal's own fork and at any fork above it ([`depth_below`](Self::depth_below) counts
+    /// it too).
     pub fn depth_of(&self, state: &HeldState) -> u64 {
         let shown = match (state.evicted, state.shown_at) {
             (true, Some(epoch)) => epoch.saturating_sub(state.epoch),
@@ -377,6 +380,28 @@ mod tests {
             t.with_decided_losers(&[BranchId(1)], BranchId(3)),
             vec![BranchId(1)]
         );
+    }
+
+    #[test]
+    fn a_removal_counts_as_deep_as_beacons_showed_at_every_fork_above_it() {
+        // 0 (e1) -> 1 (e2) -> 3 (e3) -> 5 (e4): this member's own branch, 3 deep below 0;
+        // 0 -> 2 (e2) -> 4 (e3, removes this member, which cannot read past it).
+        let mut t = ForkTree::default();
+        t.insert(state(0, 1, None, None));
+        t.insert(state(1, 2, Some(0), Some(1)));
+        t.insert(state(3, 3, Some(1), Some(3)));
+        t.insert(state(5, 4, Some(3), Some(5)));
+        t.insert(state(2, 2, Some(0), Some(9)));
+        let mut removal = state(4, 3, Some(2), Some(4));
+        removal.evicted = true;
+        t.insert(removal.clone());
+        assert_eq!(t.preferred_head(TieBreak::DeepestBranch), Some(BranchId(5)));
+        // A beacon from the removal's branch at epoch 6: it went 3 epochs past the removal.
+        removal.shown_at = Some(6);
+        t.insert(removal);
+        assert_eq!(t.depth_below(BranchId(2)), 4);
+        assert_eq!(t.preferred_head(TieBreak::DeepestBranch), Some(BranchId(4)));
+        assert_eq!(t.preferred_head(TieBreak::LowestRef), Some(BranchId(5)));
     }
 
     #[test]
