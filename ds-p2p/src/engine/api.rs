@@ -5,6 +5,14 @@ use crate::wire::{CommitRef, GroupRef, MessageId};
 
 use super::tie_break::TieBreak;
 
+/// One past epoch. Every held state is the group at its epoch, kept for the window, and
+/// application messages are tried on the held state of their epoch, so secrets of older
+/// epochs inside each state duplicate what the held states are for; and they outlived the
+/// window (the states were pruned for forward secrecy, their message keys stayed in the
+/// head). They were not free either: openmls writes them, as JSON, at every merge and copies
+/// them at every checkpoint: with 8, a third of the property tests' CPU time.
+pub const DEFAULT_MAX_PAST_EPOCHS: usize = 1;
+
 /// openmls's default (5) assumes a DS that delivers each sender's messages nearly in order. A
 /// gossip DS does not: a message lost on gossip comes back by anti-entropy seconds to minutes
 /// later, after everything its sender sent since, and after a partition heals a whole
@@ -34,7 +42,10 @@ pub struct EngineConfig {
     pub beacon_interval_ms: u64,
     /// Out-of-order messages kept per group, waiting for the commit that makes them readable.
     pub max_buffered: usize,
-    /// Past epochs openmls keeps message secrets for (late application messages).
+    /// Past epochs openmls keeps message secrets for in every state. Late application
+    /// messages are read with the held state of their epoch (DESIGN §4 item 4); this only
+    /// spares loading that state for the commonest race (a message sent just before a commit,
+    /// arriving just after it). See [`DEFAULT_MAX_PAST_EPOCHS`].
     pub max_past_epochs: usize,
     /// How many generations behind the newest one read a sender's message may still be
     /// decrypted (openmls keeps that many unused message keys per sender and epoch). See
@@ -57,7 +68,7 @@ impl Default for EngineConfig {
             policy: TieBreak::default(),
             beacon_interval_ms: 30_000,
             max_buffered: 256,
-            max_past_epochs: 8,
+            max_past_epochs: DEFAULT_MAX_PAST_EPOCHS,
             out_of_order_tolerance: DEFAULT_OUT_OF_ORDER_TOLERANCE,
             maximum_forward_distance: DEFAULT_MAXIMUM_FORWARD_DISTANCE,
             limits: crate::wire::WireLimits::default(),
