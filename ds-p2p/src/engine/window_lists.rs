@@ -15,6 +15,7 @@
 //! layout still carries both lists inline; it loads as before, and its first save moves them
 //! out.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::EngineError;
@@ -59,8 +60,10 @@ fn corrupt(detail: impl Into<String>) -> EngineError {
 /// is rolled back.
 #[derive(Debug, Default)]
 pub(crate) struct StoredLists {
-    /// Message id → (sent at, the state it was last sent on).
-    sent: BTreeMap<MessageId, (u64, BranchId)>,
+    /// (id, sent at, the state it was last sent on) of each stored own message, in the
+    /// record's order, so that a save finds the changed stretch by comparing the two lists
+    /// from both ends.
+    sent: Vec<(MessageId, u64, BranchId)>,
     seen: BTreeSet<MessageId>,
     /// Set by a save; the engine clears it when the step ends, and reloads this from the
     /// store if the step was rolled back.
@@ -88,7 +91,7 @@ fn scan(staged: &StagedStore, group: &GroupRef) -> Result<Scanned, EngineError> 
         }
         stored
             .sent
-            .insert(message.id, (message.sent_at_ms, message.on));
+            .push((message.id, message.sent_at_ms, message.on));
         sent.push(message);
     }
     let mut seen = Vec::new();
@@ -133,7 +136,9 @@ impl StoredLists {
         Ok(scan(staged, group)?.0)
     }
 
-    /// Stages the differences between `record`'s lists and the store.
+    /// Stages the differences between `record`'s lists and the store. A step changes a few
+    /// entries of lists that hold the whole window, so the work here is a comparison of the
+    /// lists and a write per changed entry — no encoding of unchanged ones.
     pub fn save(
         &mut self,
         staged: &StagedStore,
@@ -141,17 +146,39 @@ impl StoredLists {
         record: &GroupRecord,
     ) -> Result<(), EngineError> {
         self.saved_in_step = true;
-        let mut gone: BTreeSet<MessageId> = self.sent.keys().copied().collect();
-        for m in &record.sent {
-            gone.remove(&m.id);
-            let now = (m.sent_at_ms, m.on);
-            match self.sent.get(&m.id) {
-                Some(was) if *was == now => continue,
-                Some((at, _)) if *at != m.sent_at_ms => {
-                    staged
-                        .delete(sent_key(group, *at, &m.id))
-                        .map_err(StorageError::from)?;
-                }
+        self.save_sent(staged, group, &record.sent)?;
+        self.save_seen(staged, group, &record.seen)
+    }
+
+    fn save_sent(
+        &mut self,
+        staged: &StagedStore,
+        group: &GroupRef,
+        sent: &[SentMessage],
+    ) -> Result<(), EngineError> {
+        let same = |m: &SentMessage, e: &(MessageId, u64, BranchId)| {
+            m.id == e.0 && m.sent_at_ms == e.1 && m.on == e.2
+        };
+        let (old, new) = (&self.sent, sent);
+        let prefix = old.iter().zip(new).take_while(|(e, m)| same(m, e)).count();
+        let suffix = old[prefix..]
+            .iter()
+            .rev()
+            .zip(new[prefix..].iter().rev())
+            .take_while(|(e, m)| same(m, e))
+            .count();
+        let old_middle = &old[prefix..old.len() - suffix];
+        let new_middle = &new[prefix..new.len() - suffix];
+        if old_middle.is_empty() && new_middle.is_empty() {
+            return Ok(());
+        }
+        let mut stale: BTreeMap<MessageId, u64> =
+            old_middle.iter().map(|(id, at, _)| (*id, *at)).collect();
+        for m in new_middle {
+            match stale.remove(&m.id) {
+                Some(at) if at != m.sent_at_ms => staged
+                    .delete(sent_key(group, at, &m.id))
+                    .map_err(StorageError::from)?,
                 _ => {}
             }
             let bytes = identity_tofu::codec::encode(m).map_err(|e| {
@@ -160,28 +187,53 @@ impl StoredLists {
             staged
                 .put(sent_key(group, m.sent_at_ms, &m.id), bytes)
                 .map_err(StorageError::from)?;
-            self.sent.insert(m.id, now);
         }
-        for id in gone {
-            if let Some((at, _)) = self.sent.remove(&id) {
-                staged
-                    .delete(sent_key(group, at, &id))
-                    .map_err(StorageError::from)?;
+        for (id, at) in stale {
+            staged
+                .delete(sent_key(group, at, &id))
+                .map_err(StorageError::from)?;
+        }
+        self.sent = sent.iter().map(|m| (m.id, m.sent_at_ms, m.on)).collect();
+        Ok(())
+    }
+
+    fn save_seen(
+        &mut self,
+        staged: &StagedStore,
+        group: &GroupRef,
+        seen: &BTreeMap<MessageId, u64>,
+    ) -> Result<(), EngineError> {
+        // Both are ordered by id: one pass over the two finds what was added and removed.
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        let mut old = self.seen.iter().peekable();
+        let mut new = seen.iter().peekable();
+        loop {
+            match (old.peek(), new.peek()) {
+                (None, None) => break,
+                (Some(o), None) => {
+                    removed.push(**o);
+                    old.next();
+                }
+                (None, Some((id, at))) => {
+                    added.push((**id, **at));
+                    new.next();
+                }
+                (Some(o), Some((id, at))) => match (*o).cmp(id) {
+                    Ordering::Equal => {
+                        old.next();
+                        new.next();
+                    }
+                    Ordering::Less => {
+                        removed.push(**o);
+                        old.next();
+                    }
+                    Ordering::Greater => {
+                        added.push((**id, **at));
+                        new.next();
+                    }
+                },
             }
         }
-
-        let added: Vec<(MessageId, u64)> = record
-            .seen
-            .iter()
-            .filter(|(id, _)| !self.seen.contains(id))
-            .map(|(id, at)| (*id, *at))
-            .collect();
-        let removed: Vec<MessageId> = self
-            .seen
-            .iter()
-            .filter(|id| !record.seen.contains_key(id))
-            .copied()
-            .collect();
         for (id, at) in added {
             staged
                 .put(seen_key(group, &id), at.to_be_bytes().to_vec())
