@@ -1,16 +1,21 @@
 //! `KvStore`: the small ordered key-value interface every Chorus component stores through.
 //!
-//! One trait, two implementations: [`RocksStore`] (a column family of the node's RocksDB) and
-//! [`MemoryStore`] (an ordered map, for tests and the simulator). It lives here, in the crate
+//! One trait, two implementations: `RocksStore` (a column family of the node's RocksDB; the
+//! `rocksdb` feature, on by default) and [`MemoryStore`] (an ordered map, for tests and the
+//! simulator). It lives here, in the crate
 //! that depends on nothing of ours, so that the trust store and the MLS storage share it.
 
 mod batch;
+mod durability;
 mod memory;
+#[cfg(feature = "rocksdb")]
 mod rocks;
 
 pub use batch::{BatchOp, WriteBatch, prefix_successor};
+pub use durability::Durability;
 pub use memory::MemoryStore;
-pub use rocks::{Durability, RocksDb, RocksStore};
+#[cfg(feature = "rocksdb")]
+pub use rocks::{RocksDb, RocksStore};
 
 /// A stored key and its value, as returned by a prefix scan.
 pub type KvPair = (Vec<u8>, Vec<u8>);
@@ -74,5 +79,5 @@ impl<S: KvStore + ?Sized> KvStore for std::sync::Arc<S> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rocksdb"))]
 mod tests;
