@@ -13,7 +13,7 @@ export CXX := ccache c++
 endif
 endif
 
-.PHONY: help deps build test properties lint fmt demo fork-demo ci
+.PHONY: help deps build test properties lint fmt demo fork-demo fuzz-deps fuzz-build fuzz-smoke fuzz ci
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -50,6 +50,7 @@ properties: deps ## the engine's property tests (CHORUS_PROP_RUNS per policy, de
 
 lint: deps ## formatting and clippy, as CI checks them
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt: ## format the code
@@ -63,4 +64,44 @@ fork-demo: deps ## a real fork, held, switched, pruned and scrubbed on RocksDB (
 	$(CARGO) build --workspace --examples
 	./target/debug/examples/fork_on_disk
 
-ci: lint test ## what .ci/run does
+# Fuzzing (fuzz/, cargo-fuzz and libFuzzer; see the README's "Fuzzing" section). Stable Rust
+# builds the targets without a sanitizer; with one (FUZZ_FLAGS=--sanitizer address) cargo-fuzz
+# passes -Z flags, which RUSTC_BOOTSTRAP=1 lets the stable compiler take, so no nightly
+# toolchain is needed either way. Each run first writes seeds made from real encodings into the
+# target's corpus directory (fuzz/corpus/<target>, kept between runs, not in git); crashes
+# land in fuzz/artifacts/<target>, each run's output in fuzz/logs/<target>.log.
+FUZZ_TARGETS := envelope application_payload engine_ingest sync_messages invite_code config_file
+FUZZ_SMOKE_TIME ?= 10
+FUZZ_TIME ?= 300
+FUZZ_CARGO := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+# No AddressSanitizer: the code under test is safe Rust (panics, aborts, hangs and runaway
+# allocation are what libFuzzer catches here), and ASan would halve the executions per second.
+FUZZ_FLAGS ?= --sanitizer none
+
+fuzz-deps: ## install cargo-fuzz if it is missing
+	@if ! $(CARGO) fuzz --version >/dev/null 2>&1; then \
+		echo "installing cargo-fuzz"; $(CARGO) install cargo-fuzz --locked; \
+	else echo "cargo-fuzz: present"; fi
+
+fuzz-build: fuzz-deps ## build the fuzz targets (fuzz/target, its own workspace)
+	$(FUZZ_CARGO) build $(FUZZ_FLAGS)
+
+fuzz-smoke: fuzz-build ## run every fuzz target for FUZZ_SMOKE_TIME s (default 10; CI)
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_RUN_TIME=$(FUZZ_SMOKE_TIME)
+
+fuzz: fuzz-build ## run every fuzz target for FUZZ_TIME s each (default 300), or FUZZ_TARGETS=name
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_RUN_TIME=$(FUZZ_TIME)
+
+fuzz-run:
+	@mkdir -p fuzz/logs; for target in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$target for $(FUZZ_RUN_TIME) s (log: fuzz/logs/$$target.log)"; \
+		if CHORUS_FUZZ_SEEDS=fuzz/corpus/$$target $(FUZZ_CARGO) run $(FUZZ_FLAGS) $$target \
+			fuzz/corpus/$$target -- -max_total_time=$(FUZZ_RUN_TIME) -timeout=30 -print_final_stats=1 \
+			>fuzz/logs/$$target.log 2>&1; then \
+			grep -E '^(seeds:|#[0-9]+\s+DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)' fuzz/logs/$$target.log; \
+		else \
+			tail -n 60 fuzz/logs/$$target.log; echo "fuzz $$target: FAILED (input in fuzz/artifacts/$$target)"; exit 1; \
+		fi; \
+	done
+
+ci: lint test fuzz-smoke ## what .ci/run does
