@@ -1,0 +1,261 @@
+//! Crash consistency: in a loop, a member's node is killed with SIGKILL at a random point of a
+//! commit storm and message burst, then restarted over the same data directory. Nothing a node
+//! acknowledged (an API call that returned a result) may be lost, nothing may show twice, and
+//! the group must converge after every restart.
+//!
+//! Seeded: the seed is printed, and `CHORUS_CRASH_SEED=<seed>` replays its choices (victims,
+//! kill points, traffic). `CHORUS_CRASH_ROUNDS` sets how many kills (default 3). The kill point
+//! is a delay after the storm starts; where in the node's work it lands depends on scheduling,
+//! which is the point: each run kills at different places.
+//!
+//! Ignored for now: it fails on most seeds, and the failures are findings, not flakiness
+//! (issue 7's crash-consistency bullet; see the report of the fuzzing commit). Seen so far:
+//! - the sender killed while a send is in flight shows that (unacknowledged) message in its
+//!   own history after the restart, and the others never get it: the history write is not
+//!   atomic with publishing it (seed 3488935374535150255, round 2);
+//! - with a 6 s fork window: a node misses a message the others acknowledged and show, and
+//!   another stays on a losing branch one epoch behind after its restart.
+//!
+//! `CHORUS_CRASH_SEED=3488935374535150255 cargo nextest run --workspace --run-ignored all
+//! -E 'binary(crash_consistency)' --no-capture` shows the first.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::future::join_all;
+use node::demo::harness::{LocalNode, NodeOptions, converged, group_of_all, start_nodes, wait_for};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// What one node does during a storm, in order.
+#[derive(Debug, Clone)]
+enum Action {
+    Send(String),
+    Commit,
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// A shuffled burst of messages and commits for each node.
+fn plan(rng: &mut StdRng, round: usize, names: &[&str]) -> Vec<Vec<Action>> {
+    names
+        .iter()
+        .map(|name| {
+            let mut actions: Vec<Action> = (0..rng.gen_range(3..8))
+                .map(|i| Action::Send(format!("{name} round {round} message {i}")))
+                .collect();
+            actions.extend((0..rng.gen_range(1..3)).map(|_| Action::Commit));
+            actions.shuffle(rng);
+            actions
+        })
+        .collect()
+}
+
+/// Where the victim is killed: `delay` after it starts its action number `before_action`
+/// (so usually while that send or commit is in flight), while the others' storms go on.
+#[derive(Debug, Clone, Copy)]
+struct KillPoint {
+    before_action: usize,
+    delay: Duration,
+    pid: u32,
+}
+
+/// Runs `actions` on `node` one after the other; returns the ids of the messages the node
+/// acknowledged and how many actions it completed. With a `kill` point, the node is killed
+/// there and the storm stops at the first failed action.
+async fn storm(
+    node: &LocalNode,
+    gid: &str,
+    actions: &[Action],
+    kill: Option<KillPoint>,
+) -> anyhow::Result<(Vec<String>, usize)> {
+    let mut acknowledged = Vec::new();
+    let mut done = 0;
+    let mut killer = None;
+    for (i, action) in actions.iter().enumerate() {
+        if let Some(point) = kill.filter(|k| k.before_action == i) {
+            killer = Some(tokio::spawn(kill_later(point)));
+        }
+        let result = match action {
+            Action::Send(text) => node.send(gid, text).await.map(|m| Some(m.id)),
+            Action::Commit => node.update(gid).await.map(|_| None),
+        };
+        match result {
+            Ok(Some(id)) => acknowledged.push(id),
+            Ok(None) => {}
+            Err(_) if kill.is_some() => break,
+            Err(e) => anyhow::bail!("{} failed {action:?}: {e:#}", node.name),
+        }
+        done += 1;
+    }
+    match killer {
+        Some(handle) => handle.await??,
+        // The kill point is after the last action: kill now, while the others still storm.
+        None => {
+            if let Some(point) = kill {
+                kill_later(point).await?;
+            }
+        }
+    }
+    Ok((acknowledged, done))
+}
+
+/// SIGKILL straight to the process after `point.delay`: no shutdown, no flush, mid-request.
+async fn kill_later(point: KillPoint) -> anyhow::Result<()> {
+    tokio::time::sleep(point.delay).await;
+    // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
+    let rc = unsafe { libc::kill(point.pid as libc::pid_t, libc::SIGKILL) };
+    anyhow::ensure!(rc == 0, "kill failed: {}", std::io::Error::last_os_error());
+    Ok(())
+}
+
+/// Every node shows every acknowledged message, the same set of messages (each once), and the
+/// same settled epoch, branch and members. Returns the messages they all show.
+async fn converged_keeping(
+    nodes: &[&LocalNode],
+    gid: &str,
+    acknowledged: &BTreeSet<String>,
+) -> anyhow::Result<Option<BTreeSet<String>>> {
+    // Messages a node stored but was killed before acknowledging may show up as well; take
+    // the first node's set, which must hold every acknowledged one, as what all must show.
+    let shown: BTreeSet<String> = nodes[0]
+        .messages(gid)
+        .await?
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    if !acknowledged.is_subset(&shown) {
+        return Ok(None);
+    }
+    let Some(c) = converged(nodes, gid, &shown).await? else {
+        return Ok(None);
+    };
+    anyhow::ensure!(c.members.len() == nodes.len(), "members: {:?}", c.members);
+    Ok(Some(shown))
+}
+
+/// What each node shows, for a failure message.
+async fn describe(nodes: &[&LocalNode], gid: &str, acknowledged: &BTreeSet<String>) {
+    for node in nodes {
+        let status = node.status(gid).await;
+        let messages = match node.messages(gid).await {
+            Ok(messages) => messages,
+            Err(e) => {
+                eprintln!("{}: messages: {e:#}", node.name);
+                Vec::new()
+            }
+        };
+        for m in &messages {
+            eprintln!("{}: shows {} {:?}", node.name, m.id, m.text);
+        }
+        let shown: BTreeSet<String> = messages.into_iter().map(|m| m.id).collect();
+        let missing: Vec<&String> = acknowledged.difference(&shown).collect();
+        match status {
+            Ok(Some(s)) => eprintln!(
+                "{}: epoch {} branch {} fork {} members {:?}; {} messages, missing {missing:?}",
+                node.name,
+                s.epoch,
+                s.branch_id,
+                s.fork,
+                s.members.iter().map(|m| &m.handle).collect::<Vec<_>>(),
+                shown.len()
+            ),
+            other => eprintln!("{}: status {other:?}", node.name),
+        }
+        eprintln!("--- {}'s log:\n{}", node.name, node.log_tail());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finds lost and diverging messages after SIGKILL (see the module docs); enable once fixed"]
+async fn killed_nodes_lose_nothing_acknowledged_and_the_group_converges() -> anyhow::Result<()> {
+    let seed = env_u64("CHORUS_CRASH_SEED").unwrap_or_else(rand::random);
+    let rounds = env_u64("CHORUS_CRASH_ROUNDS").unwrap_or(3) as usize;
+    println!("crash-consistency seed {seed}, {rounds} rounds (CHORUS_CRASH_SEED={seed} replays)");
+    let mut rng = StdRng::seed_from_u64(seed);
+
+    let dir = tempfile::tempdir()?;
+    let options = NodeOptions::default();
+    let names = ["ann", "ben", "cat"];
+    let (mut nodes, boot) = start_nodes(dir.path(), &names, &options).await?;
+    let gid = group_of_all(&nodes, "storm", LIMIT).await?;
+    let mut acknowledged = BTreeSet::new();
+
+    for round in 0..rounds {
+        // Not ann: she is everyone's bootstrap peer, and a restart would give her a new port.
+        let victim = rng.gen_range(1..names.len());
+        let plans = plan(&mut rng, round, &names);
+        let pid = nodes[victim]
+            .child
+            .as_ref()
+            .and_then(|c| c.id())
+            .ok_or_else(|| anyhow::anyhow!("{} is not running", names[victim]))?;
+        let point = KillPoint {
+            before_action: rng.gen_range(0..=plans[victim].len()),
+            delay: Duration::from_millis(rng.gen_range(0..60)),
+            pid,
+        };
+        println!(
+            "round {round}: kill {} {:?} into its action {} of {:?}",
+            names[victim], point.delay, point.before_action, plans[victim]
+        );
+
+        let results = join_all(
+            nodes
+                .iter()
+                .zip(&plans)
+                .enumerate()
+                .map(|(i, (node, actions))| {
+                    storm(node, &gid, actions, (i == victim).then_some(point))
+                }),
+        )
+        .await;
+        for (i, result) in results.into_iter().enumerate() {
+            let (ids, done) = result?;
+            if i == victim {
+                println!(
+                    "round {round}: {} completed {done} of {} actions before the kill",
+                    names[victim],
+                    plans[victim].len()
+                );
+            }
+            acknowledged.extend(ids);
+        }
+        nodes[victim].kill().await?;
+        nodes[victim]
+            .start(&options, 0, std::slice::from_ref(&boot))
+            .await?;
+
+        let all: Vec<&LocalNode> = nodes.iter().collect();
+        let shown = wait_for(
+            &format!("round {round}: convergence with every acknowledged message"),
+            LIMIT,
+            || converged_keeping(&all, &gid, &acknowledged),
+        )
+        .await;
+        let shown = match shown {
+            Ok(shown) => shown,
+            Err(e) => {
+                describe(&all, &gid, &acknowledged).await;
+                return Err(e);
+            }
+        };
+        println!(
+            "round {round}: converged, {} acknowledged, {} shown",
+            acknowledged.len(),
+            shown.len()
+        );
+        // What everyone shows now is history: later rounds must keep it too.
+        acknowledged = shown;
+    }
+
+    for node in nodes.iter_mut() {
+        node.stop().await?;
+    }
+    Ok(())
+}
