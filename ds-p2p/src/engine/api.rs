@@ -5,13 +5,14 @@ use crate::wire::{CommitRef, GroupRef, MessageId};
 
 use super::tie_break::TieBreak;
 
-/// One past epoch. Every held state is the group at its epoch, kept for the window, and
+/// No past epochs. Every held state is the group at its epoch, kept for the window, and
 /// application messages are tried on the held state of their epoch, so secrets of older
 /// epochs inside each state duplicate what the held states are for; and they outlived the
 /// window (the states were pruned for forward secrecy, their message keys stayed in the
-/// head). They were not free either: openmls writes them, as JSON, at every merge and copies
-/// them at every checkpoint: with 8, a third of the property tests' CPU time.
-pub const DEFAULT_MAX_PAST_EPOCHS: usize = 1;
+/// head). They were not free either: openmls rewrites them, with the member list of each past
+/// epoch, on every message it reads: with 1 past epoch in 50-member groups that was a fifth of
+/// `chorus-sim bench --case large`'s CPU time (and with 8, a third of the property tests').
+pub const DEFAULT_MAX_PAST_EPOCHS: usize = 0;
 
 /// openmls's default (5) assumes a DS that delivers each sender's messages nearly in order. A
 /// gossip DS does not: a message lost on gossip comes back by anti-entropy seconds to minutes
