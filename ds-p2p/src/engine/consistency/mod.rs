@@ -197,10 +197,19 @@ impl Engine {
         })
     }
 
+    /// Whether this member is the only one in the active state of `group`.
+    fn alone_in(&self, group: GroupRef) -> bool {
+        self.groups
+            .get(&group)
+            .is_some_and(|rt| rt.group.members().nth(1).is_none())
+    }
+
     /// Whether an own commit on `group` becomes the head at once.
     pub(crate) fn own_commit_effect(&self, group: GroupRef) -> OwnCommit {
         match self.mode_of(group) {
             ConsistencyMode::AcceptAndHold => OwnCommit::Activate,
+            // A member alone in its group has nobody to race: nothing to settle.
+            ConsistencyMode::SettleThenPick { .. } if self.alone_in(group) => OwnCommit::Activate,
             ConsistencyMode::SettleThenPick { .. } => OwnCommit::Hold,
             ConsistencyMode::Sequencer => {
                 if self.is_sequencer(group) {
@@ -222,7 +231,9 @@ impl Engine {
         match self.mode_of(group) {
             ConsistencyMode::AcceptAndHold => Ok(()),
             ConsistencyMode::SettleThenPick { settle_ms } => {
-                self.start_settle(now_ms, group, settle_ms);
+                if effect == OwnCommit::Hold {
+                    self.start_settle(now_ms, group, settle_ms);
+                }
                 Ok(())
             }
             ConsistencyMode::Sequencer => {
