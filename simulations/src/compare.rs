@@ -261,8 +261,9 @@ fn table(rows: &[Row]) -> (String, String) {
     (md, csv)
 }
 
-/// `availability-vs-partition.svg` (median availability per mode against partition
-/// length, over every scenario with a partition) and, per scenario, `latency-cdf-<name>.svg`
+/// `availability-commit-vs-partition.svg` and `availability-send-vs-partition.svg` (median
+/// availability against partition length, a line per scenario × mode, for the scenarios
+/// swept over `--partition-lengths`) and, per scenario, `latency-cdf-<name>.svg`
 /// and `commit-cdf-<name>.svg` (each mode's CDF, the per-run quantile curves averaged).
 fn plots(dir: &Path, rows: &[Row]) -> Result<(), SimError> {
     let modes: Vec<String> = {
@@ -274,47 +275,6 @@ fn plots(dir: &Path, rows: &[Row]) -> Result<(), SimError> {
         }
         v
     };
-    let mut series = Vec::new();
-    for (what, get) in [
-        (
-            "commit",
-            (|s: &Summary| s.availability_commit) as fn(&Summary) -> f64,
-        ),
-        ("send", |s: &Summary| s.availability_send),
-    ] {
-        for mode in &modes {
-            let mut by_len: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-            for r in rows.iter().filter(|r| &r.mode == mode) {
-                if let Some(len) = r.partition_s {
-                    by_len
-                        .entry((len * 1000.0).round() as u64)
-                        .or_default()
-                        .push(get(&r.run.summary));
-                }
-            }
-            if by_len.is_empty() {
-                continue;
-            }
-            series.push(Series {
-                label: format!("{mode} ({what})"),
-                points: by_len
-                    .into_iter()
-                    .map(|(len_ms, v)| (len_ms as f64 / 1000.0, spread(v).1))
-                    .collect(),
-            });
-        }
-    }
-    if !series.is_empty() {
-        write(
-            &dir.join("availability-vs-partition.svg"),
-            &line_chart(
-                "availability (median over runs) vs partition length",
-                "partition length (s)",
-                "fraction of member-time",
-                &series,
-            ),
-        )?;
-    }
     let scenarios: Vec<String> = {
         let mut v: Vec<String> = Vec::new();
         for r in rows {
@@ -324,6 +284,53 @@ fn plots(dir: &Path, rows: &[Row]) -> Result<(), SimError> {
         }
         v
     };
+    for (what, get) in [
+        (
+            "commit",
+            (|s: &Summary| s.availability_commit) as fn(&Summary) -> f64,
+        ),
+        ("send", |s: &Summary| s.availability_send),
+    ] {
+        // One line per scenario × mode: scenarios differ in sides and windows.
+        let mut series = Vec::new();
+        for scenario in &scenarios {
+            for mode in &modes {
+                let mut by_len: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+                for r in rows
+                    .iter()
+                    .filter(|r| &r.mode == mode && &r.scenario == scenario)
+                {
+                    if let Some(len) = r.partition_s {
+                        by_len
+                            .entry((len * 1000.0).round() as u64)
+                            .or_default()
+                            .push(get(&r.run.summary));
+                    }
+                }
+                if by_len.len() < 2 {
+                    continue; // one length is a point, not a line
+                }
+                series.push(Series {
+                    label: format!("{scenario} {mode}"),
+                    points: by_len
+                        .into_iter()
+                        .map(|(len_ms, v)| (len_ms as f64 / 1000.0, spread(v).1))
+                        .collect(),
+                });
+            }
+        }
+        if !series.is_empty() {
+            write(
+                &dir.join(format!("availability-{what}-vs-partition.svg")),
+                &line_chart(
+                    &format!("{what} availability (median over runs) vs partition length"),
+                    "partition length (s)",
+                    "fraction of member-time",
+                    &series,
+                ),
+            )?;
+        }
+    }
     for scenario in &scenarios {
         for (file, title, pick) in [
             (

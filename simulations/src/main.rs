@@ -246,6 +246,19 @@ fn run(
         s.virtual_to_wall,
         &s.trace_hash[..16]
     );
+    println!(
+        "{}: availability send {:.3} commit {:.3}, delivery p50/p99 {:.0}/{:.0} ms, commit p50/p99 {:.0}/{:.0} ms ({} never applied), resent {}, FS exposure {:.0} state-s",
+        s.consistency,
+        s.availability_send,
+        s.availability_commit,
+        s.delivery_ms_p50,
+        s.delivery_ms_p99,
+        s.commit_ms_p50,
+        s.commit_ms_p99,
+        s.commits_never_applied,
+        s.resent_messages,
+        s.fs_exposure_state_s
+    );
     for note in &s.notes {
         println!("note: {note}");
     }
