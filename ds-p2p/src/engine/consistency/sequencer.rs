@@ -265,7 +265,9 @@ impl Engine {
     }
 
     /// Publishes the held Welcomes of own Adds that are now on the active path; forgets those
-    /// whose Add lost (the Add is re-issued as a lost intent). Any holding mode.
+    /// whose state is gone (the Add lost for good: it was re-issued as a lost intent). One
+    /// whose Add is off the path but still held is kept: a later switch can bring that branch
+    /// back, and its joiner is then in the roster. Any holding mode.
     pub(crate) fn release_welcomes(&mut self, group: GroupRef) -> Result<(), EngineError> {
         let held = std::mem::take(&mut self.consistency_mut(group).held_welcomes);
         let Some(rt) = self.groups.get(&group) else {
@@ -277,7 +279,7 @@ impl Engine {
         for (state, topic, envelope) in held {
             if tree_now.is_ancestor_or_self(state, active) {
                 ready.push((topic, envelope));
-            } else if tree_now.get(state).and_then(|s| s.parent) == Some(active) {
+            } else if tree_now.get(state).is_some() {
                 waiting.push((state, topic, envelope));
             }
         }
