@@ -1,8 +1,11 @@
 //! What goes into the engine and what comes out.
 
+use std::collections::BTreeMap;
+
 use crate::storage::BranchId;
 use crate::wire::{CommitRef, GroupRef, MessageId};
 
+use super::consistency::ConsistencyMode;
 use super::tie_break::TieBreak;
 
 /// No past epochs. Every held state is the group at its epoch, kept for the window, and
@@ -59,6 +62,11 @@ pub struct EngineConfig {
     pub limits: crate::wire::WireLimits,
     /// How long a KeyPackage this member makes stays valid, in ms.
     pub key_package_lifetime_ms: u64,
+    /// How groups order concurrent commits unless `group_consistency` names them. Every
+    /// member of a group must use the same mode.
+    pub consistency: ConsistencyMode,
+    /// The mode of particular groups, overriding `consistency`.
+    pub group_consistency: BTreeMap<GroupRef, ConsistencyMode>,
 }
 
 impl Default for EngineConfig {
@@ -74,6 +82,8 @@ impl Default for EngineConfig {
             maximum_forward_distance: DEFAULT_MAXIMUM_FORWARD_DISTANCE,
             limits: crate::wire::WireLimits::default(),
             key_package_lifetime_ms: 90 * 24 * 3600 * 1000,
+            consistency: ConsistencyMode::default(),
+            group_consistency: BTreeMap::new(),
         }
     }
 }
@@ -182,6 +192,14 @@ pub enum Event {
 }
 
 impl EngineConfig {
+    /// The consistency mode of `group`.
+    pub fn consistency_of(&self, group: GroupRef) -> ConsistencyMode {
+        self.group_consistency
+            .get(&group)
+            .copied()
+            .unwrap_or(self.consistency)
+    }
+
     /// The openmls sender-ratchet settings of every group this engine creates or joins.
     pub(crate) fn sender_ratchet(&self) -> openmls::prelude::SenderRatchetConfiguration {
         openmls::prelude::SenderRatchetConfiguration::new(
