@@ -70,7 +70,7 @@ fn main() {
         alice.receive(&m_bob)
     );
 
-    let carol_probe = json_probe(&carol.epoch_authenticator());
+    let carol_probe = stored_probe(&carol.epoch_authenticator());
     println!(
         "Carol's branch epoch authenticator on disk before pruning: {}",
         files_contain(dir.path(), &carol_probe)

@@ -23,8 +23,8 @@ fn pruned_branch_secrets_are_not_in_any_file() {
     let storage = alice.provider.mls_storage().clone();
 
     // Probes: each epoch-2 branch's epoch authenticator, as stored.
-    let carol_probe = json_probe(&carol.epoch_authenticator());
-    let bob_probe = json_probe(&bob.epoch_authenticator());
+    let carol_probe = stored_probe(&carol.epoch_authenticator());
+    let bob_probe = stored_probe(&bob.epoch_authenticator());
     assert!(
         files_contain(dir.path(), &carol_probe),
         "the probe must be on disk before pruning, or this test proves nothing"

@@ -39,6 +39,14 @@ pub struct Config {
     pub fork_window_ms: u64,
     /// The tie-break policy: lowest-ref, removes-first or deepest-branch.
     pub policy: String,
+    /// How groups order concurrent commits (every member of a group must agree):
+    /// `accept-and-hold` (apply at once, switch later if a better commit shows up),
+    /// `settle-then-pick[:<ms>]` (wait that long, default 2000, then apply the tie-break
+    /// winner) or `sequencer` (the member at the lowest leaf orders commits).
+    pub consistency: String,
+    /// Per-group overrides of `consistency`, by group reference (32 hex digits, as
+    /// `chorus` prints groups), e.g. `[group_consistency]` `"00ff…" = "sequencer"`.
+    pub group_consistency: std::collections::BTreeMap<String, String>,
     /// Beacon interval, ms.
     pub beacon_interval_ms: u64,
     /// Anti-entropy interval, ms.
@@ -71,6 +79,8 @@ impl Default for Config {
             json_logs: false,
             fork_window_ms: 60_000,
             policy: "lowest-ref".into(),
+            consistency: "accept-and-hold".into(),
+            group_consistency: Default::default(),
             beacon_interval_ms: 30_000,
             anti_entropy_ms: 30_000,
             heartbeat_ms: 1_000,
@@ -114,6 +124,7 @@ impl Config {
             anyhow::bail!("listen: at least one address is needed");
         }
         crate::policy::parse_policy(&self.policy)?;
+        self.group_consistency()?;
         self.durability()?;
         for (name, value) in [
             ("fork_window_ms", self.fork_window_ms),
@@ -126,6 +137,25 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The node's default consistency mode and the per-group ones, parsed.
+    pub fn group_consistency(
+        &self,
+    ) -> anyhow::Result<(
+        ds_p2p::engine::ConsistencyMode,
+        std::collections::BTreeMap<ds_p2p::wire::GroupRef, ds_p2p::engine::ConsistencyMode>,
+    )> {
+        let default = crate::policy::parse_consistency(&self.consistency).context("consistency")?;
+        let mut groups = std::collections::BTreeMap::new();
+        for (group, mode) in &self.group_consistency {
+            let group_ref = crate::policy::parse_group_ref(group)
+                .with_context(|| format!("group_consistency key {group:?}"))?;
+            let mode = crate::policy::parse_consistency(mode)
+                .with_context(|| format!("group_consistency.{group}"))?;
+            groups.insert(group_ref, mode);
+        }
+        Ok((default, groups))
     }
 }
 
@@ -172,5 +202,27 @@ mod tests {
         assert!(format!("{e:#}").contains("loopback"), "{e:#}");
         let e = Config::parse("policy = \"coin-flip\"").unwrap_err();
         assert!(format!("{e:#}").contains("coin-flip"), "{e:#}");
+    }
+
+    #[test]
+    fn consistency_modes_by_default_and_per_group() {
+        use ds_p2p::engine::ConsistencyMode;
+        let (default, groups) = Config::default().group_consistency().unwrap();
+        assert_eq!(default, ConsistencyMode::AcceptAndHold);
+        assert!(groups.is_empty());
+        let group = "00112233445566778899aabbccddeeff";
+        let c = Config::parse(&format!(
+            "consistency = \"settle-then-pick:500\"\n[group_consistency]\n\"{group}\" = \"sequencer\"\n"
+        ))
+        .unwrap();
+        let (default, groups) = c.group_consistency().unwrap();
+        assert_eq!(default, ConsistencyMode::SettleThenPick { settle_ms: 500 });
+        let only = groups.into_iter().next().unwrap();
+        assert_eq!(hex::encode(only.0.0), group);
+        assert_eq!(only.1, ConsistencyMode::Sequencer);
+        let e = Config::parse("consistency = \"raft\"").unwrap_err();
+        assert!(format!("{e:#}").contains("raft"), "{e:#}");
+        let e = Config::parse("[group_consistency]\n\"xyz\" = \"sequencer\"").unwrap_err();
+        assert!(format!("{e:#}").contains("xyz"), "{e:#}");
     }
 }

@@ -5,79 +5,14 @@
 //! Needs root and `ip` (iproute2); skips with a message otherwise. CI runs as root.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
+mod support;
+
 use node::demo::harness::{LocalNode, NodeOptions, converged, group_of_all, start_all, wait_for};
+use support::netns::{Hosts, namespaces_available};
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// Two namespaces and a veth pair between them; removed on drop.
-struct Hosts {
-    a: String,
-    b: String,
-}
-
-fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip").args(args).output()?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-impl Hosts {
-    fn create() -> anyhow::Result<Self> {
-        let tag = std::process::id() % 100_000;
-        let hosts = Self {
-            a: format!("chorus-a-{tag}"),
-            b: format!("chorus-b-{tag}"),
-        };
-        ip(&["netns", "add", &hosts.a])?;
-        ip(&["netns", "add", &hosts.b])?;
-        let (va, vb) = (format!("cva{tag}"), format!("cvb{tag}"));
-        ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb])?;
-        ip(&["link", "set", &va, "netns", &hosts.a])?;
-        ip(&["link", "set", &vb, "netns", &hosts.b])?;
-        for (ns, dev, addr) in [
-            (&hosts.a, &va, "10.231.0.1/24"),
-            (&hosts.b, &vb, "10.231.0.2/24"),
-        ] {
-            ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        }
-        Ok(hosts)
-    }
-
-    fn link(&self, up: bool) -> anyhow::Result<()> {
-        let tag = std::process::id() % 100_000;
-        let state = if up { "up" } else { "down" };
-        ip(&["-n", &self.a, "link", "set", &format!("cva{tag}"), state])?;
-        ip(&["-n", &self.b, "link", "set", &format!("cvb{tag}"), state])
-    }
-}
-
-impl Drop for Hosts {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.a]);
-        let _ = ip(&["netns", "del", &self.b]);
-    }
-}
-
-fn namespaces_available() -> Result<(), String> {
-    if unsafe { libc::geteuid() } != 0 {
-        return Err("not root".into());
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(o) if o.status.success() => Ok(()),
-        _ => Err("`ip` (iproute2) not found".into()),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_between_hosts_heals_without_loss() -> anyhow::Result<()> {

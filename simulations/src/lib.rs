@@ -17,11 +17,13 @@
 //!   anti-entropy sync over `gossip::reconcile`, the workload, faults.
 //! - [`metrics`], [`trace`], [`report`]: what a run counts and writes.
 //! - [`sweep`]: runs over a grid of parameters and seeds.
+//! - [`compare`]: the consistency modes side by side (issue 8).
 //! - [`bench`]: the speed benchmark of issue 5 (100 and 1,000 nodes).
 //!
 //! The researchers' guide is `simulations/README.md`.
 
 pub mod bench;
+pub mod compare;
 pub mod cost;
 pub mod error;
 pub mod metrics;

@@ -66,6 +66,45 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Compare consistency modes: run every scenario under every mode with the same seeds and
+    /// write runs.csv, compare.md and compare.csv (median [p10–p90] per scenario × mode of
+    /// send and commit availability, delivery and commit latency p50/p99, forks seen, branch
+    /// switches, re-sent and lost messages, forward-secrecy exposure) and SVG plots:
+    /// availability vs partition length (scenarios with a partition, swept over
+    /// --partition-lengths) and latency CDFs per scenario. Prints the table.
+    ///
+    /// Example: chorus-sim compare simulations/scenarios/no-faults.toml
+    /// simulations/scenarios/partition-heals.toml --modes
+    /// accept-and-hold,settle-then-pick,sequencer --seeds 5
+    Compare {
+        /// Scenario files (TOML); their own `[engine] consistency` is overridden.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Comma-separated modes: accept-and-hold, settle-then-pick (2 s settle),
+        /// settle-then-pick:<ms>, sequencer.
+        #[arg(long, default_value = "accept-and-hold,settle-then-pick,sequencer")]
+        modes: String,
+        /// Seeds per scenario and mode (the same seeds for every mode).
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 1)]
+        seed_base: u64,
+        /// Also run scenarios that have a partition with these partition lengths, for the
+        /// availability-vs-partition plot, e.g. `10s,20s,40s` (the table uses each
+        /// scenario's own length).
+        #[arg(long, value_delimiter = ',')]
+        partition_lengths: Vec<String>,
+        /// Parallel runs (default: the cores available).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Output directory.
+        #[arg(long, default_value = "target/sim-out/compare")]
+        out: PathBuf,
+        /// No progress lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Benchmark: events per wall-second, virtual-to-wall ratio and peak memory for
     /// 100 nodes / 10 groups of 10 and 1,000 nodes / 20 groups of 50. The groups are built
     /// first (one every 15 s, the workload starts at 6 min); then, for `--duration`, every
@@ -116,6 +155,25 @@ fn main() -> Result<()> {
             jobs,
             out,
         } => sweep(&scenario, &params, seeds, seed_base, jobs, out),
+        Cmd::Compare {
+            scenarios,
+            modes,
+            seeds,
+            seed_base,
+            partition_lengths,
+            jobs,
+            out,
+            quiet,
+        } => compare(
+            &scenarios,
+            &modes,
+            seeds,
+            seed_base,
+            &partition_lengths,
+            jobs,
+            &out,
+            quiet,
+        ),
         Cmd::Bench {
             duration,
             case,
@@ -188,6 +246,19 @@ fn run(
         s.virtual_to_wall,
         &s.trace_hash[..16]
     );
+    println!(
+        "{}: availability send {:.3} commit {:.3}, delivery p50/p99 {:.0}/{:.0} ms, commit p50/p99 {:.0}/{:.0} ms ({} never applied), resent {}, FS exposure {:.0} state-s",
+        s.consistency,
+        s.availability_send,
+        s.availability_commit,
+        s.delivery_ms_p50,
+        s.delivery_ms_p99,
+        s.commit_ms_p50,
+        s.commit_ms_p99,
+        s.commits_never_applied,
+        s.resent_messages,
+        s.fs_exposure_state_s
+    );
     for note in &s.notes {
         println!("note: {note}");
     }
@@ -246,5 +317,63 @@ fn sweep(
     let rows = sweep::run_sweep(&scenario, &settings, seed_base, seeds, jobs, true)?;
     let stats = sweep::write_sweep(&dir, &rows)?;
     print!("{}", sweep::table(&stats));
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    paths: &[PathBuf],
+    modes: &str,
+    seeds: u64,
+    seed_base: u64,
+    partition_lengths: &[String],
+    jobs: Option<usize>,
+    out: &Path,
+    quiet: bool,
+) -> Result<()> {
+    let modes = modes
+        .split(',')
+        .map(|m| m.trim().parse::<ds_p2p::engine::ConsistencyMode>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--modes: {e}"))?;
+    if seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    for len in partition_lengths {
+        simulations::time::parse_duration(len)
+            .map_err(|e| anyhow::anyhow!("--partition-lengths {len:?}: {e}"))?;
+    }
+    let scenarios = paths
+        .iter()
+        .map(|p| load(p).map(|s| (p.clone(), s)))
+        .collect::<Result<Vec<_>>>()?;
+    let jobs = jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let extra = partition_lengths.len() as u64;
+    let with_partition = scenarios
+        .iter()
+        .filter(|(_, s)| !s.partitions.is_empty())
+        .count() as u64;
+    let total = (scenarios.len() as u64 + with_partition * extra) * modes.len() as u64 * seeds;
+    eprintln!(
+        "chorus-sim compare: {} scenarios x {} modes x {seeds} seeds ({total} runs) on {jobs} threads -> {}",
+        scenarios.len(),
+        modes.len(),
+        out.display()
+    );
+    let table = simulations::compare::run(&simulations::compare::Compare {
+        scenarios: &scenarios,
+        modes: &modes,
+        seeds,
+        seed_base,
+        jobs,
+        partition_lengths,
+        out,
+        progress: !quiet,
+    })?;
+    print!("{table}");
     Ok(())
 }

@@ -24,6 +24,17 @@ pub struct SentMessage {
     pub delivered: BTreeMap<NodeId, (u32, Micros)>,
 }
 
+/// A commit the workload asked for, and when the whole group had applied it.
+#[derive(Debug, Clone)]
+pub struct CommitIntent {
+    pub at: Micros,
+    pub group: usize,
+    /// The committer's epoch when it asked.
+    pub base_epoch: u64,
+    /// When every member was first on one branch past `base_epoch`.
+    pub applied_everywhere: Option<Micros>,
+}
+
 /// A member's view of a group, from its engine's events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
@@ -95,6 +106,16 @@ pub struct Metrics {
     pub timeline: Vec<TimelineRow>,
     /// Rejection reasons, counted (first 60 characters).
     pub rejections: BTreeMap<String, u64>,
+    /// Sampled member-time (µs) over (member, group) pairs while the member is up and in.
+    pub member_us: u64,
+    /// Of `member_us`: while the member could send at once (not held by a settle).
+    pub send_available_us: u64,
+    /// Of `member_us`: while a commit of the member's could take effect.
+    pub commit_available_us: u64,
+    /// Held states beyond each member's active head, times the time held (µs).
+    pub fs_exposure_us: u64,
+    /// The workload's commits, for commit latency.
+    pub commit_intents: Vec<CommitIntent>,
 }
 
 impl Metrics {
@@ -119,6 +140,31 @@ impl Metrics {
             .flat_map(|m| m.delivered.values())
             .map(|(n, _)| u64::from(n.saturating_sub(1)))
             .sum()
+    }
+
+    /// Commit latencies (intent to applied everywhere), in ms, sorted; and how many intents
+    /// were never applied everywhere.
+    pub fn commit_latencies_ms(&self) -> (Vec<f64>, u64) {
+        let mut v: Vec<f64> = self
+            .commit_intents
+            .iter()
+            .filter_map(|c| {
+                c.applied_everywhere
+                    .map(|t| t.saturating_sub(c.at) as f64 / 1000.0)
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        let pending = self.commit_intents.len() as u64 - v.len() as u64;
+        (v, pending)
+    }
+
+    /// A fraction of sampled member-time (1 when nothing was sampled).
+    pub fn availability(&self, part_us: u64) -> f64 {
+        if self.member_us == 0 {
+            1.0
+        } else {
+            part_us as f64 / self.member_us as f64
+        }
     }
 
     /// Delivery latencies (first delivery − send), in ms, sorted.

@@ -65,6 +65,7 @@ pub fn apply(scenario: &mut Scenario, name: &str, value: &str) -> Result<(), Sim
     match name {
         "fork_window" => scenario.engine.fork_window = dur(value)?,
         "policy" => scenario.engine.policy = value.parse().map_err(err)?,
+        "consistency" => scenario.engine.consistency = value.parse().map_err(err)?,
         "max_held" => scenario.engine.max_held = value.parse().map_err(|e| err(format!("{e}")))?,
         "beacon_interval" => scenario.engine.beacon_interval = dur(value)?,
         "sync_interval" => scenario.sync.interval = dur(value)?,
@@ -102,7 +103,7 @@ pub fn apply(scenario: &mut Scenario, name: &str, value: &str) -> Result<(), Sim
         other => {
             return Err(SimError::Param {
                 param: other.to_string(),
-                message: "unknown; known: fork_window, policy, max_held, beacon_interval, sync_interval, loss, dissemination, mesh_degree, partition".into(),
+                message: "unknown; known: fork_window, policy, consistency, max_held, beacon_interval, sync_interval, loss, dissemination, mesh_degree, partition".into(),
             });
         }
     }
@@ -114,6 +115,24 @@ pub fn apply(scenario: &mut Scenario, name: &str, value: &str) -> Result<(), Sim
 pub struct SweepRow {
     pub setting: Setting,
     pub summary: Summary,
+    /// The run's application delivery latencies at [`CDF_POINTS`] evenly spaced quantiles
+    /// (0 to 1), ms: enough to draw its CDF without keeping every delivery.
+    pub delivery_cdf: Vec<f64>,
+    /// The same for commit latencies (intent to applied everywhere).
+    pub commit_cdf: Vec<f64>,
+}
+
+/// Quantiles kept per run for latency CDFs (0 %, 2 %, …, 100 %).
+pub const CDF_POINTS: usize = 51;
+
+/// `sorted` at [`CDF_POINTS`] evenly spaced quantiles (empty when `sorted` is).
+pub fn cdf_of(sorted: &[f64]) -> Vec<f64> {
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    (0..CDF_POINTS)
+        .map(|k| quantile(sorted, k as f64 / (CDF_POINTS - 1) as f64))
+        .collect()
 }
 
 /// Runs every setting with seeds `seed_base..seed_base + seeds`, on `jobs` threads.
@@ -124,6 +143,29 @@ pub fn run_sweep(
     seeds: u64,
     jobs: usize,
     progress: bool,
+) -> Result<Vec<SweepRow>, SimError> {
+    run_sweep_reporting(
+        scenario,
+        settings,
+        seed_base,
+        seeds,
+        jobs,
+        &|finished, total| {
+            if progress && finished.is_multiple_of(total.div_ceil(20).max(1)) {
+                eprintln!("sweep: {finished}/{total} runs");
+            }
+        },
+    )
+}
+
+/// [`run_sweep`], calling `report(finished, total)` after every run.
+pub fn run_sweep_reporting(
+    scenario: &Scenario,
+    settings: &[Setting],
+    seed_base: u64,
+    seeds: u64,
+    jobs: usize,
+    report: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Vec<SweepRow>, SimError> {
     let mut work = Vec::new();
     for setting in settings {
@@ -153,12 +195,12 @@ pub fn run_sweep(
                     };
                     let row = crate::run(sc, &options).map(|r| SweepRow {
                         setting: setting.clone(),
+                        delivery_cdf: cdf_of(&r.metrics.latencies_ms()),
+                        commit_cdf: cdf_of(&r.metrics.commit_latencies_ms().0),
                         summary: r.summary,
                     });
                     let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    if progress && finished.is_multiple_of(work.len().div_ceil(20).max(1)) {
-                        eprintln!("sweep: {finished}/{} runs", work.len());
-                    }
+                    report(finished, work.len());
                     if let Ok(mut r) = results.lock() {
                         r[k] = Some(row);
                     }
@@ -194,7 +236,7 @@ pub struct SettingStats {
     pub duplicates: u64,
 }
 
-fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+pub(crate) fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
     (quantile(&v, 0.1), quantile(&v, 0.5), quantile(&v, 0.9))
 }

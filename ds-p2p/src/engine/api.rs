@@ -1,17 +1,21 @@
 //! What goes into the engine and what comes out.
 
+use std::collections::BTreeMap;
+
 use crate::storage::BranchId;
 use crate::wire::{CommitRef, GroupRef, MessageId};
 
+use super::consistency::ConsistencyMode;
 use super::tie_break::TieBreak;
 
-/// One past epoch. Every held state is the group at its epoch, kept for the window, and
+/// No past epochs. Every held state is the group at its epoch, kept for the window, and
 /// application messages are tried on the held state of their epoch, so secrets of older
 /// epochs inside each state duplicate what the held states are for; and they outlived the
 /// window (the states were pruned for forward secrecy, their message keys stayed in the
-/// head). They were not free either: openmls writes them, as JSON, at every merge and copies
-/// them at every checkpoint: with 8, a third of the property tests' CPU time.
-pub const DEFAULT_MAX_PAST_EPOCHS: usize = 1;
+/// head). They were not free either: openmls rewrites them, with the member list of each past
+/// epoch, on every message it reads: with 1 past epoch in 50-member groups that was a fifth of
+/// `chorus-sim bench --case large`'s CPU time (and with 8, a third of the property tests').
+pub const DEFAULT_MAX_PAST_EPOCHS: usize = 0;
 
 /// openmls's default (5) assumes a DS that delivers each sender's messages nearly in order. A
 /// gossip DS does not: a message lost on gossip comes back by anti-entropy seconds to minutes
@@ -58,6 +62,11 @@ pub struct EngineConfig {
     pub limits: crate::wire::WireLimits,
     /// How long a KeyPackage this member makes stays valid, in ms.
     pub key_package_lifetime_ms: u64,
+    /// How groups order concurrent commits unless `group_consistency` names them. Every
+    /// member of a group must use the same mode.
+    pub consistency: ConsistencyMode,
+    /// The mode of particular groups, overriding `consistency`.
+    pub group_consistency: BTreeMap<GroupRef, ConsistencyMode>,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +82,8 @@ impl Default for EngineConfig {
             maximum_forward_distance: DEFAULT_MAXIMUM_FORWARD_DISTANCE,
             limits: crate::wire::WireLimits::default(),
             key_package_lifetime_ms: 90 * 24 * 3600 * 1000,
+            consistency: ConsistencyMode::default(),
+            group_consistency: BTreeMap::new(),
         }
     }
 }
@@ -181,6 +192,14 @@ pub enum Event {
 }
 
 impl EngineConfig {
+    /// The consistency mode of `group`.
+    pub fn consistency_of(&self, group: GroupRef) -> ConsistencyMode {
+        self.group_consistency
+            .get(&group)
+            .copied()
+            .unwrap_or(self.consistency)
+    }
+
     /// The openmls sender-ratchet settings of every group this engine creates or joins.
     pub(crate) fn sender_ratchet(&self) -> openmls::prelude::SenderRatchetConfiguration {
         openmls::prelude::SenderRatchetConfiguration::new(

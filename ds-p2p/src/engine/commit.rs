@@ -9,6 +9,7 @@ use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
 
 use super::api::Event;
+use super::consistency::OwnCommit;
 use super::fork_tree::{ForkTree, HeldState};
 use super::group_state::{GroupRuntime, branch_id, load_active, members, own_leaf_hash};
 use super::record::{GroupRecord, Intent, IntentKind, SentMessage};
@@ -198,6 +199,9 @@ impl Engine {
             )));
         }
         let id = MessageId(self.random_bytes());
+        let Some(body) = self.queue_if_settling(now_ms, group, id, body) else {
+            return Ok(id); // goes out when the settle ends
+        };
         self.send_payload(now_ms, group, id, now_ms, body)?;
         Ok(id)
     }
@@ -305,15 +309,22 @@ impl Engine {
             .map(|_| ())
     }
 
-    /// Commits `op` on a copy of the active state and makes the result the active head.
+    /// Commits `op` on a copy of the active state and makes the result the active head (or,
+    /// under a holding consistency mode, a held state beside it). `None`: deferred until
+    /// the group's settle ends.
     pub(crate) fn commit(
         &mut self,
         now_ms: u64,
         group: GroupRef,
         op: CommitOp,
         intent: IntentKind,
-    ) -> Result<CommitRef, EngineError> {
-        self.step(Some(group), |engine| {
+    ) -> Result<Option<CommitRef>, EngineError> {
+        if self.defer_commit_if_settling(now_ms, group, &intent)? {
+            return Ok(None); // made when the settle ends, if still needed then
+        }
+        let effect = self.own_commit_effect(group);
+        let hold = effect == OwnCommit::Hold;
+        let commit_ref = self.step(Some(group), |engine| {
             let provider = &engine.provider;
             let signer = &engine.signer;
             let storage = provider.mls_storage();
@@ -380,7 +391,6 @@ impl Engine {
                 vouched: false,
                 shown_at: None,
             });
-            rt.record.log_commit((epoch - 1, commit_ref));
             rt.record.know_commit(commit_ref);
             rt.record.intents.push(Intent {
                 kind: intent,
@@ -388,6 +398,32 @@ impl Engine {
                 made_at_ms: now_ms,
                 leaf_before,
             });
+            if hold {
+                // The mode decides later whether this commit takes effect: the state it was
+                // made on stays the active head (and the group in memory goes back to it).
+                if let Some(state) = rt.record.tree.get_mut(old) {
+                    state.inactive_since_ms = None;
+                }
+                rt.group = load_active(provider, &group_id, old)?;
+                rt.save(provider)?;
+                let payload = welcome_for_add(&welcome, &op, commit_ref, removes, adds)?;
+                engine.publish_own(group, EnvelopeKind::Handshake, commit_bytes)?;
+                if let Some((topic, payload)) = payload {
+                    if hold {
+                        let envelope =
+                            crate::wire::Envelope::new(EnvelopeKind::Welcome, group, payload)
+                                .encode()?;
+                        engine
+                            .consistency_mut(group)
+                            .held_welcomes
+                            .push((new, topic, envelope));
+                    } else {
+                        engine.publish_to(topic, group, EnvelopeKind::Welcome, payload)?;
+                    }
+                }
+                return Ok(commit_ref);
+            }
+            rt.record.log_commit((epoch - 1, commit_ref));
             rt.record.active = new;
             rt.save(provider)?;
             let branch = rt
@@ -422,8 +458,33 @@ impl Engine {
                 });
             }
             Ok(commit_ref)
-        })
+        })?;
+        self.after_own_commit(now_ms, group, effect)?;
+        Ok(Some(commit_ref))
     }
+}
+
+/// The Welcome of an own Add as (inbox topic, envelope payload), if `op` is an Add.
+fn welcome_for_add(
+    welcome: &Option<MlsMessageOut>,
+    op: &CommitOp,
+    commit_ref: CommitRef,
+    removes: u32,
+    adds: u32,
+) -> Result<Option<(String, Vec<u8>)>, EngineError> {
+    let (Some(welcome), CommitOp::Add(kp)) = (welcome, op) else {
+        return Ok(None);
+    };
+    let bundle = WelcomeBundle {
+        commit_ref,
+        removes,
+        adds,
+        welcome: wire_bytes(welcome)?,
+    };
+    let payload = identity_tofu::codec::encode(&bundle)
+        .map_err(|e| EngineError::Refused(format!("welcome cannot be encoded: {e}")))?;
+    let topic = inbox_topic(kp.leaf_node().credential().serialized_content());
+    Ok(Some((topic, payload)))
 }
 
 /// Parses and verifies a KeyPackage received from someone.

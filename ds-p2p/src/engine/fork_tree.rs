@@ -149,6 +149,11 @@ impl ForkTree {
         }
     }
 
+    /// The policy's choice among the states made by commits on `id`.
+    pub fn best_child(&self, id: BranchId, policy: TieBreak) -> Option<BranchId> {
+        self.best_of(self.children(id), policy)
+    }
+
     fn best_of<'a>(
         &'a self,
         candidates: impl Iterator<Item = &'a HeldState>,

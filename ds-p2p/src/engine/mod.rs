@@ -9,6 +9,7 @@
 //! - `commit`, `receive`, `switch`, `timers`: the engine's steps.
 
 pub mod api;
+pub mod consistency;
 pub mod fork_tree;
 pub mod record;
 pub mod tie_break;
@@ -31,6 +32,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 pub use api::{Command, EngineConfig, Event, Output};
+pub use consistency::{ConsistencyMode, ConsistencyStatus};
 pub use key_packages::KeyPackageBundle;
 pub use tie_break::{CommitFacts, TieBreak};
 
@@ -87,6 +89,8 @@ pub struct Engine {
     /// When the KeyPackages consumed by joins are deleted (a window after the last join);
     /// `Some(0)` after opening, so leftovers of an earlier run go at the first tick.
     pub(crate) retired_purge_due: Option<u64>,
+    /// Per-group run-time state of the consistency modes (empty under accept-and-hold).
+    pub(crate) consistency: BTreeMap<GroupRef, consistency::GroupConsistency>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -128,6 +132,7 @@ impl Engine {
             own_identity_key: own.identity_key,
             last_resort_refs: Vec::new(),
             retired_purge_due: Some(0),
+            consistency: BTreeMap::new(),
         };
         for (record, lists) in group_state::load_records(&engine.provider)? {
             let runtime = GroupRuntime::resume(record, lists, &engine.provider)?;
@@ -186,6 +191,7 @@ impl Engine {
             EnvelopeKind::Handshake => self.receive_handshake(now_ms, &envelope, bytes),
             EnvelopeKind::Application => self.receive_application(now_ms, &envelope, bytes),
             EnvelopeKind::Beacon => self.receive_beacon(now_ms, &envelope),
+            EnvelopeKind::SequencerEcho => self.receive_echo(now_ms, &envelope),
             EnvelopeKind::KeyPackage | EnvelopeKind::GroupInfo => Err(EngineError::Refused(
                 format!("{:?} envelopes are not for the group engine", envelope.kind),
             )),

@@ -33,6 +33,7 @@ impl Engine {
     /// After a commit or Welcome added a state: follow the policy's head, then do what a switch
     /// requires, then feed buffered messages.
     pub(crate) fn after_commit(&mut self, now_ms: u64, group: GroupRef) -> Result<(), EngineError> {
+        self.before_follow(now_ms, group)?;
         let followed = self.follow_preferred_head(now_ms, group);
         if let Some(rt) = self.groups.get_mut(&group) {
             // Only ever valid for the switch right after the commit.
@@ -70,6 +71,7 @@ impl Engine {
                 });
             }
         }
+        self.after_follow(now_ms, group)?;
         self.replay_buffered(now_ms, group);
         Ok(())
     }
@@ -82,13 +84,15 @@ impl Engine {
     ) -> Result<Option<HeadChange>, EngineError> {
         let policy = self.config.policy;
         self.step(Some(group), |engine| {
+            // The policy's head, unless the group's consistency mode holds it back.
+            let head = engine.head_to_follow(now_ms, group, policy);
             let provider = &engine.provider;
             let rt = engine
                 .groups
                 .get_mut(&group)
                 .ok_or(StorageError::UnknownGroup)?;
             let from = rt.record.active;
-            let Some(to) = rt.record.tree.preferred_head(policy) else {
+            let Some(to) = head else {
                 return Ok(None);
             };
             if to == from {

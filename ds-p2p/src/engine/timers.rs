@@ -28,7 +28,11 @@ impl Engine {
             })
             .flatten()
             .min();
-        groups.into_iter().chain(self.retired_purge_due).min()
+        groups
+            .into_iter()
+            .chain(self.retired_purge_due)
+            .chain(self.consistency_due())
+            .min()
     }
 
     /// Does what is due at `now_ms`: prunes expired states, publishes beacons.
@@ -44,6 +48,12 @@ impl Engine {
         }
         let groups: Vec<GroupRef> = self.groups.keys().copied().collect();
         for group in groups {
+            if let Err(e) = self.consistency_timeout(now_ms, group) {
+                self.emit(Event::Rejected {
+                    group: Some(group),
+                    reason: format!("ending a settle failed: {e}"),
+                });
+            }
             if let Err(e) = self.prune_expired(now_ms, group) {
                 self.emit(Event::Rejected {
                     group: Some(group),

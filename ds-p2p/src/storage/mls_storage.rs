@@ -1,9 +1,10 @@
 //! `MlsStorage`: the openmls `StorageProvider`, written once over [`KvStore`] through a
 //! [`StagedStore`], with every group's state kept per branch (see [`super::branches`]).
 //!
-//! openmls hands us typed values that are serde-serialisable; they are stored as JSON (some
-//! openmls types are untagged enums, which non-self-describing formats cannot read back).
-//! Chorus's own wire and records use bincode; these bytes are openmls's, not ours.
+//! openmls hands us typed values that are serde-serialisable; [`super::value_codec`] says how
+//! they are encoded (bincode, with a few JSON exceptions). Keys that embed an openmls value (a
+//! group id, a KeyPackage ref) encode it as JSON, as they always have, so stored state is
+//! found again.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -13,6 +14,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::layout::{BranchId, GroupToken, client_key, decode_branch, label};
 use super::staged::{StagedStore, TxnError};
+use super::value_codec::{decode_value, encode_value};
 
 /// Errors of the MLS storage.
 #[derive(Debug, thiserror::Error)]
@@ -21,11 +23,8 @@ pub enum StorageError {
     #[error(transparent)]
     Kv(#[from] KvError),
     /// A value handed to us could not be serialised.
-    #[error("cannot encode {what}: {source}")]
-    Encode {
-        what: &'static str,
-        source: serde_json::Error,
-    },
+    #[error("cannot encode {what}: {detail}")]
+    Encode { what: &'static str, detail: String },
     /// A stored value could not be read back: the store is damaged or was written by
     /// something else. Nothing was changed.
     #[error("stored {what} is corrupt: {detail}")]
@@ -44,18 +43,13 @@ pub enum StorageError {
     Txn(#[from] TxnError),
 }
 
-pub(crate) fn encode<T: Serialize + ?Sized>(
+/// Encodes an openmls value that becomes part of a key (JSON: the key layout predates the
+/// binary value encoding and must not change).
+fn encode_key<T: Serialize + ?Sized>(
     what: &'static str,
     value: &T,
 ) -> Result<Vec<u8>, StorageError> {
-    serde_json::to_vec(value).map_err(|source| StorageError::Encode { what, source })
-}
-
-pub(crate) fn decode<T: DeserializeOwned>(
-    what: &'static str,
-    bytes: &[u8],
-) -> Result<T, StorageError> {
-    serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt {
+    serde_json::to_vec(value).map_err(|e| StorageError::Encode {
         what,
         detail: e.to_string(),
     })
@@ -154,7 +148,7 @@ impl MlsStorage {
         };
         match self.store.get(&token.item_key(branch, what, item))? {
             None => Ok(None),
-            Some(bytes) => decode(what, &bytes).map(Some),
+            Some(bytes) => decode_value(what, &bytes).map(Some),
         }
     }
 
@@ -167,8 +161,10 @@ impl MlsStorage {
     ) -> Result<(), StorageError> {
         let token = token_of(group_id)?;
         let branch = self.active_or_create(&token)?;
-        self.store
-            .put(token.item_key(branch, what, item), encode(what, value)?)?;
+        self.store.put(
+            token.item_key(branch, what, item),
+            encode_value(what, value)?,
+        )?;
         Ok(())
     }
 
@@ -198,9 +194,9 @@ impl MlsStorage {
         what: &'static str,
         key: &impl Serialize,
     ) -> Result<Option<V>, StorageError> {
-        match self.store.get(&client_key(what, &encode(what, key)?))? {
+        match self.store.get(&client_key(what, &encode_key(what, key)?))? {
             None => Ok(None),
-            Some(bytes) => decode(what, &bytes).map(Some),
+            Some(bytes) => decode_value(what, &bytes).map(Some),
         }
     }
 
@@ -210,20 +206,23 @@ impl MlsStorage {
         key: &impl Serialize,
         value: &V,
     ) -> Result<(), StorageError> {
-        self.store
-            .put(client_key(what, &encode(what, key)?), encode(what, value)?)?;
+        self.store.put(
+            client_key(what, &encode_key(what, key)?),
+            encode_value(what, value)?,
+        )?;
         Ok(())
     }
 
     fn delete_client(&self, what: &'static str, key: &impl Serialize) -> Result<(), StorageError> {
-        self.store.delete(client_key(what, &encode(what, key)?))?;
+        self.store
+            .delete(client_key(what, &encode_key(what, key)?))?;
         Ok(())
     }
 
     /// The key of a standalone encryption key pair: in the scoped group's active branch if a
     /// group is in scope, else per client.
     fn scoped_key_pair_key(&self, public_key: &impl Serialize) -> Result<Vec<u8>, StorageError> {
-        let item = encode(label::ENCRYPTION_KEY_PAIR, public_key)?;
+        let item = encode_key(label::ENCRYPTION_KEY_PAIR, public_key)?;
         let scope = *self.scope_lock();
         if let Some(token) = scope {
             let branch = self.active_or_create(&token)?;
@@ -239,13 +238,13 @@ pub fn group_token(group_id: &openmls::group::GroupId) -> Result<GroupToken, Sto
 }
 
 fn token_of(group_id: &impl Serialize) -> Result<GroupToken, StorageError> {
-    Ok(GroupToken::from_serialized_group_id(&encode(
+    Ok(GroupToken::from_serialized_group_id(&encode_key(
         "group id", group_id,
     )?))
 }
 
 fn epoch_item(epoch: &impl Serialize, leaf_index: u32) -> Result<Vec<u8>, StorageError> {
-    encode(label::EPOCH_KEY_PAIRS, &(epoch, leaf_index))
+    encode_key(label::EPOCH_KEY_PAIRS, &(epoch, leaf_index))
 }
 
 impl StorageProvider<CURRENT_VERSION> for MlsStorage {
@@ -285,7 +284,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         proposal_ref: &ProposalRef,
         proposal: &QueuedProposal,
     ) -> Result<(), Self::Error> {
-        let item = encode(label::PROPOSAL, proposal_ref)?;
+        let item = encode_key(label::PROPOSAL, proposal_ref)?;
         self.write_group(group_id, label::PROPOSAL, &item, proposal)?;
         let mut refs = self.read_list(group_id, label::PROPOSAL_REFS)?;
         let new_ref = to_value(label::PROPOSAL_REFS, proposal_ref)?;
@@ -425,7 +424,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
     ) -> Result<(), Self::Error> {
         let key = self.scoped_key_pair_key(public_key)?;
         self.store
-            .put(key, encode(label::ENCRYPTION_KEY_PAIR, key_pair)?)?;
+            .put(key, encode_value(label::ENCRYPTION_KEY_PAIR, key_pair)?)?;
         Ok(())
     }
 
@@ -511,7 +510,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         let refs: Vec<ProposalRef> = self.queued_proposal_refs(group_id)?;
         let mut out = Vec::with_capacity(refs.len());
         for proposal_ref in refs {
-            let item = encode(label::PROPOSAL, &proposal_ref)?;
+            let item = encode_key(label::PROPOSAL, &proposal_ref)?;
             let proposal = self.read_group(group_id, label::PROPOSAL, &item)?.ok_or(
                 StorageError::Corrupt {
                     what: label::PROPOSAL,
@@ -632,7 +631,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
     ) -> Result<Option<HpkeKeyPair>, Self::Error> {
         let scoped = self.scoped_key_pair_key(public_key)?;
         if let Some(bytes) = self.store.get(&scoped)? {
-            return decode(label::ENCRYPTION_KEY_PAIR, &bytes).map(Some);
+            return decode_value(label::ENCRYPTION_KEY_PAIR, &bytes).map(Some);
         }
         self.read_client(label::ENCRYPTION_KEY_PAIR, public_key)
     }
@@ -687,7 +686,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         let gone = to_value(label::PROPOSAL_REFS, proposal_ref)?;
         refs.retain(|r| *r != gone);
         self.write_group(group_id, label::PROPOSAL_REFS, &[], &refs)?;
-        let item = encode(label::PROPOSAL, proposal_ref)?;
+        let item = encode_key(label::PROPOSAL, proposal_ref)?;
         self.delete_group_item(group_id, label::PROPOSAL, &item)
     }
 
@@ -777,7 +776,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
     ) -> Result<(), Self::Error> {
         let refs: Vec<ProposalRef> = self.queued_proposal_refs(group_id)?;
         for proposal_ref in &refs {
-            let item = encode(label::PROPOSAL, proposal_ref)?;
+            let item = encode_key(label::PROPOSAL, proposal_ref)?;
             self.delete_group_item(group_id, label::PROPOSAL, &item)?;
         }
         self.delete_group_item(group_id, label::PROPOSAL_REFS, &[])
@@ -820,9 +819,12 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
     ) -> Result<(), Self::Error> {
         // openmls deletes a KeyPackage when it joins with it; keep it aside instead, until
         // `purge_retired_key_packages` (the engine calls it once the fork window has passed).
-        let key = client_key(label::KEY_PACKAGE, &encode(label::KEY_PACKAGE, hash_ref)?);
+        let key = client_key(
+            label::KEY_PACKAGE,
+            &encode_key(label::KEY_PACKAGE, hash_ref)?,
+        );
         if let Some(value) = self.store.get(&key)? {
-            let item = encode(label::RETIRED_KEY_PACKAGE, hash_ref)?;
+            let item = encode_key(label::RETIRED_KEY_PACKAGE, hash_ref)?;
             self.store
                 .put(client_key(label::RETIRED_KEY_PACKAGE, &item), value)?;
         }
@@ -838,5 +840,8 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
 }
 
 fn to_value(what: &'static str, v: &impl Serialize) -> Result<serde_json::Value, StorageError> {
-    serde_json::to_value(v).map_err(|source| StorageError::Encode { what, source })
+    serde_json::to_value(v).map_err(|e| StorageError::Encode {
+        what,
+        detail: e.to_string(),
+    })
 }

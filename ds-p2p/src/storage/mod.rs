@@ -4,6 +4,7 @@
 //! - [`staged`]: a `KvStore` front that stages writes and lands them as one batch.
 //! - [`layout`]: the key layout of the MLS column family.
 //! - [`mls_storage`]: the `StorageProvider` implementation.
+//! - [`value_codec`]: how openmls's values are encoded (bincode; JSON where it must be).
 //! - [`branches`]: checkpoint / activate / prune of a group's branches.
 //! - [`provider`]: the `OpenMlsProvider` that bundles it with the crypto.
 
@@ -12,6 +13,7 @@ pub mod layout;
 pub mod mls_storage;
 pub mod provider;
 pub mod staged;
+mod value_codec;
 
 pub use identity_tofu::kv;
 pub use layout::BranchId;

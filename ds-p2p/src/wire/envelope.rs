@@ -57,6 +57,9 @@ pub enum EnvelopeKind {
     GroupInfo,
     /// A [`Beacon`].
     Beacon,
+    /// A [`SequencerEcho`](super::SequencerEcho) (consistency mode `sequencer`). Last, so the
+    /// encoding of the kinds before it is unchanged.
+    SequencerEcho,
 }
 
 /// The inbox topic of a member, named by its credential identity (`chorus/inbox/<hex>`):

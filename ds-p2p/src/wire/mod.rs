@@ -3,10 +3,12 @@
 //! with sizes checked before anything is decoded. MLS messages inside are RFC 9420 bytes.
 
 mod application;
+mod echo;
 mod envelope;
 mod limits;
 
 pub use application::{ApplicationPayload, MessageId};
+pub use echo::SequencerEcho;
 pub use envelope::{
     Beacon, CommitRef, Envelope, EnvelopeId, EnvelopeKind, GroupRef, WIRE_VERSION, WelcomeBundle,
     WireError, inbox_topic,

@@ -232,10 +232,10 @@ pub fn wire(message: &MlsMessageOut) -> Vec<u8> {
     message.tls_serialize_detached().unwrap()
 }
 
-/// How a value's bytes look inside a stored openmls JSON value: its numbers, comma separated.
-pub fn json_probe(bytes: &[u8]) -> Vec<u8> {
-    let joined: Vec<String> = bytes.iter().map(|b| b.to_string()).collect();
-    joined.join(",").into_bytes()
+/// How a secret's bytes look inside a stored openmls value: as they are (values are bincode,
+/// which writes a byte string's length and then its bytes).
+pub fn stored_probe(bytes: &[u8]) -> Vec<u8> {
+    bytes.to_vec()
 }
 
 /// True if any regular file under `dir` contains `needle`.

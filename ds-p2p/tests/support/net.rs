@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use ds_p2p::engine::{Command, Engine, EngineConfig, Event, Output, TieBreak};
+use ds_p2p::engine::{Command, ConsistencyMode, Engine, EngineConfig, Event, Output, TieBreak};
 use ds_p2p::storage::ChorusProvider;
 use ds_p2p::storage::kv::{KvStore, MemoryStore};
 use ds_p2p::wire::{Envelope, EnvelopeKind, GroupRef, WireLimits, inbox_topic};
@@ -142,10 +142,21 @@ impl Net {
     }
 
     pub fn with_policy(names: &[&str], policy: TieBreak, seed: u64) -> Self {
+        Self::with_mode(names, policy, ConsistencyMode::default(), seed)
+    }
+
+    /// Engines whose groups use the consistency mode `consistency`.
+    pub fn with_mode(
+        names: &[&str],
+        policy: TieBreak,
+        consistency: ConsistencyMode,
+        seed: u64,
+    ) -> Self {
         Self::new(
             names,
             EngineConfig {
                 policy,
+                consistency,
                 // Simulated time starts at a fixed date; keep its KeyPackages valid today.
                 key_package_lifetime_ms: 100 * 365 * 24 * 3600 * 1000,
                 ..EngineConfig::default()
@@ -181,7 +192,14 @@ impl Net {
                         let kind = Envelope::decode(&envelope, &WireLimits::default())
                             .map(|e| e.kind)
                             .ok();
-                        if matches!(kind, Some(EnvelopeKind::Handshake | EnvelopeKind::Welcome)) {
+                        if matches!(
+                            kind,
+                            Some(
+                                EnvelopeKind::Handshake
+                                    | EnvelopeKind::Welcome
+                                    | EnvelopeKind::SequencerEcho
+                            )
+                        ) {
                             self.changes_published += 1;
                         }
                         let hash: [u8; 32] = Sha256::digest(&envelope).into();

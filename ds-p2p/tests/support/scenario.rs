@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use ds_p2p::engine::{Command, TieBreak};
+use ds_p2p::engine::{Command, ConsistencyMode, TieBreak};
 use ds_p2p::wire::GroupRef;
 
 use super::net::Net;
@@ -21,7 +21,18 @@ pub fn group_among(
     policy: TieBreak,
     seed: u64,
 ) -> (Net, GroupRef) {
-    let mut net = Net::with_policy(nodes, policy, seed);
+    group_among_in(nodes, members, policy, ConsistencyMode::default(), seed)
+}
+
+/// [`group_among`] with every engine using the consistency mode `mode`.
+pub fn group_among_in(
+    nodes: &[&str],
+    members: &[&str],
+    policy: TieBreak,
+    mode: ConsistencyMode,
+    seed: u64,
+) -> (Net, GroupRef) {
+    let mut net = Net::with_mode(nodes, policy, mode, seed);
     net.command(members[0], Command::CreateGroup);
     let group = net.group_of(members[0]);
     for name in &members[1..] {
@@ -29,6 +40,12 @@ pub fn group_among(
         net.command(members[0], Command::Invite { group, key_package });
         net.deliver_all();
         net.sync();
+        if let ConsistencyMode::SettleThenPick { settle_ms } = mode {
+            // The Add takes effect when the settle ends; the next one is made after it.
+            // (Deliveries inside `advance` move the clock too: leave room for them.)
+            net.advance(settle_ms + 1_000);
+            net.sync();
+        }
     }
     (net, group)
 }

@@ -48,7 +48,10 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
         })?;
     let store = |cf: &str| -> anyhow::Result<Arc<dyn KvStore>> { Ok(Arc::new(db.store(cf)?)) };
 
+    let (consistency, group_consistency) = config.group_consistency()?;
     let engine_config = EngineConfig {
+        consistency,
+        group_consistency,
         window_ms: config.fork_window_ms,
         beacon_interval_ms: config.beacon_interval_ms,
         policy: crate::policy::parse_policy(&config.policy)?,
@@ -234,7 +237,10 @@ fn validator(limits: WireLimits) -> impl Fn(&Topic, &[u8]) -> bool + Send + 'sta
         let on_inbox = topic.as_str().starts_with("chorus/inbox/");
         let on_group = topic.as_str() == envelope.group_ref.topic();
         match envelope.kind {
-            EnvelopeKind::Handshake | EnvelopeKind::Application | EnvelopeKind::Beacon => on_group,
+            EnvelopeKind::Handshake
+            | EnvelopeKind::Application
+            | EnvelopeKind::Beacon
+            | EnvelopeKind::SequencerEcho => on_group,
             EnvelopeKind::GroupInfo => on_group,
             EnvelopeKind::Welcome | EnvelopeKind::KeyPackage => on_inbox,
         }

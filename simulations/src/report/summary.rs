@@ -12,6 +12,9 @@ pub struct Summary {
     pub nodes: usize,
     pub groups: usize,
     pub policy: String,
+    /// The groups' consistency mode (issue 8).
+    #[serde(default)]
+    pub consistency: String,
     pub fork_window_ms: u64,
     pub dissemination: String,
     pub virtual_duration_ms: u64,
@@ -31,6 +34,27 @@ pub struct Summary {
     pub duplicates_delivered: u64,
     pub delivery_ms_p50: f64,
     pub delivery_ms_p99: f64,
+    /// Fraction of member-time (members up and in the group, sampled every metrics interval)
+    /// during which a member could send an application message at once.
+    #[serde(default)]
+    pub availability_send: f64,
+    /// Fraction of member-time during which a commit of the member's could take effect
+    /// (under `sequencer`: connected to the sequencer).
+    #[serde(default)]
+    pub availability_commit: f64,
+    /// Commit latency, ms: from a workload commit until every member is on one branch past
+    /// the committer's epoch then (p50, p99 over the commits that got there).
+    #[serde(default)]
+    pub commit_ms_p50: f64,
+    #[serde(default)]
+    pub commit_ms_p99: f64,
+    /// Workload commits whose epoch the group never moved past everywhere.
+    #[serde(default)]
+    pub commits_never_applied: u64,
+    /// Forward-secrecy exposure: held states beyond each member's active head, times the
+    /// time they were held, in state-seconds (sampled).
+    #[serde(default)]
+    pub fs_exposure_state_s: f64,
     /// `ForkDetected` events, over all members.
     pub forks_detected: u64,
     pub forks_beyond_window: u64,

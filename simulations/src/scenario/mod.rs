@@ -13,7 +13,7 @@ pub mod workload;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use ds_p2p::engine::TieBreak;
+use ds_p2p::engine::{ConsistencyMode, TieBreak};
 use serde::Deserialize;
 
 use crate::cost::CostModel;
@@ -79,6 +79,10 @@ pub struct EngineSpec {
     pub policy: TieBreak,
     /// How often members publish a beacon.
     pub beacon_interval: Dur,
+    /// How every group orders concurrent commits: `accept-and-hold` (the default),
+    /// `settle-then-pick` (2 s settle), `settle-then-pick:<ms>` or `sequencer`.
+    #[serde(deserialize_with = "consistency")]
+    pub consistency: ConsistencyMode,
 }
 
 impl Default for EngineSpec {
@@ -88,8 +92,14 @@ impl Default for EngineSpec {
             max_held: 16,
             policy: TieBreak::default(),
             beacon_interval: Dur::from_secs(30),
+            consistency: ConsistencyMode::default(),
         }
     }
+}
+
+fn consistency<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ConsistencyMode, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
 }
 
 fn policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TieBreak, D::Error> {

@@ -139,6 +139,7 @@ impl Simulator {
 
         let trace_hash = self.trace.finish(self.trace_path.as_deref())?;
         let lat = self.metrics.latencies_ms();
+        let (commit_lat, commits_never_applied) = self.metrics.commit_latencies_ms();
         let m = &self.metrics;
         let summary = Summary {
             seed: self.seed,
@@ -146,6 +147,7 @@ impl Simulator {
             nodes: self.sc.nodes,
             groups: self.groups.len(),
             policy: self.sc.engine.policy.name().to_string(),
+            consistency: self.sc.engine.consistency.to_string(),
             fork_window_ms: self.sc.engine.fork_window.ms(),
             dissemination: format!("{:?}", self.sc.dissemination.mode).to_lowercase(),
             virtual_duration_ms: self.sc.duration / MS,
@@ -162,6 +164,12 @@ impl Simulator {
             duplicates_delivered: m.duplicates(),
             delivery_ms_p50: quantile(&lat, 0.5),
             delivery_ms_p99: quantile(&lat, 0.99),
+            availability_send: m.availability(m.send_available_us),
+            availability_commit: m.availability(m.commit_available_us),
+            commit_ms_p50: quantile(&commit_lat, 0.5),
+            commit_ms_p99: quantile(&commit_lat, 0.99),
+            commits_never_applied,
+            fs_exposure_state_s: m.fs_exposure_us as f64 / 1e6,
             forks_detected: m.forks_detected,
             forks_beyond_window: m.forks_beyond_window,
             branch_switches: m.branch_switches,

@@ -7,8 +7,10 @@
 //! - `workload`: the scenario's groups, traffic, commits, bursts and joins.
 //! - `faults`: crashes, restarts, and syncs when links come back.
 //! - `finish`: the final checks and the summary.
+//! - `availability`: what the consistency modes are compared on (issue 8).
 //! - this file: the event types and the loop.
 
+mod availability;
 mod faults;
 mod finish;
 mod gossip;
@@ -215,6 +217,7 @@ impl Simulator {
             window_ms: sc.engine.fork_window.ms(),
             max_held: sc.engine.max_held,
             policy: sc.engine.policy,
+            consistency: sc.engine.consistency,
             beacon_interval_ms: sc.engine.beacon_interval.ms(),
             // Virtual time starts at a fixed date; keep KeyPackages valid whenever run.
             key_package_lifetime_ms: 100 * 365 * 24 * 3600 * 1000,
@@ -420,6 +423,7 @@ impl Simulator {
 
     /// Samples metrics: a timeline row, held states, forward-secrecy violations, convergence.
     fn sample(&mut self) {
+        self.sample_availability();
         let now = self.now;
         let window = self.sc.engine.fork_window.micros();
         let grace = 2 * self.sc.metrics.interval.micros() + SEC;

@@ -50,7 +50,12 @@ impl Simulator {
                 }
                 self.nodes[n].processed.insert(id);
                 if let Some(g) = group
-                    && matches!(env.kind, EnvelopeKind::Handshake | EnvelopeKind::Welcome)
+                    && matches!(
+                        env.kind,
+                        EnvelopeKind::Handshake
+                            | EnvelopeKind::Welcome
+                            | EnvelopeKind::SequencerEcho
+                    )
                 {
                     self.state_changed(n, g);
                 }
@@ -161,6 +166,7 @@ impl Simulator {
                     engine.handle_command(now_ms, command);
                     self.metrics.commits_made += 1;
                     self.state_changed(n, group);
+                    self.note_commit_intent(n, group);
                 }
                 0
             }
@@ -293,6 +299,7 @@ impl Simulator {
                     v.epoch = *epoch;
                     v.branch = *branch_id;
                     self.state_changed(n, g);
+                    self.check_commit_intents(g);
                 }
             }
             Event::MembershipChanged { members, .. } => {

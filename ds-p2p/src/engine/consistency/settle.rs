@@ -1,0 +1,104 @@
+//! `settle-then-pick` (RFC 9750 §5.2.2, option 1): on a commit for the current epoch — one
+//! received, or one's own — the member holds it and starts a settle of `settle_ms`. Until it
+//! ends, the active head stays at the current epoch, further commits for it are held beside
+//! the first, and application messages the user sends are queued. When it ends, the member
+//! applies the tie-break winner among everything held (the same policy accept-and-hold uses,
+//! so members that saw the same commits pick the same one), then sends the queued messages.
+//!
+//! What it buys: members that heard every competing commit within the delay move straight to
+//! the winner — no branch switch, nothing to re-send. What it costs: commits take effect
+//! `settle_ms` later, and messages sent meanwhile wait as long. A commit that arrives after
+//! the settle (a partition, a slow path) is handled by the fork window as in accept-and-hold.
+//!
+//! Limits: the settle and the queued messages live in memory; a restart during a settle
+//! forgets the queue (the user's sends of the last `settle_ms`), and the held commits are
+//! then decided at the next commit or timer.
+
+use super::super::group_state::own_leaf_hash;
+use super::super::record::{IntentKind, Reissue};
+use super::super::{Engine, EngineError};
+use crate::wire::{GroupRef, MessageId};
+
+impl Engine {
+    /// Starts a settle for `group` unless one is running.
+    pub(crate) fn start_settle(&mut self, now_ms: u64, group: GroupRef, settle_ms: u64) {
+        let state = self.consistency_mut(group);
+        if state.settle_until.is_none() {
+            state.settle_until = Some(now_ms.saturating_add(settle_ms));
+        }
+    }
+
+    /// While `group` is settling, an own commit is not made (it would race the commits being
+    /// settled, the member's own among them): it is kept as a re-issue due when the settle
+    /// ends, made then if still needed (see `Engine::reissue_due`). Returns whether it was.
+    pub(crate) fn defer_commit_if_settling(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        intent: &IntentKind,
+    ) -> Result<bool, EngineError> {
+        let Some(until) = self
+            .consistency
+            .get(&group)
+            .and_then(|c| c.settle_until)
+            .filter(|until| now_ms < *until)
+        else {
+            return Ok(false);
+        };
+        let Some(rt) = self.groups.get_mut(&group) else {
+            return Ok(false);
+        };
+        let leaf_before = own_leaf_hash(&rt.group);
+        rt.record.reissues.push(Reissue {
+            kind: intent.clone(),
+            leaf_before,
+            due_ms: until,
+        });
+        self.save_group(group)?;
+        Ok(true)
+    }
+
+    /// `Some(body)` to send now, `None` when the message was queued because `group` is
+    /// settling (it goes out when the settle ends, with its original id and send time).
+    pub(crate) fn queue_if_settling(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        id: MessageId,
+        body: Vec<u8>,
+    ) -> Option<Vec<u8>> {
+        let settling = self
+            .consistency
+            .get(&group)
+            .and_then(|c| c.settle_until)
+            .is_some_and(|until| now_ms < until);
+        if !settling || !self.groups.contains_key(&group) {
+            return Some(body);
+        }
+        self.consistency_mut(group).queued.push((id, now_ms, body));
+        None
+    }
+
+    /// Ends the settle: follows the policy's head, and if no new settle started on the way
+    /// (a commit for the new epoch is already held), sends the queued messages.
+    pub(crate) fn end_settle(&mut self, now_ms: u64, group: GroupRef) -> Result<(), EngineError> {
+        let active = self.groups.get(&group).map(|rt| rt.record.active);
+        let state = self.consistency_mut(group);
+        state.settle_until = None;
+        state.settled = active;
+        self.after_commit(now_ms, group)?;
+        if self.consistency_mut(group).settle_until.is_some() {
+            return Ok(());
+        }
+        let queued = std::mem::take(&mut self.consistency_mut(group).queued);
+        for (id, sent_at_ms, body) in queued {
+            if let Err(e) = self.send_payload(now_ms, group, id, sent_at_ms, body) {
+                self.emit(super::super::Event::Rejected {
+                    group: Some(group),
+                    reason: format!("a message queued during a settle could not be sent: {e}"),
+                });
+            }
+        }
+        Ok(())
+    }
+}

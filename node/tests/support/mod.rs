@@ -1,0 +1,3 @@
+//! Helpers shared by the node's integration tests.
+
+pub mod netns;
