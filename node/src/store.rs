@@ -5,6 +5,7 @@
 //! g <group_ref 16>            -> GroupMeta
 //! m <group_ref 16> <seq u64>  -> StoredMessage   (seq: delivery order on this node)
 //! c <contact name>            -> ContactRecord
+//! o <seq u64>                 -> OutboxEntry     (envelopes of a synced round not yet published)
 //! ```
 //! Records are versioned bincode through identity-tofu's codec; a record that does not decode
 //! is an error naming its key, never a panic.
@@ -48,6 +49,14 @@ pub struct ContactRecord {
     pub added_at_ms: u64,
 }
 
+/// An envelope a round produced, kept until the network layer has it (see
+/// [`NodeStore::put_outbox`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub topic: String,
+    pub envelope: Vec<u8>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
@@ -63,6 +72,8 @@ pub struct NodeStore {
     /// The next message sequence number per group, once known: a group's messages are scanned
     /// once per process, not on every delivery.
     next_seq: Arc<std::sync::Mutex<std::collections::BTreeMap<GroupRef, u64>>>,
+    /// The next outbox sequence number, once known (found from the records, as messages').
+    next_outbox: Arc<std::sync::Mutex<Option<u64>>>,
 }
 
 impl NodeStore {
@@ -70,6 +81,7 @@ impl NodeStore {
         Self {
             kv,
             next_seq: Arc::default(),
+            next_outbox: Arc::default(),
         }
     }
 
@@ -120,6 +132,48 @@ impl NodeStore {
         // Counted only once written, so a failed write does not leave a gap.
         next.insert(group, seq + 1);
         Ok(seq)
+    }
+
+    /// Keeps a round's envelopes, in one batch, until [`NodeStore::delete_outbox`]: written
+    /// before the round's fsync, so that a node killed after the fsync and before the network
+    /// layer took the envelopes publishes them when it starts again (its state, its history
+    /// and its peers' view then agree). Returns the entries' keys.
+    pub fn put_outbox(&self, entries: &[OutboxEntry]) -> Result<Vec<u64>, StoreError> {
+        let mut next = self.next_outbox.lock().expect("outbox lock");
+        let first = match *next {
+            Some(seq) => seq,
+            None => self
+                .kv
+                .scan_prefix(b"o")?
+                .last()
+                .map_or(0, |(k, _)| seq_of(&k[1..]) + 1),
+        };
+        let mut batch = WriteBatch::default();
+        let seqs: Vec<u64> = (first..).take(entries.len()).collect();
+        for (seq, entry) in seqs.iter().zip(entries) {
+            batch.put(&outbox_key(*seq), &Self::encode(entry));
+        }
+        self.kv.write(batch)?;
+        *next = Some(first + entries.len() as u64);
+        Ok(seqs)
+    }
+
+    /// The envelopes kept and not yet handed to the network layer, oldest first.
+    pub fn outbox(&self) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
+        self.kv
+            .scan_prefix(b"o")?
+            .into_iter()
+            .map(|(key, value)| Ok((seq_of(&key[1..]), Self::read(&key, &value)?)))
+            .collect()
+    }
+
+    /// Forgets outbox entries the network layer has taken (its log holds them now).
+    pub fn delete_outbox(&self, seqs: &[u64]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for seq in seqs {
+            batch.delete(&outbox_key(*seq));
+        }
+        Ok(self.kv.write(batch)?)
     }
 
     fn scan_next_seq(&self, group: GroupRef) -> Result<u64, StoreError> {
@@ -191,6 +245,12 @@ fn seq_of(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(raw)
 }
 
+fn outbox_key(seq: u64) -> Vec<u8> {
+    let mut k = vec![b'o'];
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 fn contact_key(name: &str) -> Vec<u8> {
     let mut k = vec![b'c'];
     k.extend_from_slice(name.as_bytes());
@@ -240,6 +300,30 @@ mod tests {
         let reopened = NodeStore::new(kv);
         assert_eq!(reopened.append_message(a, &msg("three")).unwrap(), 2);
         assert_eq!(reopened.messages(a, 0).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn the_outbox_keeps_entries_in_order_across_a_reopen_until_deleted() {
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let entry = |n: u8| OutboxEntry {
+            topic: format!("t{n}"),
+            envelope: vec![n; 3],
+        };
+        let first = NodeStore::new(kv.clone());
+        let a = first.put_outbox(&[entry(1), entry(2)]).unwrap();
+        first.delete_outbox(&a[..1]).unwrap();
+        let reopened = NodeStore::new(kv);
+        let b = reopened.put_outbox(&[entry(3)]).unwrap();
+        assert!(b[0] > a[1], "a reopened store does not reuse keys");
+        let kept: Vec<_> = reopened
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+        assert_eq!(kept, [entry(2), entry(3)]);
+        reopened.delete_outbox(&[a[1], b[0]]).unwrap();
+        assert!(reopened.outbox().unwrap().is_empty());
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
         core.dns = crate::lookup::DnsResolverConfig::Nameserver(server);
     }
     core.subscribe_all().await?;
+    core.publish_outbox().await?;
     core.publish_records(now_ms()).await;
     core.commit().await?;
 

@@ -28,7 +28,7 @@ use crate::api::routes::Route;
 use crate::api::views::{EventView, GroupStatusView, IdView, MessageView, PeerView, StatusView};
 use crate::api::{ApiError, ApiResult};
 use crate::invite_code::InviteCode;
-use crate::store::{GroupMeta, NodeStore, StoredMessage};
+use crate::store::{GroupMeta, NodeStore, OutboxEntry, StoredMessage};
 
 mod contacts;
 
@@ -138,13 +138,35 @@ impl Core {
         if self.held.is_empty() {
             return Ok(());
         }
+        let held = std::mem::take(&mut self.held);
+        // The envelopes go into the outbox inside the round, so the fsync covers them: killed
+        // after it and before the network layer has them, the node publishes them at its next
+        // start (`publish_outbox`) instead of holding state and history nobody else will see.
+        let outbox: Vec<OutboxEntry> = held
+            .publish
+            .into_iter()
+            .map(|(topic, envelope)| OutboxEntry { topic, envelope })
+            .collect();
+        let kept = if outbox.is_empty() {
+            Vec::new()
+        } else {
+            self.store.put_outbox(&outbox).map_err(|e| {
+                anyhow::anyhow!("the outbox could not be written ({e}); stopping the node")
+            })?
+        };
         (self.sync)().map_err(|e| {
             anyhow::anyhow!("the database could not be synced ({e}); stopping the node")
         })?;
         self.metrics.commits.inc();
-        let held = std::mem::take(&mut self.held);
-        for (topic, envelope) in held.publish {
-            self.publish_now(topic, envelope).await;
+        for entry in outbox {
+            self.publish_now(entry.topic, entry.envelope).await;
+        }
+        if !kept.is_empty()
+            && let Err(e) = self.store.delete_outbox(&kept)
+        {
+            // Harmless: the entries are published again at the next start, and the log and
+            // every peer drop an envelope they already hold.
+            tracing::warn!(error = %e, "published envelopes stay in the outbox");
         }
         for event in held.events {
             let _ = self.events.send(event);
@@ -349,6 +371,24 @@ impl Core {
             }
         }
         refusals
+    }
+
+    /// Publishes what a previous run of the node kept in its outbox and did not hand to the
+    /// network layer (it was stopped between a round's fsync and its publishing).
+    pub async fn publish_outbox(&mut self) -> anyhow::Result<usize> {
+        let kept = self.store.outbox()?;
+        let seqs: Vec<u64> = kept.iter().map(|(seq, _)| *seq).collect();
+        for (_, entry) in kept {
+            self.publish_now(entry.topic, entry.envelope).await;
+        }
+        if !seqs.is_empty() {
+            self.store.delete_outbox(&seqs)?;
+            tracing::info!(
+                envelopes = seqs.len(),
+                "published what the last run left in its outbox"
+            );
+        }
+        Ok(seqs.len())
     }
 
     /// Publishes when the round commits.
