@@ -76,6 +76,7 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
     let trust = TrustStore::new(store("trust")?);
 
     let log = Log::open(db.store("gossip")?, LogConfig::default()).context("opening the log")?;
+    let replay = recent_log_envelopes(&log, config.fork_window_ms).context("reading the log")?;
     let net_config = net_config(&config)?;
     let (net, mut net_events) = Node::start(net_config, keypair, log, validator(limits))
         .await
@@ -118,6 +119,7 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
         core.dns = crate::lookup::DnsResolverConfig::Nameserver(server);
     }
     core.subscribe_all().await?;
+    core.replay(replay).await;
     core.publish_outbox().await?;
     core.publish_records(now_ms()).await;
     core.commit().await?;
@@ -246,6 +248,38 @@ fn validator(limits: WireLimits) -> impl Fn(&Topic, &[u8]) -> bool + Send + 'sta
             EnvelopeKind::Welcome | EnvelopeKind::KeyPackage => on_inbox,
         }
     }
+}
+
+/// The newest envelopes of each topic in the log, oldest first: those within the fork window
+/// (plus a minute) of the topic's newest one.
+///
+/// The log takes an envelope when it arrives, before the engine reads it; a node killed in
+/// between holds the envelope, so sync never fetches it again, and the engine never saw it.
+/// At start they are given to the engine again ([`core::Core::replay`]); what it already
+/// read it recognises (ids seen, commits known) and drops.
+fn recent_log_envelopes<S: identity_tofu::kv::KvStore>(
+    log: &Log<S>,
+    window_ms: u64,
+) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for topic in log.topics()? {
+        let items = log.items_since(&topic, 0)?.into_vec();
+        let Some(newest) = items.last().map(|i| i.timestamp_ms) else {
+            continue;
+        };
+        let since = newest.saturating_sub(window_ms.saturating_add(60_000));
+        for item in items.into_iter().filter(|i| i.timestamp_ms >= since) {
+            if let Some(entry) = log.get(&topic, &item.id)? {
+                out.push((
+                    item.timestamp_ms,
+                    topic.as_str().to_string(),
+                    entry.envelope,
+                ));
+            }
+        }
+    }
+    out.sort_by_key(|(t, ..)| *t);
+    Ok(out.into_iter().map(|(_, topic, e)| (topic, e)).collect())
 }
 
 #[cfg(test)]

@@ -72,6 +72,9 @@ pub struct Core {
     sync: Box<dyn Fn() -> anyhow::Result<()> + Send>,
     /// The round's effects, held until [`Core::commit`].
     held: HeldEffects,
+    /// True while [`Core::replay`] feeds the log's envelopes again: refusals then mean
+    /// "already read", not a peer's fault, and are not shown.
+    replaying: bool,
 }
 
 /// What a round produced that must not leave the node before its state is durable.
@@ -128,6 +131,7 @@ impl Core {
             metrics,
             sync,
             held: HeldEffects::default(),
+            replaying: false,
         }
     }
 
@@ -373,6 +377,26 @@ impl Core {
         refusals
     }
 
+    /// Gives the engine envelopes the log already held at start (see
+    /// `recent_log_envelopes`): those it read before are dropped by it, those a crash kept
+    /// from it are read now.
+    pub async fn replay(&mut self, envelopes: Vec<(String, Vec<u8>)>) {
+        let count = envelopes.len();
+        let own_inbox = inbox_topic(self.me.credential_identity());
+        self.replaying = true;
+        for (topic, envelope) in envelopes {
+            let kind = Envelope::decode(&envelope, &self.limits).map(|e| e.kind);
+            let ours = topic.starts_with("chorus/g/") || topic == own_inbox;
+            if ours && !matches!(kind, Ok(EnvelopeKind::KeyPackage)) {
+                let now = now_ms();
+                self.engine.handle_envelope(now, &envelope);
+                self.drain(now).await;
+            }
+        }
+        self.replaying = false;
+        tracing::debug!(envelopes = count, "replayed the log's recent envelopes");
+    }
+
     /// Publishes what a previous run of the node kept in its outbox and did not hand to the
     /// network layer (it was stopped between a round's fsync and its publishing).
     pub async fn publish_outbox(&mut self) -> anyhow::Result<usize> {
@@ -451,6 +475,10 @@ impl Core {
             }
             Event::ForkBeyondWindow { group, .. } => {
                 self.split.insert(*group);
+            }
+            Event::Rejected { reason, .. } if self.replaying => {
+                tracing::debug!(reason, "replayed envelope dropped");
+                return None;
             }
             Event::Rejected { reason, .. } | Event::InvalidCredential { reason, .. } => {
                 refusal = Some(reason.clone());
