@@ -16,6 +16,7 @@
 //! - a node killed after its log took an envelope and before the engine read it never read it
 //!   (sync does not fetch what the log holds): the log's recent envelopes are given to the
 //!   engine again at start (seed 11 passes).
+//!
 //! Still failing: seed 2, round 2 — the group does not converge within 120 s after the
 //! restart, with no acknowledged message missing (earlier: with a 6 s fork window, a node
 //! stayed on a losing branch one epoch behind).
