@@ -95,6 +95,27 @@ pub struct GroupRecord {
 }
 
 impl GroupRecord {
+    /// Queues lost intents for re-issue at `due_ms`, each once (one already waiting for the
+    /// same change is kept as it is). Returns how many were newly queued.
+    pub fn queue_reissues(&mut self, lost: Vec<Intent>, due_ms: u64) -> usize {
+        let mut queued = 0;
+        for intent in lost {
+            let known = self
+                .reissues
+                .iter()
+                .any(|r| r.kind == intent.kind && r.leaf_before == intent.leaf_before);
+            if !known {
+                self.reissues.push(Reissue {
+                    kind: intent.kind,
+                    leaf_before: intent.leaf_before,
+                    due_ms,
+                });
+                queued += 1;
+            }
+        }
+        queued
+    }
+
     /// Appends to the public log, dropping its oldest entries beyond [`MAX_LOG_ENTRIES`].
     pub fn log_commit(&mut self, entry: (u64, CommitRef)) {
         if self.log.contains(&entry) {

@@ -191,22 +191,7 @@ impl Engine {
         for pending in &mut rt.record.reissues {
             pending.due_ms = pending.due_ms.max(due_ms);
         }
-        let mut scheduled = 0;
-        for intent in lost {
-            let known = rt
-                .record
-                .reissues
-                .iter()
-                .any(|r| r.kind == intent.kind && r.leaf_before == intent.leaf_before);
-            if !known {
-                rt.record.reissues.push(Reissue {
-                    kind: intent.kind,
-                    leaf_before: intent.leaf_before,
-                    due_ms,
-                });
-                scheduled += 1;
-            }
-        }
+        let scheduled = rt.record.queue_reissues(lost, due_ms);
         self.save_group(group)?;
         Ok(scheduled)
     }

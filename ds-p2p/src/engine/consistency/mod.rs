@@ -400,21 +400,7 @@ impl Engine {
                 && tree.get(i.on).and_then(|s| s.parent) != Some(head)
         });
         rt.record.intents = kept;
-        let due_ms = now_ms + delay;
-        for intent in lost {
-            let known = rt
-                .record
-                .reissues
-                .iter()
-                .any(|r| r.kind == intent.kind && r.leaf_before == intent.leaf_before);
-            if !known {
-                rt.record.reissues.push(super::record::Reissue {
-                    kind: intent.kind,
-                    leaf_before: intent.leaf_before,
-                    due_ms,
-                });
-            }
-        }
+        rt.record.queue_reissues(lost, now_ms + delay);
         self.save_group(group)
     }
 }
