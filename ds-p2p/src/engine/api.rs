@@ -67,6 +67,13 @@ pub struct EngineConfig {
     pub consistency: ConsistencyMode,
     /// The mode of particular groups, overriding `consistency`.
     pub group_consistency: BTreeMap<GroupRef, ConsistencyMode>,
+    /// Keep every message read in the store until the embedder calls
+    /// [`Engine::confirm_delivered`](super::Engine::confirm_delivered), and hand back the
+    /// unconfirmed ones through [`Engine::undelivered`](super::Engine::undelivered): for an
+    /// embedder whose own copy of a message (its history) is written after the engine's step,
+    /// so that a crash in between loses nothing. Off by default (the simulator keeps no
+    /// history of its own).
+    pub confirm_delivery: bool,
 }
 
 impl Default for EngineConfig {
@@ -84,6 +91,7 @@ impl Default for EngineConfig {
             key_package_lifetime_ms: 90 * 24 * 3600 * 1000,
             consistency: ConsistencyMode::default(),
             group_consistency: BTreeMap::new(),
+            confirm_delivery: false,
         }
     }
 }

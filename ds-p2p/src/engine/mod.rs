@@ -16,6 +16,7 @@ pub mod tie_break;
 
 mod commit;
 pub mod credentials;
+mod delivery;
 mod group_state;
 mod key_packages;
 mod leave;

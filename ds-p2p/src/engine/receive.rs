@@ -311,6 +311,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let limits = self.config.limits;
         let tolerance = self.config.out_of_order_tolerance;
+        let confirm_delivery = self.config.confirm_delivery;
         let active = self.known_group(group)?.record.active;
         // Only a message for the active state works on the in-memory group.
         self.step_with(Some(group), state == active, |engine| {
@@ -355,6 +356,16 @@ impl Engine {
             let fresh = !rt.record.seen.contains_key(&payload.id);
             rt.record.seen.entry(payload.id).or_insert(now_ms);
             rt.save(provider)?;
+            if fresh && confirm_delivery {
+                super::delivery::stage(
+                    provider.mls_storage().staged(),
+                    &group,
+                    &payload.id,
+                    &sender,
+                    payload.sent_at_ms,
+                    &payload.body,
+                )?;
+            }
             if fresh {
                 engine.emit(Event::Message {
                     group,

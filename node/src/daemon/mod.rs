@@ -55,6 +55,8 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
         window_ms: config.fork_window_ms,
         beacon_interval_ms: config.beacon_interval_ms,
         policy: crate::policy::parse_policy(&config.policy)?,
+        // The history is written after the engine's step: see `Core::deliver_unconfirmed`.
+        confirm_delivery: true,
         ..EngineConfig::default()
     };
     let limits = engine_config.limits;
@@ -119,6 +121,8 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
         core.dns = crate::lookup::DnsResolverConfig::Nameserver(server);
     }
     core.subscribe_all().await?;
+    core.deliver_unconfirmed()
+        .context("storing the messages read before the last stop")?;
     core.replay(replay).await;
     core.publish_outbox().await?;
     core.publish_records(now_ms()).await;

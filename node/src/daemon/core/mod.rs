@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use ds_p2p::engine::credentials::SharedTrustStore;
 use ds_p2p::engine::{Command, Engine, Event, Output};
-use ds_p2p::wire::{Envelope, EnvelopeKind, GroupRef, WireLimits, inbox_topic};
+use ds_p2p::wire::{Envelope, EnvelopeKind, GroupRef, MessageId, WireLimits, inbox_topic};
 use gossip::Topic;
 use gossip::net::{NetEvent, NodeHandle, PeerId};
 use identity_tofu::{LocalIdentity, SignedDeviceCertificate};
@@ -61,6 +61,8 @@ pub struct Core {
     pending_invites: BTreeMap<[u8; 16], PendingInvite>,
     offers: OfferBudget,
     split: BTreeSet<GroupRef>,
+    /// Messages stored in the history since the engine was last told (`confirm_delivered`).
+    delivered: Vec<(GroupRef, MessageId)>,
     subscribed: BTreeSet<String>,
     peers: BTreeSet<PeerId>,
     /// Where `contact add <dns-name>` looks up `_chorus.<name>` TXT records.
@@ -124,6 +126,7 @@ impl Core {
             pending_invites: BTreeMap::new(),
             offers: OfferBudget::default(),
             split: BTreeSet::new(),
+            delivered: Vec::new(),
             subscribed: BTreeSet::new(),
             peers: BTreeSet::new(),
             dns: crate::lookup::DnsResolverConfig::System,
@@ -374,7 +377,75 @@ impl Core {
                 }
             }
         }
+        self.confirm_delivered();
         refusals
+    }
+
+    /// Tells the engine which delivered messages the history now holds (see
+    /// `EngineConfig::confirm_delivery`).
+    fn confirm_delivered(&mut self) {
+        let stored = std::mem::take(&mut self.delivered);
+        if let Err(e) = self.engine.confirm_delivered(&stored) {
+            // Harmless: at the next start they are offered again and found in the history.
+            tracing::warn!(error = %e, "delivered messages stay unconfirmed");
+        }
+    }
+
+    /// Stores the messages the engine read in an earlier run whose history write never
+    /// happened (the node was killed between the two), skipping those the history has.
+    pub fn deliver_unconfirmed(&mut self) -> anyhow::Result<usize> {
+        let events = self.engine.undelivered()?;
+        let mut known: BTreeMap<GroupRef, BTreeSet<String>> = BTreeMap::new();
+        let mut stored = 0;
+        for event in events {
+            let Event::Message {
+                group,
+                id,
+                sender,
+                sent_at_ms,
+                body,
+            } = event
+            else {
+                continue;
+            };
+            let ids = match known.entry(group) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => v.insert(
+                    self.store
+                        .messages(group, 0)?
+                        .into_iter()
+                        .map(|(_, m)| m.id)
+                        .collect(),
+                ),
+            };
+            let hex_id = hex::encode(id.0);
+            if !ids.contains(&hex_id) {
+                let who = present::member(&sender);
+                let message = StoredMessage {
+                    id: hex_id.clone(),
+                    sender_handle: who.handle,
+                    sender_fingerprint: who.fingerprint,
+                    sent_at_ms,
+                    received_at_ms: now_ms(),
+                    text: String::from_utf8_lossy(&body).into_owned(),
+                };
+                if self.store_message(group, message) {
+                    ids.insert(hex_id);
+                    stored += 1;
+                }
+            }
+            if ids.contains(&hex::encode(id.0)) {
+                self.delivered.push((group, id));
+            }
+        }
+        self.confirm_delivered();
+        if stored > 0 {
+            tracing::info!(
+                messages = stored,
+                "stored messages read before a crash and missing from the history"
+            );
+        }
+        Ok(stored)
     }
 
     /// Gives the engine envelopes the log already held at start (see
@@ -453,7 +524,9 @@ impl Core {
                     received_at_ms: now,
                     text: String::from_utf8_lossy(body).into_owned(),
                 };
-                self.store_message(*group, stored);
+                if self.store_message(*group, stored) {
+                    self.delivered.push((*group, *id));
+                }
             }
             Event::GroupJoined { group, .. } => {
                 if let Err(e) = self.subscribe(group.topic()).await {
@@ -494,14 +567,27 @@ impl Core {
             Event::LastResortKeyPackageUsed => self.publish_records(now).await,
             _ => {}
         }
-        tracing::info!(?event, "engine event");
+        match &event {
+            // Not the body: it is the user's text, and formatting it byte by byte cost more
+            // than the rest of the delivery.
+            Event::Message {
+                group, id, body, ..
+            } => tracing::info!(
+                group = %group_hex(*group),
+                id = %hex::encode(id.0),
+                bytes = body.len(),
+                "message delivered"
+            ),
+            other => tracing::info!(event = ?other, "engine event"),
+        }
         if let Some(view) = present::event_view(&event) {
             self.emit(view);
         }
         refusal
     }
 
-    fn store_message(&mut self, group: GroupRef, stored: StoredMessage) {
+    /// Appends a delivered message to the history; whether it was stored.
+    fn store_message(&mut self, group: GroupRef, stored: StoredMessage) -> bool {
         match self.store.append_message(group, &stored) {
             Ok(seq) => {
                 let message = message_view(seq, stored);
@@ -509,8 +595,12 @@ impl Core {
                     group: group_hex(group),
                     message,
                 });
+                true
             }
-            Err(e) => tracing::error!(error = %e, "cannot store a delivered message"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store a delivered message");
+                false
+            }
         }
     }
 
