@@ -62,6 +62,46 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         })
         .await;
     }
+    if let Command::Soak {
+        nodes,
+        groups,
+        group_size,
+        duration,
+        messages_per_minute,
+        commit_every,
+        crash_every,
+        partition_every,
+        fork_window,
+        seed,
+        keep,
+        json,
+    } = cli.command
+    {
+        let report = bench::soak::run(bench::soak::SoakOptions {
+            nodes,
+            groups,
+            group_size,
+            duration,
+            messages_per_minute,
+            commit_every,
+            crash_every,
+            partition_every,
+            fork_window,
+            seed,
+            keep,
+            json,
+        })
+        .await?;
+        if report.lost > 0 || report.duplicates > 0 || !report.converged {
+            anyhow::bail!(
+                "soak failed: {} lost, {} duplicates, converged: {}",
+                report.lost,
+                report.duplicates,
+                report.converged
+            );
+        }
+        return Ok(());
+    }
     let data = DataDir::resolve(cli.data)?;
     let client = || api::client::Client::for_data_dir(&data);
     match cli.command {
@@ -91,7 +131,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => commands::messages(&client()?, &group, json, follow).await,
         Command::Status { json } => commands::status(&client()?, json).await,
         Command::Chat { group, plain } => chat::chat(&client()?, &group, plain).await,
-        Command::Demo { .. } | Command::Bench { .. } => unreachable!("handled above"),
+        Command::Demo { .. } | Command::Bench { .. } | Command::Soak { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod crypto;
 mod raw;
+pub mod soak;
 
 use std::time::{Duration, Instant};
 
