@@ -383,3 +383,98 @@ fn a_joiner_follows_its_other_welcome_once_the_active_one_is_marked_lost() {
     settle(&mut net);
     assert_converged(&net, group, &["bob", "carol", "dave", "erin"]);
 }
+
+/// Bob's message is queued by his settle; his process dies before the settle ends. The
+/// restarted engine still holds the queue and sends it when the settle is over: everyone gets
+/// the message exactly once.
+#[test]
+fn a_send_queued_by_a_settle_survives_a_restart() {
+    let (mut net, group) =
+        group_among_in(&NAMES, &NAMES, TieBreak::LowestRef, settle_then_pick(), 181);
+    let start = net.status("bob", group).epoch;
+    net.command("bob", Command::SelfUpdate { group });
+    say(&mut net, "bob", group, "queued before the crash");
+    net.deliver_all();
+    assert_eq!(
+        count(&net, "alice", |e| matches!(e, Event::Message { .. })),
+        0,
+        "bob's message went out during the settle"
+    );
+    net.restart("bob");
+    let status = net.engine("bob").consistency_status(group, net.now);
+    assert!(
+        status.is_some_and(|s| s.sends_paused),
+        "the restarted engine forgot its settle"
+    );
+    net.advance(2_500);
+    net.deliver_all();
+    settle(&mut net);
+    assert!(assert_converged(&net, group, &NAMES) > start);
+    assert_delivered_once(
+        &net,
+        &NAMES,
+        &[("bob", "queued before the crash".to_string())],
+    );
+}
+
+/// A settle whose end passed while the process was down ends at the first timer after the
+/// restart, and the queue goes out then.
+#[test]
+fn a_settle_that_ended_during_the_downtime_sends_its_queue_at_start() {
+    let (mut net, group) =
+        group_among_in(&NAMES, &NAMES, TieBreak::LowestRef, settle_then_pick(), 182);
+    net.command("carol", Command::SelfUpdate { group });
+    say(&mut net, "carol", group, "queued, then down for a minute");
+    net.restart("carol");
+    // Down for a minute: nothing reaches Carol, her timers do not run.
+    net.partition(&[&["carol"], &["alice", "bob", "dave"]]);
+    net.now += 60_000;
+    let due = net.engine("carol").poll_timeout().expect("a timer is due");
+    assert!(due <= net.now, "the settle's end is not due at start");
+    settle(&mut net);
+    assert_converged(&net, group, &NAMES);
+    assert_delivered_once(
+        &net,
+        &NAMES,
+        &[("carol", "queued, then down for a minute".to_string())],
+    );
+}
+
+/// Under a sequencer, Dave gets the echo of Carol's commit before the commit and restarts in
+/// between. The sequencer echoes an epoch once; the restarted Dave must still apply the commit
+/// as soon as it arrives (before, he waited for a redelivery of the echo that a node's log,
+/// which already holds it, never asks for).
+#[test]
+fn an_echo_that_came_before_its_commit_survives_a_restart() {
+    let (mut net, group) = group_among_in(
+        &NAMES,
+        &NAMES,
+        TieBreak::LowestRef,
+        ConsistencyMode::Sequencer,
+        191,
+    );
+    let start = net.status("dave", group).epoch;
+    net.partition(&[&["dave"], &["alice", "bob", "carol"]]);
+    net.command("carol", Command::SelfUpdate { group });
+    net.deliver_all();
+    assert_eq!(net.status("alice", group).epoch, start + 1, "alice echoed");
+    let last_of = |net: &Net, name: &str, kind: EnvelopeKind| {
+        net.published_by(name)
+            .into_iter()
+            .map(|(_, bytes)| bytes)
+            .rfind(|bytes| {
+                Envelope::decode(bytes, &Default::default()).is_ok_and(|e| e.kind == kind)
+            })
+            .expect("published")
+    };
+    let echo = last_of(&net, "alice", EnvelopeKind::SequencerEcho);
+    let commit = last_of(&net, "carol", EnvelopeKind::Handshake);
+    net.inject("dave", &echo);
+    net.restart("dave");
+    net.inject("dave", &commit);
+    assert_eq!(
+        net.status("dave", group).epoch,
+        start + 1,
+        "the restarted dave forgot the echo and holds the commit"
+    );
+}

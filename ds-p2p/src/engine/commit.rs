@@ -199,7 +199,7 @@ impl Engine {
             )));
         }
         let id = MessageId(self.random_bytes());
-        let Some(body) = self.queue_if_settling(now_ms, group, id, body) else {
+        let Some(body) = self.queue_if_settling(now_ms, group, id, body)? else {
             return Ok(id); // goes out when the settle ends
         };
         self.send_payload(now_ms, group, id, now_ms, body)?;
@@ -419,6 +419,8 @@ impl Engine {
                             .consistency_mut(group)
                             .held_welcomes
                             .push((new, topic, envelope));
+                        // In this step: the Add and its Welcome are stored together.
+                        engine.persist_mode(group)?;
                     } else {
                         engine.publish_to(topic, group, EnvelopeKind::Welcome, payload)?;
                     }

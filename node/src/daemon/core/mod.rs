@@ -821,6 +821,11 @@ impl Core {
 
     async fn send(&mut self, now: u64, group: &str, text: String) -> Result<MessageView, ApiError> {
         let group = self.resolve_group(group)?;
+        // The engine queues a send while the group settles (the same test it makes).
+        let queued = self
+            .engine
+            .consistency_status(group, now)
+            .is_some_and(|s| s.sends_paused);
         let id = self
             .engine
             .send(now, group, text.clone().into_bytes())
@@ -844,7 +849,7 @@ impl Core {
             group: group_hex(group),
             message: view.clone(),
         });
-        Ok(view)
+        Ok(MessageView { queued, ..view })
     }
 
     fn messages(&self, group: GroupRef, from: u64) -> Result<Vec<MessageView>, ApiError> {
@@ -871,6 +876,7 @@ fn message_view(seq: u64, m: StoredMessage) -> MessageView {
         sent_at_ms: m.sent_at_ms,
         received_at_ms: m.received_at_ms,
         text: m.text,
+        queued: false,
     }
 }
 
