@@ -478,3 +478,29 @@ fn an_echo_that_came_before_its_commit_survives_a_restart() {
         "the restarted dave forgot the echo and holds the commit"
     );
 }
+
+/// Alice's Add of Erin is held by her settle, and so is its Welcome; her process dies before
+/// the settle ends. The restarted engine still holds the Welcome and sends it once the Add is
+/// applied: Erin joins (without it she would be in the roster and never in the group).
+#[test]
+fn a_held_welcome_survives_a_restart() {
+    let (mut net, group) = group_among_in(
+        &WITH_JOINER,
+        &NAMES,
+        TieBreak::LowestRef,
+        settle_then_pick(),
+        201,
+    );
+    let key_package = net.key_package("erin");
+    net.command("alice", Command::Invite { group, key_package });
+    net.deliver_all();
+    assert!(
+        net.engine("erin").group_status(group).is_none(),
+        "the Welcome went out before the Add was applied"
+    );
+    net.restart("alice");
+    net.advance(2_500);
+    net.deliver_all();
+    settle(&mut net);
+    assert_converged(&net, group, &WITH_JOINER);
+}
