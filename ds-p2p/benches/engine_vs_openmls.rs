@@ -240,6 +240,7 @@ impl Fixture {
                     removes: 0,
                     adds: (n - 1) as u32,
                     welcome,
+                    history: Vec::new(),
                 };
                 let payload = identity_tofu::codec::encode(&bundle).expect("bundle encodes");
                 let envelope = Envelope::new(EnvelopeKind::Welcome, group, payload)

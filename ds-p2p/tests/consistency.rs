@@ -280,3 +280,227 @@ fn a_forged_echo_is_refused_with_a_reason() {
     net.inject("carol", &junk);
     assert!(net.nodes[net.index("carol")].rejections().len() > refused.len());
 }
+
+const WITH_JOINER: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
+
+/// Runs `command` by `name` and lets the settle it starts end (a settle-then-pick member's
+/// own commits take effect only then).
+fn commit_settled(net: &mut Net, name: &str, command: Command) {
+    net.command(name, command);
+    net.deliver_all();
+    net.advance(3_000);
+    net.deliver_all();
+}
+
+fn in_group(net: &Net, group: GroupRef, name: &str) -> bool {
+    let node = &net.nodes[net.index(name)];
+    node.engine
+        .group_status(group)
+        .is_some_and(|s| !s.evicted && s.members.contains(&node.identity))
+}
+
+/// Property seed 4000060 as a scenario. Cut off with Erin, Alice self-updates and then adds
+/// Erin; the others remove Alice meanwhile. Removes-first picks the removal: Alice's branch
+/// loses, Alice is out and cannot re-do her Add, and nobody commits after the removal. The
+/// group stays at the epoch Erin's Add was made on, so no beacon can show a competing commit
+/// *at* that epoch; what shows the fork is the commit below it (the removal beside Alice's
+/// update). Erin must learn that from the Welcome's account of Alice's branch and stop
+/// thinking she is in.
+#[test]
+fn a_joiner_learns_its_add_lost_when_the_branch_forked_below_it() {
+    let (mut net, group) = group_among_in(
+        &WITH_JOINER,
+        &NAMES,
+        TieBreak::RemovesFirst,
+        settle_then_pick(),
+        161,
+    );
+    net.partition(&[&["alice", "erin"], &["bob", "carol", "dave"]]);
+    commit_settled(&mut net, "alice", Command::SelfUpdate { group });
+    let key_package = net.key_package("erin");
+    commit_settled(&mut net, "alice", Command::Invite { group, key_package });
+    assert!(in_group(&net, group, "erin"), "erin joined on alice's side");
+    let member = net.identity("alice");
+    commit_settled(&mut net, "bob", Command::Remove { group, member });
+    settle(&mut net);
+    let rest = ["bob", "carol", "dave"];
+    assert_converged(&net, group, &rest);
+    assert!(
+        !in_group(&net, group, "erin"),
+        "erin thinks she is in a group that went on without her Add\n{}",
+        net.story()
+    );
+    assert!(
+        count(&net, "erin", |e| matches!(e, Event::JoinLost { .. })) >= 1,
+        "erin was not told her join was lost"
+    );
+}
+
+/// Property seed 4000211 as a scenario. Erin holds two Welcomes: one from Alice's branch
+/// (later epoch, vouched by Alice's beacon) and one from Bob on the branch the group goes on
+/// with. A beacon of that branch marks the first join lost; the second root is then the one
+/// to follow, at once — no later commit comes to make the engine look again, and the root
+/// would expire behind the lost one.
+#[test]
+fn a_joiner_follows_its_other_welcome_once_the_active_one_is_marked_lost() {
+    let (mut net, group) = group_among_in(
+        &WITH_JOINER,
+        &NAMES,
+        TieBreak::RemovesFirst,
+        settle_then_pick(),
+        171,
+    );
+    net.partition(&[&["alice", "erin"], &["bob", "carol", "dave"]]);
+    // The group's side removes Alice and adds Erin; the Welcome cannot reach her yet.
+    let member = net.identity("alice");
+    commit_settled(&mut net, "bob", Command::Remove { group, member });
+    let key_package = net.key_package("erin");
+    commit_settled(&mut net, "bob", Command::Invite { group, key_package });
+    // Alice's side goes two epochs further before adding Erin: its root is the later one.
+    commit_settled(&mut net, "alice", Command::SelfUpdate { group });
+    commit_settled(&mut net, "alice", Command::SelfUpdate { group });
+    let key_package = net.key_package("erin");
+    commit_settled(&mut net, "alice", Command::Invite { group, key_package });
+    assert!(in_group(&net, group, "erin"), "erin joined on alice's side");
+    // Bob's Welcome reaches Erin (a relay that crossed the cut), then Alice's beacon vouches
+    // for Alice's root: Erin stays there (vouched, and later).
+    let welcome = net
+        .published_by("bob")
+        .into_iter()
+        .filter_map(|(_, bytes)| {
+            let envelope = Envelope::decode(&bytes, &Default::default()).ok()?;
+            (envelope.kind == EnvelopeKind::Welcome).then_some(bytes)
+        })
+        .next_back()
+        .expect("bob published a Welcome");
+    net.inject("erin", &welcome);
+    net.advance(31_000);
+    assert_eq!(
+        net.status("erin", group).branch_id,
+        net.status("alice", group).branch_id,
+        "erin is on alice's root before the heal"
+    );
+    settle(&mut net);
+    assert_converged(&net, group, &["bob", "carol", "dave", "erin"]);
+}
+
+/// Bob's message is queued by his settle; his process dies before the settle ends. The
+/// restarted engine still holds the queue and sends it when the settle is over: everyone gets
+/// the message exactly once.
+#[test]
+fn a_send_queued_by_a_settle_survives_a_restart() {
+    let (mut net, group) =
+        group_among_in(&NAMES, &NAMES, TieBreak::LowestRef, settle_then_pick(), 181);
+    let start = net.status("bob", group).epoch;
+    net.command("bob", Command::SelfUpdate { group });
+    say(&mut net, "bob", group, "queued before the crash");
+    net.deliver_all();
+    assert_eq!(
+        count(&net, "alice", |e| matches!(e, Event::Message { .. })),
+        0,
+        "bob's message went out during the settle"
+    );
+    net.restart("bob");
+    let status = net.engine("bob").consistency_status(group, net.now);
+    assert!(
+        status.is_some_and(|s| s.sends_paused),
+        "the restarted engine forgot its settle"
+    );
+    net.advance(2_500);
+    net.deliver_all();
+    settle(&mut net);
+    assert!(assert_converged(&net, group, &NAMES) > start);
+    assert_delivered_once(
+        &net,
+        &NAMES,
+        &[("bob", "queued before the crash".to_string())],
+    );
+}
+
+/// A settle whose end passed while the process was down ends at the first timer after the
+/// restart, and the queue goes out then.
+#[test]
+fn a_settle_that_ended_during_the_downtime_sends_its_queue_at_start() {
+    let (mut net, group) =
+        group_among_in(&NAMES, &NAMES, TieBreak::LowestRef, settle_then_pick(), 182);
+    net.command("carol", Command::SelfUpdate { group });
+    say(&mut net, "carol", group, "queued, then down for a minute");
+    net.restart("carol");
+    // Down for a minute: nothing reaches Carol, her timers do not run.
+    net.partition(&[&["carol"], &["alice", "bob", "dave"]]);
+    net.now += 60_000;
+    let due = net.engine("carol").poll_timeout().expect("a timer is due");
+    assert!(due <= net.now, "the settle's end is not due at start");
+    settle(&mut net);
+    assert_converged(&net, group, &NAMES);
+    assert_delivered_once(
+        &net,
+        &NAMES,
+        &[("carol", "queued, then down for a minute".to_string())],
+    );
+}
+
+/// Under a sequencer, Dave gets the echo of Carol's commit before the commit and restarts in
+/// between. The sequencer echoes an epoch once; the restarted Dave must still apply the commit
+/// as soon as it arrives (before, he waited for a redelivery of the echo that a node's log,
+/// which already holds it, never asks for).
+#[test]
+fn an_echo_that_came_before_its_commit_survives_a_restart() {
+    let (mut net, group) = group_among_in(
+        &NAMES,
+        &NAMES,
+        TieBreak::LowestRef,
+        ConsistencyMode::Sequencer,
+        191,
+    );
+    let start = net.status("dave", group).epoch;
+    net.partition(&[&["dave"], &["alice", "bob", "carol"]]);
+    net.command("carol", Command::SelfUpdate { group });
+    net.deliver_all();
+    assert_eq!(net.status("alice", group).epoch, start + 1, "alice echoed");
+    let last_of = |net: &Net, name: &str, kind: EnvelopeKind| {
+        net.published_by(name)
+            .into_iter()
+            .map(|(_, bytes)| bytes)
+            .rfind(|bytes| {
+                Envelope::decode(bytes, &Default::default()).is_ok_and(|e| e.kind == kind)
+            })
+            .expect("published")
+    };
+    let echo = last_of(&net, "alice", EnvelopeKind::SequencerEcho);
+    let commit = last_of(&net, "carol", EnvelopeKind::Handshake);
+    net.inject("dave", &echo);
+    net.restart("dave");
+    net.inject("dave", &commit);
+    assert_eq!(
+        net.status("dave", group).epoch,
+        start + 1,
+        "the restarted dave forgot the echo and holds the commit"
+    );
+}
+
+/// Alice's Add of Erin is held by her settle, and so is its Welcome; her process dies before
+/// the settle ends. The restarted engine still holds the Welcome and sends it once the Add is
+/// applied: Erin joins (without it she would be in the roster and never in the group).
+#[test]
+fn a_held_welcome_survives_a_restart() {
+    let (mut net, group) = group_among_in(
+        &WITH_JOINER,
+        &NAMES,
+        TieBreak::LowestRef,
+        settle_then_pick(),
+        201,
+    );
+    let key_package = net.key_package("erin");
+    net.command("alice", Command::Invite { group, key_package });
+    net.deliver_all();
+    assert!(
+        net.engine("erin").group_status(group).is_none(),
+        "the Welcome went out before the Add was applied"
+    );
+    net.restart("alice");
+    net.advance(2_500);
+    net.deliver_all();
+    settle(&mut net);
+    assert_converged(&net, group, &WITH_JOINER);
+}

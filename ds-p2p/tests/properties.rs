@@ -46,12 +46,6 @@ const DEFAULT_RUNS: u64 = 2000;
 /// Runs per other consistency mode unless `CHORUS_PROP_RUNS` says otherwise: ~1 min of CPU
 /// each in a debug build, so CI spends a few minutes more, not another eleven.
 const DEFAULT_MODE_RUNS: u64 = 300;
-/// Seeds that fail under settle-then-pick (an open bug, 2 of 300 on 2026-12-01): a member
-/// removed on a branch that loses ends on the removal, and the group's member list does not
-/// match who thinks it is in. They still run; their failure is printed as known and does not
-/// fail the test, and one that passes is printed so it can be taken off this list. Every
-/// other seed fails the test as usual.
-const SETTLE_KNOWN_FAILING: [u64; 2] = [4_000_060, 4_000_211];
 
 /// What a run did, for the checks.
 struct Run {
@@ -234,22 +228,10 @@ fn switches(run: &Run) -> usize {
 }
 
 fn property(policy: TieBreak, base: u64) {
-    property_in(
-        policy,
-        ConsistencyMode::AcceptAndHold,
-        base,
-        DEFAULT_RUNS,
-        &[],
-    );
+    property_in(policy, ConsistencyMode::AcceptAndHold, base, DEFAULT_RUNS);
 }
 
-fn property_in(
-    policy: TieBreak,
-    mode: ConsistencyMode,
-    base: u64,
-    default_runs: u64,
-    known_failing: &[u64],
-) {
+fn property_in(policy: TieBreak, mode: ConsistencyMode, base: u64, default_runs: u64) {
     let runs: u64 = std::env::var("CHORUS_PROP_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -292,15 +274,6 @@ fn property_in(
             forks(&run)
         });
         match outcome {
-            Ok(f) if known_failing.contains(&seed) => {
-                println!("known-failing seed {seed} passes now: take it off the list");
-                *stats.entry("passed").or_default() += 1;
-                *stats.entry("fork events").or_default() += f;
-            }
-            Err(_) if known_failing.contains(&seed) => {
-                println!("KNOWN FAILURE (open bug) policy {policy:?} ({mode}), seed {seed}");
-                *stats.entry("known failures").or_default() += 1;
-            }
             Ok(f) => {
                 *stats.entry("passed").or_default() += 1;
                 *stats.entry("fork events").or_default() += f;
@@ -350,13 +323,7 @@ fn properties_hold_under_settle_then_pick() {
     let mode = ConsistencyMode::SettleThenPick {
         settle_ms: ds_p2p::engine::consistency::DEFAULT_SETTLE_MS,
     };
-    property_in(
-        TieBreak::LowestRef,
-        mode,
-        4_000_000,
-        DEFAULT_MODE_RUNS,
-        &SETTLE_KNOWN_FAILING,
-    );
+    property_in(TieBreak::LowestRef, mode, 4_000_000, DEFAULT_MODE_RUNS);
 }
 
 #[test]
@@ -366,6 +333,5 @@ fn properties_hold_under_a_sequencer() {
         ConsistencyMode::Sequencer,
         5_000_000,
         DEFAULT_MODE_RUNS,
-        &[],
     );
 }

@@ -1,12 +1,23 @@
 //! The node's Prometheus metrics, served at `--metrics HOST:PORT` `/metrics` in the
 //! OpenMetrics text format: Chorus's own (`chorus_*`: peers, envelopes, messages, forks,
-//! branch switches, syncs, commits) followed by libp2p's (`libp2p_*`: connections, bandwidth,
-//! gossipsub, Kademlia, identify, ping, relay, DCUtR), one encoder for both.
+//! branch switches, syncs, commits, and what the groups' consistency modes cost this member:
+//! availability, commit latency, re-sends, forward-secrecy exposure) followed by libp2p's
+//! (`libp2p_*`: connections, bandwidth, gossipsub, Kademlia, identify, ping, relay, DCUtR),
+//! one encoder for both.
+
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+/// Seconds, as a float counter.
+pub type Seconds = Counter<f64, AtomicU64>;
+/// A fraction, as a float gauge.
+pub type Fraction = Gauge<f64, AtomicU64>;
 
 /// Chorus's own metrics; the fields are shared with the registry, so updating a field
 /// updates what `/metrics` shows.
@@ -22,7 +33,130 @@ pub struct Metrics {
     pub branch_switches: Counter,
     pub syncs: Counter,
     pub commits: Counter,
+    /// The consistency-mode figures (see `daemon::core::mode_meter`); names as in the
+    /// simulator's summary.json where they mean the same.
+    pub modes: ModeMetrics,
     registry: Registry,
+}
+
+/// What this member measures of its groups' consistency modes (issue 8).
+#[derive(Debug)]
+pub struct ModeMetrics {
+    /// Groups this member is in, by consistency mode (label `mode`).
+    pub groups: Family<Vec<(String, String)>, Gauge>,
+    /// Member-time: seconds in groups, summed over the groups this member is in.
+    pub member_seconds: Seconds,
+    /// Of that, seconds it could send an application message at once (not queued).
+    pub send_available_seconds: Seconds,
+    /// Of that, seconds it could commit at once and no own commit waited on the mode.
+    pub commit_available_seconds: Seconds,
+    /// `send_available_seconds / member_seconds` since start.
+    pub availability_send: Fraction,
+    /// `commit_available_seconds / member_seconds` since start.
+    pub availability_commit: Fraction,
+    /// Held states beyond each group's active head, times the time held (state-seconds).
+    pub fs_exposure_state_seconds: Seconds,
+    /// Own commits (invite, remove, update), from the API call until the active epoch moved
+    /// past the one they were asked on, in ms.
+    pub commit_ms: Histogram,
+    /// Own commits asked for whose epoch the group did not move past within the bound.
+    pub commits_never_applied: Counter,
+    /// Own messages re-sent after a branch switch.
+    pub resent_messages: Counter,
+    /// Own commits re-issued after a branch switch.
+    pub reissued_intents: Counter,
+}
+
+impl ModeMetrics {
+    fn register(r: &mut Registry) -> Self {
+        let groups = Family::<Vec<(String, String)>, Gauge>::default();
+        r.register(
+            "consistency_groups",
+            "Groups this member is in, by consistency mode",
+            groups.clone(),
+        );
+        let seconds = |r: &mut Registry, name: &str, help: &str| {
+            let c = Seconds::default();
+            r.register(name, help, c.clone());
+            c
+        };
+        let fraction = |r: &mut Registry, name: &str, help: &str| {
+            let g = Fraction::default();
+            r.register(name, help, g.clone());
+            g
+        };
+        let counter = |r: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            r.register(name, help, c.clone());
+            c
+        };
+        let member_seconds = seconds(
+            r,
+            "member_seconds",
+            "Seconds in groups, summed over the groups this member is in",
+        );
+        let send_available_seconds = seconds(
+            r,
+            "send_available_seconds",
+            "Member-seconds during which an application message would be sent at once",
+        );
+        let commit_available_seconds = seconds(
+            r,
+            "commit_available_seconds",
+            "Member-seconds during which a commit would be made at once and no own commit \
+             waited on the consistency mode",
+        );
+        let availability_send = fraction(
+            r,
+            "availability_send",
+            "Fraction of member-time since start this member could send at once",
+        );
+        let availability_commit = fraction(
+            r,
+            "availability_commit",
+            "Fraction of member-time since start this member could commit at once",
+        );
+        let fs_exposure_state_seconds = seconds(
+            r,
+            "fs_exposure_state_seconds",
+            "Held states beyond each group's active head times the time held",
+        );
+        // 10 ms to ~82 s: a settle is 2 s, a sequencer side without it waits out a partition.
+        let commit_ms = Histogram::new(exponential_buckets(10.0, 2.0, 14));
+        r.register(
+            "commit_ms",
+            "Own commits: API call until the active epoch moved past the one asked on (ms)",
+            commit_ms.clone(),
+        );
+        let commits_never_applied = counter(
+            r,
+            "commits_never_applied",
+            "Own commits whose epoch the group did not move past within 10 minutes",
+        );
+        let resent_messages = counter(
+            r,
+            "resent_messages",
+            "Own application messages re-sent after a branch switch",
+        );
+        let reissued_intents = counter(
+            r,
+            "reissued_intents",
+            "Own commits re-issued after a branch switch",
+        );
+        Self {
+            groups,
+            member_seconds,
+            send_available_seconds,
+            commit_available_seconds,
+            availability_send,
+            availability_commit,
+            fs_exposure_state_seconds,
+            commit_ms,
+            commits_never_applied,
+            resent_messages,
+            reissued_intents,
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -63,6 +197,7 @@ impl Default for Metrics {
             "commits",
             "Rounds of steps made durable together (one fsync each under durability synced)",
         );
+        let modes = ModeMetrics::register(r);
         Self {
             peers,
             envelopes_received,
@@ -74,6 +209,7 @@ impl Default for Metrics {
             branch_switches,
             syncs,
             commits,
+            modes,
             registry,
         }
     }

@@ -1,11 +1,12 @@
 //! The local API admits only callers with the token, answers bad requests with clear errors,
 //! and SIGTERM stops the daemon cleanly (exit status 0, API address file removed, the data dir
-//! opens again). `--metrics` serves Chorus's and libp2p's metrics.
+//! opens again). `--metrics` serves Chorus's and libp2p's metrics, among them what the
+//! groups' consistency mode costs the member.
 
 use std::time::Duration;
 
 use node::api::http;
-use node::demo::harness::{LocalNode, NodeOptions, wait_for};
+use node::demo::harness::{LocalNode, NodeOptions, group_of_all, start_all, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_needs_the_token_and_sigterm_stops_cleanly() -> anyhow::Result<()> {
@@ -108,5 +109,77 @@ async fn metrics_show_chorus_and_libp2p_figures() -> anyhow::Result<()> {
     ann.stop().await?;
     assert!(!ann.data.metrics_addr().exists(), "metrics.addr removed");
     ben.stop().await?;
+    Ok(())
+}
+
+/// Two nodes whose groups use settle-then-pick. Ann's self-update is held for the 2 s settle
+/// and a message she sends meanwhile is queued (the reply says so) and still arrives; her
+/// metrics then show the group's mode, the commit's latency (at least the settle), sends
+/// paused for part of the time, and member-time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_what_the_consistency_mode_costs() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let options = NodeOptions {
+        metrics: true,
+        ..NodeOptions::default()
+    };
+    let mut nodes = vec![
+        LocalNode::init(dir.path(), "ann")?,
+        LocalNode::init(dir.path(), "ben")?,
+    ];
+    for node in &nodes {
+        let path = node.data.config();
+        let mut config = std::fs::read_to_string(&path).unwrap_or_default();
+        config.push_str("\nconsistency = \"settle-then-pick\"\n");
+        std::fs::write(&path, config)?;
+    }
+    start_all(&mut nodes, &options).await?;
+    let limit = Duration::from_secs(60);
+    let gid = group_of_all(&nodes, "team", limit).await?;
+    let (ann, ben) = (&nodes[0], &nodes[1]);
+    ann.update(&gid).await?;
+    let sent = ann.send(&gid, "while the group settles").await?;
+    assert!(sent.queued, "the reply does not say the send is queued");
+    wait_for("ben to get the queued message", limit, || async {
+        let got = ben.messages(&gid).await?;
+        Ok(got
+            .iter()
+            .any(|m| m.text == "while the group settles")
+            .then_some(()))
+    })
+    .await?;
+    let addr: std::net::SocketAddr = std::fs::read_to_string(ann.data.metrics_addr())?
+        .trim()
+        .parse()?;
+    // Ann's two commits (the invite, made alone: at once; the update, held by the settle).
+    let text = wait_for("ann's metrics to count both commits", limit, || async {
+        let response = http::call(addr, None, "", "GET", "/metrics", None).await?;
+        let text = String::from_utf8(response.body)?;
+        Ok((sample(&text, "chorus_commit_ms_count") == Some(2.0)).then_some(text))
+    })
+    .await?;
+    let value = |name: &str| sample(&text, name).unwrap_or_else(|| panic!("no {name}:\n{text}"));
+    assert_eq!(
+        value("chorus_consistency_groups{mode=\"settle-then-pick\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("chorus_consistency_groups{mode=\"accept-and-hold\"}"),
+        0.0
+    );
+    assert!(value("chorus_commit_ms_sum") >= 2_000.0, "{text}");
+    let send = value("chorus_availability_send");
+    assert!(
+        send > 0.0 && send < 1.0,
+        "sends were paused for the settle: {send}"
+    );
+    assert!(value("chorus_member_seconds_total") > 0.0, "{text}");
+    assert!(
+        value("chorus_send_available_seconds_total") < value("chorus_member_seconds_total"),
+        "{text}"
+    );
+    for node in &mut nodes {
+        node.stop().await?;
+    }
     Ok(())
 }

@@ -199,7 +199,7 @@ impl Engine {
             )));
         }
         let id = MessageId(self.random_bytes());
-        let Some(body) = self.queue_if_settling(now_ms, group, id, body) else {
+        let Some(body) = self.queue_if_settling(now_ms, group, id, body)? else {
             return Ok(id); // goes out when the settle ends
         };
         self.send_payload(now_ms, group, id, now_ms, body)?;
@@ -340,6 +340,8 @@ impl Engine {
             let group_id = rt.group_id();
             let old = rt.record.active;
             let leaf_before = own_leaf_hash(&rt.group);
+            // The log is the path to `old` now: what the joiner of an Add is told of it.
+            let history = recent_log(&rt.record.log);
             let new = storage.checkpoint(&group_id, old)?;
             // The checkpoint holds exactly what the in-memory group holds, so the group goes
             // on in place with storage pointed at the copy; the old state stays behind under
@@ -406,7 +408,7 @@ impl Engine {
                 }
                 rt.group = load_active(provider, &group_id, old)?;
                 rt.save(provider)?;
-                let payload = welcome_for_add(&welcome, &op, commit_ref, removes, adds)?;
+                let payload = welcome_for_add(&welcome, &op, commit_ref, removes, adds, history)?;
                 engine.publish_own(group, EnvelopeKind::Handshake, commit_bytes)?;
                 if let Some((topic, payload)) = payload {
                     if hold {
@@ -417,6 +419,8 @@ impl Engine {
                             .consistency_mut(group)
                             .held_welcomes
                             .push((new, topic, envelope));
+                        // In this step: the Add and its Welcome are stored together.
+                        engine.persist_mode(group)?;
                     } else {
                         engine.publish_to(topic, group, EnvelopeKind::Welcome, payload)?;
                     }
@@ -434,16 +438,9 @@ impl Engine {
                 .unwrap_or_default();
             let roster = members(&rt.group);
             engine.publish_own(group, EnvelopeKind::Handshake, commit_bytes)?;
-            if let (Some(welcome), CommitOp::Add(kp)) = (welcome, &op) {
-                let bundle = WelcomeBundle {
-                    commit_ref,
-                    removes,
-                    adds,
-                    welcome: wire_bytes(&welcome)?,
-                };
-                let payload = identity_tofu::codec::encode(&bundle)
-                    .map_err(|e| EngineError::Refused(format!("welcome cannot be encoded: {e}")))?;
-                let topic = inbox_topic(kp.leaf_node().credential().serialized_content());
+            if let Some((topic, payload)) =
+                welcome_for_add(&welcome, &op, commit_ref, removes, adds, history)?
+            {
                 engine.publish_to(topic, group, EnvelopeKind::Welcome, payload)?;
             }
             engine.emit(Event::EpochChanged {
@@ -471,6 +468,7 @@ fn welcome_for_add(
     commit_ref: CommitRef,
     removes: u32,
     adds: u32,
+    history: Vec<(u64, CommitRef)>,
 ) -> Result<Option<(String, Vec<u8>)>, EngineError> {
     let (Some(welcome), CommitOp::Add(kp)) = (welcome, op) else {
         return Ok(None);
@@ -480,11 +478,18 @@ fn welcome_for_add(
         removes,
         adds,
         welcome: wire_bytes(welcome)?,
+        history,
     };
     let payload = identity_tofu::codec::encode(&bundle)
         .map_err(|e| EngineError::Refused(format!("welcome cannot be encoded: {e}")))?;
     let topic = inbox_topic(kp.leaf_node().credential().serialized_content());
     Ok(Some((topic, payload)))
+}
+
+/// The newest entries of a public log, as many as a beacon carries, oldest first.
+pub(crate) fn recent_log(log: &[(u64, CommitRef)]) -> Vec<(u64, CommitRef)> {
+    let keep = super::timers::BEACON_LOG_ENTRIES;
+    log[log.len().saturating_sub(keep)..].to_vec()
 }
 
 /// Parses and verifies a KeyPackage received from someone.

@@ -139,6 +139,7 @@ impl Engine {
             let runtime = GroupRuntime::resume(record, lists, &engine.provider)?;
             engine.groups.insert(runtime.group_ref, runtime);
         }
+        engine.load_modes()?;
         Ok(engine)
     }
 

@@ -45,6 +45,21 @@ fn ratchet_window<E>(error: &ProcessMessageError<E>, tolerance: u32) -> Option<S
     }
 }
 
+/// A joiner's first log: the adder's recent log below the Add (entries before the Add's epoch,
+/// one per epoch, as many as a beacon carries), then the Add.
+fn welcome_log(bundle: &WelcomeBundle, joined_epoch: u64) -> Vec<(u64, CommitRef)> {
+    let made_on = joined_epoch.saturating_sub(1);
+    let mut log: Vec<(u64, CommitRef)> = Vec::new();
+    for entry in &bundle.history {
+        if entry.0 < made_on && log.last().is_none_or(|last| last.0 < entry.0) {
+            log.push(*entry);
+        }
+    }
+    let mut log = super::commit::recent_log(&log);
+    log.push((made_on, bundle.commit_ref));
+    log
+}
+
 fn protocol_message(payload: &[u8]) -> Result<ProtocolMessage, EngineError> {
     let message = MlsMessageIn::tls_deserialize_exact(payload).map_err(mls_err)?;
     message.try_into_protocol_message().map_err(mls_err)
@@ -484,9 +499,10 @@ impl Engine {
                         intents: Vec::new(),
                         reissues: Vec::new(),
                         seen: Default::default(),
-                        // The Add that brought this member in is the first entry of its
-                        // branch's log (see `join_lost`).
-                        log: vec![(epoch.saturating_sub(1), bundle.commit_ref)],
+                        // The Add that brought this member in is the last entry of its
+                        // branch's log, after what the adder knew of the branch below it
+                        // (see `join_lost`).
+                        log: welcome_log(&bundle, epoch),
                         known: Vec::new(),
                         next_beacon_ms: now_ms + beacon_interval,
                         pending_leaves: Vec::new(),
@@ -528,7 +544,11 @@ impl Engine {
         // Before the same-branch shortcut: a beacon from this member's own branch is what
         // takes back a lost-join mark.
         if self.join_lost(now_ms, group, &beacon)? {
-            return Ok(());
+            // The mark changes which Welcome root is preferred (a lost one ranks last): one
+            // held beside it — this member added again on the branch the group went on with —
+            // must be followed now, not at some later commit that may never come while the
+            // state it grows from expires.
+            return self.after_commit(now_ms, group);
         }
         let rt = self.known_group(group)?;
         let known_branch = rt
@@ -600,18 +620,29 @@ impl Engine {
                 return Ok(false);
             };
             let confirms = beacon.recent_commits.iter().any(|(_, r)| *r == add);
+            // Below the Add, the log holds what the adder's Welcome told of its branch (only
+            // for the first Welcome: a later one's root takes over whatever the log held).
+            // A commit there that differs from the sender's at the same epoch shows the
+            // sender on a branch that forked off before the Add — even one that has not gone
+            // past the Add's epoch since, which the check at the Add's own epoch cannot see.
+            let forked_below = rt.record.welcomes.first() == Some(&add)
+                && beacon.recent_commits.iter().any(|(on, r)| {
+                    *on < made_on
+                        && !rt.record.log.contains(&(*on, *r))
+                        && rt.record.log.iter().any(|(mine_on, _)| mine_on == on)
+                });
             // A sender that shares a later commit of this branch is on it (its own log may
             // still hold an older entry from a branch it left once the fork point was gone).
             let shares_later = beacon
                 .recent_commits
                 .iter()
                 .any(|entry| entry.0 > made_on && rt.record.log.contains(entry));
-            let displaces = beacon.epoch > made_on
-                && !shares_later
+            let displaces_add = beacon.epoch > made_on
                 && beacon
                     .recent_commits
                     .iter()
                     .any(|(on, r)| *on == made_on && *r != add);
+            let displaces = !shares_later && !confirms && (displaces_add || forked_below);
             // Only a mark this function made is taken back: a removal is not.
             let marked_lost = head.evicted && rt.group.is_active();
             let lost = if displaces && !head.evicted {

@@ -9,7 +9,7 @@ use crate::wire::{Beacon, EnvelopeKind, GroupRef};
 const MIN_SEEN_KEPT: usize = 1024;
 
 /// How many (epoch, commit ref) entries a beacon carries.
-const BEACON_LOG_ENTRIES: usize = 8;
+pub(crate) const BEACON_LOG_ENTRIES: usize = 8;
 
 impl Engine {
     /// When the engine next needs [`handle_timeout`](Self::handle_timeout), if ever.

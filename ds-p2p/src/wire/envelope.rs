@@ -207,4 +207,9 @@ pub struct WelcomeBundle {
     pub adds: u32,
     /// The RFC 9420 Welcome message bytes.
     pub welcome: Vec<u8>,
+    /// The last few (epoch, commit ref) of the adder's branch below the Add, oldest first
+    /// (what its beacons carry). The joiner cannot read those commits; with them it can tell
+    /// a member that is only behind on its branch from one on a branch that forked off
+    /// before the Add (see `Engine::join_lost`).
+    pub history: Vec<(u64, CommitRef)>,
 }

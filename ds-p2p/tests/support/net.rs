@@ -33,6 +33,10 @@ pub struct Node {
     /// Hashes of the envelopes this node has received or published: its gossip log, which
     /// anti-entropy reconciles (it is never handed one of these again by `sync`).
     pub has: BTreeSet<[u8; 32]>,
+    /// What [`Net::restart`] opens the engine with again.
+    config: EngineConfig,
+    device_key: (Vec<u8>, Vec<u8>),
+    trust_kv: Arc<dyn KvStore>,
 }
 
 impl Node {
@@ -103,6 +107,10 @@ impl Net {
                     device.to_secret_bytes().to_vec(),
                     device.public().as_bytes().to_vec(),
                 );
+                let device_key = (
+                    device.to_secret_bytes().to_vec(),
+                    device.public().as_bytes().to_vec(),
+                );
                 let trust_kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
                 let identity = person.credential_identity().to_vec();
                 let engine = Engine::open(
@@ -113,7 +121,7 @@ impl Net {
                     rng.r#gen(),
                 )
                 .expect("engine opens")
-                .with_trust_store(TrustStore::new(trust_kv));
+                .with_trust_store(TrustStore::new(trust_kv.clone()));
                 let mut topics = BTreeSet::new();
                 topics.insert(inbox_topic(&identity));
                 Node {
@@ -125,6 +133,9 @@ impl Net {
                     kv,
                     side: 0,
                     has: BTreeSet::new(),
+                    config: config.clone(),
+                    device_key,
+                    trust_kv,
                 }
             })
             .collect();
@@ -248,6 +259,30 @@ impl Net {
             self.nodes[to].engine.handle_envelope(now, &bytes);
             self.collect();
         }
+    }
+
+    /// `name`'s process dies and starts again: a new engine over the same stores, holding
+    /// what its steps stored and nothing of its memory. (Outputs were all taken by
+    /// `collect`, as a node hands them on at the end of each round.)
+    pub fn restart(&mut self, name: &str) {
+        let i = self.index(name);
+        let (provider_seed, engine_seed) = (self.rng.r#gen(), self.rng.r#gen());
+        let node = &mut self.nodes[i];
+        let provider = ChorusProvider::with_seed(node.kv.clone(), provider_seed);
+        let signer = SignatureKeyPair::from_raw(
+            SignatureScheme::ED25519,
+            node.device_key.0.clone(),
+            node.device_key.1.clone(),
+        );
+        node.engine = Engine::open(
+            node.config.clone(),
+            provider,
+            signer,
+            node.identity.clone(),
+            engine_seed,
+        )
+        .expect("engine reopens")
+        .with_trust_store(TrustStore::new(node.trust_kv.clone()));
     }
 
     /// Drops everything in flight (a partition swallowed it).
@@ -415,6 +450,11 @@ impl Net {
         let i = self.index(name);
         let now = self.now;
         self.nodes[i].engine.key_package(now).unwrap()
+    }
+
+    /// The engine of `name`.
+    pub fn engine(&self, name: &str) -> &Engine {
+        &self.nodes[self.index(name)].engine
     }
 
     pub fn status(&self, name: &str, group: GroupRef) -> ds_p2p::engine::GroupStatus {

@@ -51,6 +51,11 @@ pub struct MessageView {
     pub sent_at_ms: u64,
     pub received_at_ms: u64,
     pub text: String,
+    /// An own message the group's consistency mode holds back for now (`settle-then-pick`
+    /// pauses sends while it settles a commit): stored, it goes out when the settle ends,
+    /// after a restart too. Only in the reply to a send.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub queued: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

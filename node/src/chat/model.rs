@@ -404,6 +404,7 @@ mod tests {
             sent_at_ms: (9 * 3600 + 30 * 60) * 1000,
             received_at_ms: 0,
             text: text.into(),
+            queued: false,
         }
     }
 

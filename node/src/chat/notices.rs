@@ -168,6 +168,7 @@ mod tests {
             sent_at_ms: (13 * 3600 + 5 * 60 + 9) * 1000,
             received_at_ms: 0,
             text: text.into(),
+            queued: false,
         }
     }
 

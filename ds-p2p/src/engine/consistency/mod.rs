@@ -12,10 +12,12 @@
 //! The engine calls the hooks here at four points: before it follows a head (start a settle,
 //! echo as sequencer), to choose the head it follows, after it followed one (pending states,
 //! lost own commits), and from its timers (end of a settle). What a mode keeps per group at
-//! run time is in [`GroupConsistency`]; it is not stored (see the limits in each mode's docs).
+//! run time is in [`GroupConsistency`]; what of it must survive a restart is stored beside
+//! the group record ([`stored`]).
 
 pub(crate) mod sequencer;
 pub(crate) mod settle;
+pub(crate) mod stored;
 
 use std::collections::BTreeMap;
 
@@ -133,6 +135,8 @@ pub(crate) struct GroupConsistency {
     /// `sequencer`: the sequencer of the active state when it was last loaded (state, leaf,
     /// signature key), for the moments `rt.group` holds another state.
     pub sequencer: Option<(BranchId, u32, Vec<u8>)>,
+    /// Whether the store holds a record of this state (see [`stored`]).
+    pub stored: bool,
 }
 
 /// What a group's consistency mode allows a member right now (status, metrics).
@@ -232,7 +236,7 @@ impl Engine {
             ConsistencyMode::AcceptAndHold => Ok(()),
             ConsistencyMode::SettleThenPick { settle_ms } => {
                 if effect == OwnCommit::Hold {
-                    self.start_settle(now_ms, group, settle_ms);
+                    self.start_settle(now_ms, group, settle_ms)?;
                 }
                 Ok(())
             }
@@ -260,7 +264,7 @@ impl Engine {
                     has_child_of_active(&rt.record) && settled != Some(rt.record.active)
                 });
                 if pending {
-                    self.start_settle(now_ms, group, settle_ms);
+                    self.start_settle(now_ms, group, settle_ms)?;
                 }
                 Ok(())
             }

@@ -27,8 +27,9 @@
 //! rule keeps commits available on the side that has a quorum of beacons, at the price of
 //! a second sequencer whenever two sides disagree about who is reachable.
 //!
-//! Limits: echoes live in memory; after a restart a member waits for the next echo (or
-//! anti-entropy handing it the old one again) to move on.
+//! Echoes are stored with the group (see [`super::stored`]): a member that got an echo
+//! before its commit and restarted in between still applies the commit when it comes (the
+//! sequencer echoes an epoch only once, so nothing else would move it on).
 
 use openmls::prelude::*;
 use openmls_traits::signatures::Signer as _;
@@ -118,6 +119,7 @@ impl Engine {
             .entry(epoch)
             .or_default()
             .push(echo);
+        self.persist_mode(group)?;
         self.publish_own(group, EnvelopeKind::SequencerEcho, payload)
     }
 
@@ -261,6 +263,7 @@ impl Engine {
         while state.echoes.values().map(Vec::len).sum::<usize>() > MAX_FUTURE_ECHOES {
             state.echoes.pop_last();
         }
+        self.persist_mode(group)?;
         self.after_commit(now_ms, group)
     }
 
@@ -270,10 +273,14 @@ impl Engine {
     /// back, and its joiner is then in the roster. Any holding mode.
     pub(crate) fn release_welcomes(&mut self, group: GroupRef) -> Result<(), EngineError> {
         let held = std::mem::take(&mut self.consistency_mut(group).held_welcomes);
+        if held.is_empty() {
+            return Ok(());
+        }
         let Some(rt) = self.groups.get(&group) else {
             return Ok(());
         };
         let (tree_now, active) = (&rt.record.tree, rt.record.active);
+        let held_count = held.len();
         let mut ready = Vec::new();
         let mut waiting = Vec::new();
         for (state, topic, envelope) in held {
@@ -283,10 +290,14 @@ impl Engine {
                 waiting.push((state, topic, envelope));
             }
         }
+        let changed = !ready.is_empty() || waiting.len() != held_count;
         self.consistency_mut(group).held_welcomes = waiting;
         for (topic, envelope) in ready {
             self.outputs
                 .push_back(super::super::Output::Publish { topic, envelope });
+        }
+        if changed {
+            self.persist_mode(group)?;
         }
         Ok(())
     }

@@ -10,9 +10,11 @@
 //! `settle_ms` later, and messages sent meanwhile wait as long. A commit that arrives after
 //! the settle (a partition, a slow path) is handled by the fork window as in accept-and-hold.
 //!
-//! Limits: the settle and the queued messages live in memory; a restart during a settle
-//! forgets the queue (the user's sends of the last `settle_ms`), and the held commits are
-//! then decided at the next commit or timer.
+//! A restart during a settle loses nothing: the held commits are held states of the group
+//! record, and the settle's end and the queued messages are stored beside it (see
+//! [`super::stored`]); the restarted member ends the settle when it was due (at once if that
+//! time has passed) and sends the queue with the messages' original ids, so a message that
+//! went out before the crash too is dropped as a duplicate by its receivers.
 
 use super::super::group_state::own_leaf_hash;
 use super::super::record::{IntentKind, Reissue};
@@ -21,11 +23,18 @@ use crate::wire::{GroupRef, MessageId};
 
 impl Engine {
     /// Starts a settle for `group` unless one is running.
-    pub(crate) fn start_settle(&mut self, now_ms: u64, group: GroupRef, settle_ms: u64) {
+    pub(crate) fn start_settle(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        settle_ms: u64,
+    ) -> Result<(), EngineError> {
         let state = self.consistency_mut(group);
-        if state.settle_until.is_none() {
-            state.settle_until = Some(now_ms.saturating_add(settle_ms));
+        if state.settle_until.is_some() {
+            return Ok(());
         }
+        state.settle_until = Some(now_ms.saturating_add(settle_ms));
+        self.persist_mode(group)
     }
 
     /// While `group` is settling, an own commit is not made (it would race the commits being
@@ -59,24 +68,30 @@ impl Engine {
     }
 
     /// `Some(body)` to send now, `None` when the message was queued because `group` is
-    /// settling (it goes out when the settle ends, with its original id and send time).
+    /// settling (it goes out when the settle ends, with its original id and send time). The
+    /// queue is stored before this returns: the caller may tell the user the message is sent.
     pub(crate) fn queue_if_settling(
         &mut self,
         now_ms: u64,
         group: GroupRef,
         id: MessageId,
         body: Vec<u8>,
-    ) -> Option<Vec<u8>> {
+    ) -> Result<Option<Vec<u8>>, EngineError> {
         let settling = self
             .consistency
             .get(&group)
             .and_then(|c| c.settle_until)
             .is_some_and(|until| now_ms < until);
         if !settling || !self.groups.contains_key(&group) {
-            return Some(body);
+            return Ok(Some(body));
         }
         self.consistency_mut(group).queued.push((id, now_ms, body));
-        None
+        if let Err(e) = self.persist_mode(group) {
+            // Not stored, so not queued: the caller reports the error instead of "sent".
+            self.consistency_mut(group).queued.pop();
+            return Err(e);
+        }
+        Ok(None)
     }
 
     /// Ends the settle: follows the policy's head, and if no new settle started on the way
@@ -88,8 +103,10 @@ impl Engine {
         state.settled = active;
         self.after_commit(now_ms, group)?;
         if self.consistency_mut(group).settle_until.is_some() {
-            return Ok(());
+            return self.persist_mode(group);
         }
+        // Taken off the stored queue only after they are sent (each send is stored as an own
+        // message): a crash in between sends one again, with the same id.
         let queued = std::mem::take(&mut self.consistency_mut(group).queued);
         for (id, sent_at_ms, body) in queued {
             if let Err(e) = self.send_payload(now_ms, group, id, sent_at_ms, body) {
@@ -99,6 +116,6 @@ impl Engine {
                 });
             }
         }
-        Ok(())
+        self.persist_mode(group)
     }
 }

@@ -31,6 +31,7 @@ use crate::invite_code::InviteCode;
 use crate::store::{GroupMeta, NodeStore, OutboxEntry, StoredMessage};
 
 mod contacts;
+mod mode_meter;
 
 /// How long an invite waits for the contact's node to send a KeyPackage.
 pub const INVITE_TIMEOUT_MS: u64 = 30_000;
@@ -70,6 +71,8 @@ pub struct Core {
     /// Lookups running on other tasks report here (the daemon loop feeds them to `on_found`).
     found: tokio::sync::mpsc::UnboundedSender<Found>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The consistency-mode figures of `metrics.modes`, kept up at the end of each round.
+    meter: mode_meter::ModeMeter,
     /// Makes the round's writes durable (the database's fsync); see the module comment.
     sync: Box<dyn Fn() -> anyhow::Result<()> + Send>,
     /// The round's effects, held until [`Core::commit`].
@@ -132,6 +135,7 @@ impl Core {
             dns: crate::lookup::DnsResolverConfig::System,
             found,
             metrics,
+            meter: Default::default(),
             sync,
             held: HeldEffects::default(),
             replaying: false,
@@ -142,6 +146,8 @@ impl Core {
     /// events and sends its API answers. A failed sync is fatal — the state on disk is
     /// unknown, so nothing of the round may be acknowledged.
     pub async fn commit(&mut self) -> anyhow::Result<()> {
+        self.meter
+            .observe(&self.engine, now_ms(), &self.metrics.modes);
         if self.held.is_empty() {
             return Ok(());
         }
@@ -543,8 +549,17 @@ impl Core {
             Event::ForkDetected { .. } => {
                 self.metrics.forks.inc();
             }
-            Event::BranchSwitched { .. } => {
+            Event::BranchSwitched {
+                resent, reissued, ..
+            } => {
                 self.metrics.branch_switches.inc();
+                let modes = &self.metrics.modes;
+                modes.resent_messages.inc_by(resent.len() as u64);
+                modes.reissued_intents.inc_by(*reissued as u64);
+            }
+            Event::EpochChanged { group, epoch, .. } => {
+                self.meter
+                    .epoch_changed(*group, *epoch, now, &self.metrics.modes);
             }
             Event::ForkBeyondWindow { group, .. } => {
                 self.split.insert(*group);
@@ -611,10 +626,28 @@ impl Core {
 
     /// Runs a command and reports the engine's refusal of it as an error.
     async fn run_command(&mut self, now: u64, command: Command) -> Result<(), ApiError> {
+        // An own commit: its latency runs until the active epoch moves past this one.
+        let commit_on = match &command {
+            Command::Invite { group, .. }
+            | Command::Remove { group, .. }
+            | Command::SelfUpdate { group } => self
+                .engine
+                .group_status(*group)
+                .map(|status| (*group, status.epoch)),
+            _ => None,
+        };
+        if let Some((group, epoch)) = commit_on {
+            self.meter.intent(group, epoch, now, &self.metrics.modes);
+        }
         self.engine.handle_command(now, command);
         let refusals = self.drain(now).await;
         match refusals.into_iter().next() {
-            Some(reason) => Err(ApiError::conflict(reason)),
+            Some(reason) => {
+                if let Some((group, epoch)) = commit_on {
+                    self.meter.withdraw(group, epoch, now);
+                }
+                Err(ApiError::conflict(reason))
+            }
             None => Ok(()),
         }
     }
@@ -911,6 +944,11 @@ impl Core {
 
     async fn send(&mut self, now: u64, group: &str, text: String) -> Result<MessageView, ApiError> {
         let group = self.resolve_group(group)?;
+        // The engine queues a send while the group settles (the same test it makes).
+        let queued = self
+            .engine
+            .consistency_status(group, now)
+            .is_some_and(|s| s.sends_paused);
         let id = self
             .engine
             .send(now, group, text.clone().into_bytes())
@@ -934,7 +972,7 @@ impl Core {
             group: group_hex(group),
             message: view.clone(),
         });
-        Ok(view)
+        Ok(MessageView { queued, ..view })
     }
 
     fn messages(&self, group: GroupRef, from: u64) -> Result<Vec<MessageView>, ApiError> {
@@ -961,6 +999,7 @@ fn message_view(seq: u64, m: StoredMessage) -> MessageView {
         sent_at_ms: m.sent_at_ms,
         received_at_ms: m.received_at_ms,
         text: m.text,
+        queued: false,
     }
 }
 
