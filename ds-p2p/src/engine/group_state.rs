@@ -93,6 +93,9 @@ pub(crate) struct GroupRuntime {
     pub holds: Option<BranchId>,
     /// What the store holds of the record's `sent` and `seen` lists (saved as differences).
     pub lists: StoredLists,
+    /// The members' signature keys of held states, filled when a beacon needs them (not
+    /// stored: see `beacon_auth`).
+    pub member_keys: super::beacon_auth::MemberKeys,
 }
 
 impl GroupRuntime {
@@ -113,6 +116,7 @@ impl GroupRuntime {
             just_applied: None,
             holds: None,
             lists,
+            member_keys: Default::default(),
         })
     }
 
