@@ -113,11 +113,10 @@ fn a_message_read_again_is_not_kept_again() {
         .published_by("ann")
         .into_iter()
         .map(|(_, bytes)| bytes)
-        .filter(|bytes| {
+        .rfind(|bytes| {
             Envelope::decode(bytes, &WireLimits::default())
                 .is_ok_and(|e| e.kind == EnvelopeKind::Application)
         })
-        .next_back()
         .expect("ann published her message");
     net.inject("ben", &envelope);
     assert!(net.nodes[ben].engine.undelivered().unwrap().is_empty());
