@@ -242,13 +242,23 @@ impl Soak {
                 self.commit_one().await;
                 next_commit = now + self.options.commit_every;
             }
+            // A fault that finds no node to hit (all volatile ones down or in the island) is
+            // tried again a second later rather than skipped for a whole period.
             if now >= next_crash {
-                self.crash_one().await?;
-                next_crash = now + self.options.crash_every;
+                next_crash = now
+                    + if self.crash_one().await? {
+                        self.options.crash_every
+                    } else {
+                        Duration::from_secs(1)
+                    };
             }
             if now >= next_partition {
-                self.partition().await?;
-                next_partition = now + self.options.partition_every;
+                next_partition = now
+                    + if self.partition().await? {
+                        self.options.partition_every
+                    } else {
+                        Duration::from_secs(1)
+                    };
             }
             if now >= next_sample {
                 let after_warmup = now >= warmup && !warm;
@@ -373,25 +383,28 @@ impl Soak {
             .collect()
     }
 
-    async fn crash_one(&mut self) -> anyhow::Result<()> {
+    /// Kills a volatile node; whether there was one to kill.
+    async fn crash_one(&mut self) -> anyhow::Result<bool> {
         let Some(&victim) = self.crash_candidates().choose(&mut self.rng) else {
-            return Ok(());
+            return Ok(false);
         };
         self.nodes[victim].kill().await?;
         self.memory[victim].restarts += 1;
         let back = Instant::now() + Duration::from_millis(self.rng.gen_range(3_000..15_000));
         self.down.insert(victim, back);
         self.report.crashes += 1;
-        Ok(())
+        Ok(true)
     }
 
-    async fn partition(&mut self) -> anyhow::Result<()> {
+    /// Starts a partition; whether one started (not while one runs, nor with no volatile
+    /// node up).
+    async fn partition(&mut self) -> anyhow::Result<bool> {
         if self.island.is_some() {
-            return Ok(());
+            return Ok(false);
         }
         let mut candidates = self.crash_candidates();
         if candidates.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         candidates.shuffle(&mut self.rng);
         let size = self.rng.gen_range(1..=candidates.len().min(3));
@@ -405,7 +418,7 @@ impl Soak {
         self.restart(&island, true).await?;
         self.island = Some((island, Instant::now() + length));
         self.report.partitions += 1;
-        Ok(())
+        Ok(true)
     }
 
     /// Restarts `who` (graceful stop, then start): as an island bootstrapping only to its
