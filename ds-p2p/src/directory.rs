@@ -131,6 +131,20 @@ impl Directory {
     }
 }
 
+/// The credential identity of a KeyPackage someone handed over, once its signature and
+/// contents verify: an inviter checks it is the contact's before adding it (anyone who saw
+/// the request on the public inbox topic could answer with a KeyPackage of their own).
+pub fn key_package_owner(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| e.to_string())?;
+    let MlsMessageBodyIn::KeyPackage(kp) = message.extract() else {
+        return Err("not a KeyPackage".into());
+    };
+    let kp = kp
+        .validate(&RustCrypto::default(), ProtocolVersion::Mls10)
+        .map_err(|e| e.to_string())?;
+    Ok(kp.leaf_node().credential().serialized_content().to_vec())
+}
+
 /// Verifies one KeyPackage of `owner`; returns its `not_after` (seconds).
 fn check(bytes: &[u8], owner: &[u8], last_resort: bool) -> Result<u64, String> {
     let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| e.to_string())?;

@@ -117,3 +117,24 @@ fn an_invite_with_an_invalid_credential_is_refused() {
     );
     assert_eq!(net.status("ann", group).members.len(), 2);
 }
+
+/// An inviter checks whose KeyPackage it was handed before adding it: the owner is the
+/// credential inside, once it verifies; anything else is an error, not a panic.
+#[test]
+fn a_key_package_names_its_owner_and_garbage_names_nobody() {
+    let mut net = Net::with_policy(&["alice", "bob"], TieBreak::LowestRef, 11);
+    let bob_kp = net.key_package("bob");
+    assert_eq!(
+        ds_p2p::directory::key_package_owner(&bob_kp),
+        Ok(net.identity("bob"))
+    );
+    assert_ne!(
+        ds_p2p::directory::key_package_owner(&bob_kp),
+        Ok(net.identity("alice"))
+    );
+    assert!(ds_p2p::directory::key_package_owner(b"not a key package").is_err());
+    let mut tampered = bob_kp.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert!(ds_p2p::directory::key_package_owner(&tampered).is_err());
+}

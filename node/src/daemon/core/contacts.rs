@@ -99,7 +99,8 @@ impl Core {
                 let Some(pending) = self.pending_invites.get(&nonce) else {
                     return;
                 };
-                if bundle.owner != pending.contact {
+                let kp_owner = ds_p2p::directory::key_package_owner(&bundle.last_resort);
+                if bundle.owner != pending.contact || kp_owner.as_ref() != Ok(&pending.contact) {
                     tracing::warn!("a DHT KeyPackage bundle under a contact's key is not theirs");
                     return;
                 }

@@ -295,9 +295,23 @@ impl Core {
                 tracing::info!("sent a KeyPackage to a requester");
             }
             KeyPackageMessage::Offer { nonce, key_package } if topic == own_inbox => {
-                let Some(pending) = self.pending_invites.remove(&nonce) else {
+                let Some(pending) = self.pending_invites.get(&nonce) else {
                     return;
                 };
+                // The request went out on a public topic: anyone could answer it. Only the
+                // contact's own KeyPackage counts; the invite keeps waiting for it.
+                match ds_p2p::directory::key_package_owner(&key_package) {
+                    Ok(owner) if owner == pending.contact => {}
+                    Ok(_) => {
+                        tracing::warn!("refused a KeyPackage offer that is not the contact's");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "refused an invalid KeyPackage offer");
+                        return;
+                    }
+                }
+                let pending = self.pending_invites.remove(&nonce).expect("checked above");
                 self.finish_invite(now, pending, key_package).await;
             }
             // Traffic for a contact's inbox: kept in the log for them, nothing to do here.
