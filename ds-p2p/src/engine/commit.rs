@@ -171,7 +171,6 @@ impl Engine {
                 just_applied: None,
                 holds: None,
                 lists: Default::default(),
-                member_keys: Default::default(),
             };
             runtime.save(&engine.provider)?;
             let epoch = runtime.group.epoch().as_u64();

@@ -93,9 +93,6 @@ pub(crate) struct GroupRuntime {
     pub holds: Option<BranchId>,
     /// What the store holds of the record's `sent` and `seen` lists (saved as differences).
     pub lists: StoredLists,
-    /// The members' signature keys of held states, filled when a beacon needs them (not
-    /// stored: see `beacon_auth`).
-    pub member_keys: super::beacon_auth::MemberKeys,
 }
 
 impl GroupRuntime {
@@ -116,7 +113,6 @@ impl GroupRuntime {
             just_applied: None,
             holds: None,
             lists,
-            member_keys: Default::default(),
         })
     }
 

@@ -7,7 +7,6 @@
 //! - [`fork_tree`]: the held branch states of a group and the head the policy prefers.
 //! - [`record`]: what the engine stores per group next to the MLS state.
 //! - `commit`, `receive`, `switch`, `timers`: the engine's steps.
-//! - `beacon_auth`: which beacons are a member's word (they are signed; see `wire::beacon`).
 
 pub mod api;
 pub mod consistency;
@@ -15,7 +14,6 @@ pub mod fork_tree;
 pub mod record;
 pub mod tie_break;
 
-mod beacon_auth;
 mod commit;
 pub mod credentials;
 mod delivery;

