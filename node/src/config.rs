@@ -59,6 +59,14 @@ pub struct Config {
     pub durability: String,
     /// The DNS server for `contact add <dns-name>` lookups [default: the system's resolver].
     pub dns_server: Option<SocketAddr>,
+    /// Pubsub messages per second each connected peer may hand this node; beyond it (and
+    /// its burst) messages are dropped and counted in `chorus_gossip_shed_total`.
+    pub peer_messages_per_s: u32,
+    /// Pubsub bytes per second each connected peer may hand this node.
+    pub peer_bytes_per_s: u64,
+    /// Seconds of those rates a peer may send at once; a peer that goes on sending once a
+    /// further burst's worth over is rejected, and gossipsub's scoring graylists it.
+    pub peer_burst_s: u32,
 }
 
 impl Default for Config {
@@ -86,6 +94,9 @@ impl Default for Config {
             heartbeat_ms: 1_000,
             durability: "synced".into(),
             dns_server: None,
+            peer_messages_per_s: gossip::net::PeerBudgetConfig::default().messages_per_s,
+            peer_bytes_per_s: gossip::net::PeerBudgetConfig::default().bytes_per_s,
+            peer_burst_s: gossip::net::PeerBudgetConfig::default().burst_s,
         }
     }
 }
@@ -131,6 +142,9 @@ impl Config {
             ("beacon_interval_ms", self.beacon_interval_ms),
             ("anti_entropy_ms", self.anti_entropy_ms),
             ("heartbeat_ms", self.heartbeat_ms),
+            ("peer_messages_per_s", u64::from(self.peer_messages_per_s)),
+            ("peer_bytes_per_s", self.peer_bytes_per_s),
+            ("peer_burst_s", u64::from(self.peer_burst_s)),
         ] {
             if value == 0 {
                 anyhow::bail!("{name} must be positive");

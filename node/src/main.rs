@@ -8,7 +8,10 @@ use node::{api, bench, chat, commands, config, daemon, demo, init};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.json_logs);
+    // The attack bench runs its attacker in this process: its gossipsub complains of every
+    // replay it is told to send, which is the point, not news.
+    let quiet = matches!(cli.command, Command::AttackBench { .. });
+    init_logging(cli.json_logs, quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -28,9 +31,10 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(json: bool) {
+fn init_logging(json: bool, quiet: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let default = if quiet { "error" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -59,6 +63,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             payload,
             durability,
             in_flight,
+        })
+        .await;
+    }
+    if let Command::AttackBench {
+        nodes,
+        messages,
+        payload,
+        in_flight,
+        flood_rate,
+        seed,
+    } = cli.command
+    {
+        return bench::attack::run(bench::attack::AttackOptions {
+            nodes,
+            messages,
+            payload,
+            in_flight,
+            flood_rate,
+            seed,
         })
         .await;
     }
@@ -131,7 +154,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => commands::messages(&client()?, &group, json, follow).await,
         Command::Status { json } => commands::status(&client()?, json).await,
         Command::Chat { group, plain } => chat::chat(&client()?, &group, plain).await,
-        Command::Demo { .. } | Command::Bench { .. } | Command::Soak { .. } => {
+        Command::Demo { .. }
+        | Command::Bench { .. }
+        | Command::AttackBench { .. }
+        | Command::Soak { .. } => {
             unreachable!("handled above")
         }
     }

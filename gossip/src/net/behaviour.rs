@@ -18,10 +18,12 @@
 //!   sync wait for the direct connection DCUtR makes. A reachable node may also serve as a
 //!   relay (`NetConfig::relay_server`).
 
+use std::time::Duration;
+
 use libp2p::gossipsub::{
     self, AllowAllSubscriptionFilter, IdentityTransform, MaxCountSubscriptionFilter,
     MessageAuthenticity, MessageId, PeerScoreParams, PeerScoreThresholds, TopicScoreParams,
-    ValidationMode,
+    ValidationMode, score_parameter_decay,
 };
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
@@ -174,17 +176,29 @@ pub(crate) fn message_id(data: &[u8], max_envelope_bytes: usize) -> MessageId {
     MessageId::new(&digest)
 }
 
-/// Scoring for a Chorus topic: invalid messages cost (quadratically, decaying), and nothing
-/// else does — mesh delivery penalties assume steady traffic, which a chat group does not
-/// have, and would push honest but quiet peers out.
+/// Scoring for a Chorus topic, tuned for chat traffic (bursty, often quiet):
+///
+/// - invalid messages cost quadratically (-10 × count²: three put a peer below the graylist
+///   threshold of -80) and are remembered for minutes (the count decays to nothing in 10 min),
+///   so a flood that stops does not buy back its standing within seconds;
+/// - first deliveries earn little and are capped (at most +10): junk that only a member can
+///   tell from ciphertext passes the gossip checks, and must not earn an attacker a cushion
+///   against its own invalid messages;
+/// - time in the mesh earns at most +36 after an hour;
+/// - mesh delivery penalties are off: they assume steady traffic, which a chat group does not
+///   have, and would push honest but quiet peers out.
 pub(crate) fn topic_score_params() -> TopicScoreParams {
     TopicScoreParams {
         topic_weight: 1.0,
         time_in_mesh_weight: 0.01,
-        first_message_deliveries_weight: 1.0,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 3600.0,
+        first_message_deliveries_weight: 0.5,
+        first_message_deliveries_cap: 20.0,
         mesh_message_deliveries_weight: 0.0,
         mesh_failure_penalty_weight: 0.0,
         invalid_message_deliveries_weight: -10.0,
+        invalid_message_deliveries_decay: score_parameter_decay(Duration::from_secs(600)),
         ..TopicScoreParams::default()
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use libp2p::Multiaddr;
 
 use super::error::NetError;
+use super::peer_budget::PeerBudgetConfig;
 use crate::reconcile::ReconcileConfig;
 
 /// Bytes a sync message may spend on everything but envelope bytes: enum tags, the topic name
@@ -70,6 +71,10 @@ pub struct NetConfig {
     pub sync: SyncConfig,
     /// How often the log's age-based retention runs.
     pub retention_interval: Duration,
+    /// How much pubsub traffic each directly connected peer may hand us (see
+    /// [`PeerBudgetConfig`]): beyond it messages are dropped, and a peer that keeps on is
+    /// rejected until its score graylists it.
+    pub peer_budget: PeerBudgetConfig,
 }
 
 /// How and how often the node runs `/chorus/sync/1` with its peers.
@@ -114,6 +119,7 @@ impl Default for NetConfig {
             idle_connection_timeout: Duration::from_secs(60),
             sync: SyncConfig::default(),
             retention_interval: Duration::from_secs(10 * 60),
+            peer_budget: PeerBudgetConfig::default(),
         }
     }
 }
@@ -165,6 +171,9 @@ impl NetConfig {
         }
         if self.kad_query_timeout.is_zero() {
             return invalid("kad_query_timeout must be positive");
+        }
+        if !self.peer_budget.is_valid() {
+            return invalid("peer budget rates, burst and max_peers must be positive");
         }
         let sync = &self.sync;
         if sync.max_message_bytes > crate::codec::MAX_DECODE_LEN {

@@ -24,6 +24,7 @@ use super::error::NetError;
 use super::event::NetEvent;
 use super::handle::Command;
 use super::metrics::NetMetrics;
+use super::peer_budget::PeerBudgets;
 use super::sync::session::Outgoing;
 use super::validator::Validator;
 use crate::envelope_id::EnvelopeId;
@@ -71,6 +72,8 @@ pub(super) struct Driver<S> {
     pub dht: HashMap<QueryId, DhtQuery>,
     /// libp2p's metrics, recorded from every swarm event.
     pub metrics: NetMetrics,
+    /// How much pubsub traffic each peer has left.
+    pub budgets: PeerBudgets<PeerId>,
 }
 
 impl<S: KvStore + 'static> Driver<S> {
@@ -82,6 +85,7 @@ impl<S: KvStore + 'static> Driver<S> {
         events: mpsc::UnboundedSender<NetEvent>,
         metrics: NetMetrics,
     ) -> Result<Self, NetError> {
+        let budgets = PeerBudgets::new(config.peer_budget);
         let responder = Responder::new(config.sync.reconcile.clone())
             .map_err(|_| NetError::InvalidConfig("invalid reconciliation config"))?;
         Ok(Self {
@@ -99,6 +103,7 @@ impl<S: KvStore + 'static> Driver<S> {
                 again: HashSet::new(),
             },
             dht: HashMap::new(),
+            budgets,
             metrics,
         })
     }

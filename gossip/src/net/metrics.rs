@@ -10,20 +10,51 @@ use std::sync::Arc;
 use libp2p::metrics::{Metrics, Recorder, Registry};
 use libp2p::swarm::SwarmEvent;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
 use super::behaviour::BehaviourEvent;
+use super::peer_budget::BudgetVerdict;
 
 /// The recording side, owned by the node's task.
 pub(super) struct NetMetrics {
     recorder: Metrics,
+    /// Pubsub messages dropped because their peer was over its budget, by verdict.
+    shed: Family<ShedLabels, Counter>,
+}
+
+/// The label of `chorus_gossip_shed_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShedLabels {
+    /// `over_budget` (ignored) or `abusive` (rejected, the peer's score pays).
+    verdict: &'static str,
 }
 
 impl NetMetrics {
     /// Registers libp2p's protocol metrics in `registry` (the transport's bandwidth metrics
     /// are registered by the swarm builder).
     pub fn new(registry: &mut Registry) -> Self {
+        let shed = Family::<ShedLabels, Counter>::default();
+        registry.register(
+            "chorus_gossip_shed",
+            "Pubsub messages dropped because the peer that handed them over was over its budget",
+            shed.clone(),
+        );
         Self {
             recorder: Metrics::new(registry),
+            shed,
         }
+    }
+
+    /// Counts a message shed under `verdict` and returns how many such were shed so far.
+    pub fn shed(&self, verdict: BudgetVerdict) -> u64 {
+        let verdict = match verdict {
+            BudgetVerdict::Within => return 0,
+            BudgetVerdict::Over => "over_budget",
+            BudgetVerdict::Abusive => "abusive",
+        };
+        self.shed.get_or_create(&ShedLabels { verdict }).inc() + 1
     }
 
     /// Records what `event` tells: the swarm's connection events and each protocol's own.

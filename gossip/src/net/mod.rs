@@ -25,6 +25,7 @@
 //! - [`sync`]: the `/chorus/sync/1` protocol: wire, codec, initiator session, responder.
 //! - [`node`] and [`handle`]: starting a node and controlling it; [`event`]: what it reports.
 //! - [`metrics`]: libp2p's own metrics, rendered for Prometheus.
+//! - [`peer_budget`]: how much pubsub traffic each peer may hand us.
 //! - `driver`, `swarm_events`, `commands`, `anti_entropy`, `dht`: the node's task, by input.
 //!
 //! NAT traversal: relay client (and optionally server), DCUtR and AutoNAT v2 are part of the
@@ -45,6 +46,7 @@ pub mod frame;
 pub mod handle;
 pub mod metrics;
 pub mod node;
+pub mod peer_budget;
 mod swarm_events;
 pub mod sync;
 pub mod validator;
@@ -55,6 +57,7 @@ pub use event::{NetEvent, NetEvents, Via};
 pub use handle::{NodeHandle, Published};
 pub use metrics::MetricsText;
 pub use node::Node;
+pub use peer_budget::{BudgetVerdict, PeerBudgetConfig};
 pub use validator::Validator;
 
 /// Re-exported so that callers need not depend on libp2p to name peers, keys and addresses.

@@ -14,6 +14,7 @@ use super::behaviour::{BehaviourEvent, KAD_PROTOCOL};
 use super::driver::{Driver, now_ms};
 use super::event::{NetEvent, Via};
 use super::frame::{self, FrameError};
+use super::peer_budget::BudgetVerdict;
 use crate::topic::Topic;
 
 impl<S: KvStore + 'static> Driver<S> {
@@ -60,6 +61,7 @@ impl<S: KvStore + 'static> Driver<S> {
             } => {
                 if num_established == 0 {
                     debug!(peer = %peer_id, "disconnected");
+                    self.budgets.forget(&peer_id);
                     self.emit(NetEvent::PeerDisconnected { peer: peer_id });
                 }
             }
@@ -129,6 +131,22 @@ impl<S: KvStore + 'static> Driver<S> {
         source: PeerId,
         message: &gossipsub::Message,
     ) -> MessageAcceptance {
+        let verdict = self.budgets.charge(&source, message.data.len(), now_ms());
+        if verdict != BudgetVerdict::Within {
+            let shed = self.metrics.shed(verdict);
+            // Say it in the log without writing a line per message of a flood.
+            if shed.is_power_of_two() {
+                warn!(peer = %source, ?verdict, shed, "pubsub: peer over its budget; messages dropped");
+            }
+            // Rejecting penalises the peer that handed the message over. That is fair only for
+            // the peer's own messages: a relay's forwards passed its own budget, and a
+            // reject here would let a flood through several paths graylist honest relays.
+            let own = message.source == Some(source);
+            return match verdict {
+                BudgetVerdict::Abusive if own => MessageAcceptance::Reject,
+                _ => MessageAcceptance::Ignore,
+            };
+        }
         let Ok(topic) = Topic::new(message.topic.as_str()) else {
             debug!(peer = %source, "pubsub: invalid topic name");
             return MessageAcceptance::Reject;

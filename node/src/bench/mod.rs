@@ -2,6 +2,8 @@
 //! processes, driven through their API) against bare libp2p gossipsub with the same swarm
 //! settings and payload size, measured in one run, side by side, printed as ratios.
 
+pub mod attack;
+pub mod attacker;
 mod crypto;
 mod raw;
 pub mod soak;
@@ -14,7 +16,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::api::views::EventView;
 use crate::demo::harness::{LocalNode, NodeOptions, wait_for};
 
-const LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 
 pub struct BenchOptions {
     pub nodes: usize,
@@ -161,87 +163,138 @@ async fn raw_figures(o: &BenchOptions, heartbeat: Duration) -> anyhow::Result<Fi
 }
 
 async fn chorus_figures(o: &BenchOptions) -> anyhow::Result<Figures> {
-    let dir = tempfile::Builder::new().prefix("chorus-bench-").tempdir()?;
-    let options = NodeOptions {
-        durability: o.durability.clone(),
-        ..NodeOptions::default()
-    };
-    let mut nodes = Vec::new();
-    for i in 0..o.nodes {
-        nodes.push(LocalNode::init(dir.path(), &format!("n{i}"))?);
-    }
-    nodes[0].start(&options, 0, &[]).await?;
-    let boot = nodes[0].listen.clone().context("no address")?;
-    for node in nodes.iter_mut().skip(1) {
-        node.start(&options, 0, std::slice::from_ref(&boot)).await?;
-    }
-    let gid = nodes[0].create_group("bench").await?.group_id;
-    for i in 1..o.nodes {
-        let code = nodes[i].invite_code().await?;
-        let name = nodes[0].add_contact(&code).await?.name;
-        nodes[0].invite("bench", &name).await?;
-        let node = &nodes[i];
-        wait_for("a member to join", LIMIT, || async {
-            Ok(node.status(&gid).await?.map(|_| ()))
-        })
-        .await?;
-    }
-    let sender = nodes[0].client()?.clone();
-    let mut events = nodes[o.nodes - 1].client()?.events().await?;
-    let path = format!("/v1/groups/{gid}/messages");
-    let mut next_event = async || -> anyhow::Result<(String, Instant)> {
-        loop {
-            let line = events.next_line().await?.context("event stream closed")?;
-            if let Ok(EventView::Message { message, .. }) = serde_json::from_str(&line) {
-                return Ok((message.text, Instant::now()));
-            }
-        }
-    };
+    let mut rig = Rig::start(o.nodes, &o.durability, false).await?;
+    let sender = rig.nodes[0].client()?.clone();
+    let mut events = rig.nodes[o.nodes - 1].client()?.events().await?;
+    let path = format!("/v1/groups/{}/messages", rig.gid);
     let mut lat = Vec::new();
     for i in 0..o.messages as u64 {
         let t = text(i, o.payload);
         let start = Instant::now();
         let _: serde_json::Value = sender.post(&path, serde_json::json!({ "text": t })).await?;
         loop {
-            let (got, at) = tokio::time::timeout(LIMIT, next_event()).await??;
+            let (got, at) = tokio::time::timeout(LIMIT, next_message(&mut events)).await??;
             if got == t {
                 lat.push(at - start);
                 break;
             }
         }
     }
+    drop(events);
     lat.sort();
-    // Throughput: `in_flight` sends outstanding at once, while the receiver's events are read.
-    let start = Instant::now();
-    let sends = futures::stream::iter(0..o.messages as u64)
-        .map(|i| {
-            let (sender, path) = (sender.clone(), path.clone());
-            let body = serde_json::json!({ "text": text(1_000_000 + i, o.payload) });
-            async move { sender.post::<serde_json::Value>(&path, body).await }
-        })
-        .buffer_unordered(o.in_flight)
-        .try_for_each(|_| async { Ok(()) });
-    let receive = async {
-        let mut seen = 0;
-        let mut last = start;
-        while seen < o.messages {
-            let (got, at) = tokio::time::timeout(LIMIT, next_event()).await??;
-            if got.starts_with('m') && got[1..16].parse::<u64>().is_ok_and(|n| n >= 1_000_000) {
-                seen += 1;
-                last = at;
-            }
-        }
-        anyhow::Ok(last)
-    };
-    let (sent, last) = tokio::join!(sends, receive);
-    sent?;
-    let last = last?;
-    for node in nodes.iter_mut() {
-        node.stop().await?;
-    }
+    let throughput = rig
+        .throughput(o.messages, o.payload, o.in_flight, 1_000_000)
+        .await?;
+    rig.stop().await?;
     Ok(Figures {
         p50: percentile(&lat, 0.5),
         p99: percentile(&lat, 0.99),
-        throughput: o.messages as f64 / (last - start).as_secs_f64(),
+        throughput,
     })
+}
+
+type EventLines = tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>;
+
+/// The next message event's text on `events`, and when it was read.
+async fn next_message(events: &mut EventLines) -> anyhow::Result<(String, Instant)> {
+    loop {
+        let line = events.next_line().await?.context("event stream closed")?;
+        if let Ok(EventView::Message { message, .. }) = serde_json::from_str(&line) {
+            return Ok((message.text, Instant::now()));
+        }
+    }
+}
+
+/// Real `chorus run` nodes on loopback, all in one group made by the first.
+pub(crate) struct Rig {
+    _dir: tempfile::TempDir,
+    pub nodes: Vec<LocalNode>,
+    pub gid: String,
+}
+
+impl Rig {
+    pub async fn start(nodes: usize, durability: &str, metrics: bool) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("chorus-bench-").tempdir()?;
+        let options = NodeOptions {
+            durability: durability.to_string(),
+            metrics,
+            ..NodeOptions::default()
+        };
+        let mut all = Vec::new();
+        for i in 0..nodes {
+            all.push(LocalNode::init(dir.path(), &format!("n{i}"))?);
+        }
+        all[0].start(&options, 0, &[]).await?;
+        let boot = all[0].listen.clone().context("no address")?;
+        for node in all.iter_mut().skip(1) {
+            node.start(&options, 0, std::slice::from_ref(&boot)).await?;
+        }
+        let gid = all[0].create_group("bench").await?.group_id;
+        for i in 1..nodes {
+            let code = all[i].invite_code().await?;
+            let name = all[0].add_contact(&code).await?.name;
+            all[0].invite("bench", &name).await?;
+            let node = &all[i];
+            wait_for("a member to join", LIMIT, || async {
+                Ok(node.status(&gid).await?.map(|_| ()))
+            })
+            .await?;
+        }
+        Ok(Self {
+            _dir: dir,
+            nodes: all,
+            gid,
+        })
+    }
+
+    /// Messages per second from the first node to the last, with `in_flight` sends
+    /// outstanding at once while the last node's events are read; texts are tagged from `base`
+    /// on (distinct per round).
+    pub async fn throughput(
+        &self,
+        messages: usize,
+        payload: usize,
+        in_flight: usize,
+        base: u64,
+    ) -> anyhow::Result<f64> {
+        let sender = self.nodes[0].client()?.clone();
+        let last = self.nodes.last().context("no nodes")?;
+        let mut events = last.client()?.events().await?;
+        let path = format!("/v1/groups/{}/messages", self.gid);
+        let start = Instant::now();
+        let sends = futures::stream::iter(0..messages as u64)
+            .map(|i| {
+                let (sender, path) = (sender.clone(), path.clone());
+                let body = serde_json::json!({ "text": text(base + i, payload) });
+                async move { sender.post::<serde_json::Value>(&path, body).await }
+            })
+            .buffer_unordered(in_flight)
+            .try_for_each(|_| async { Ok(()) });
+        let receive = async {
+            let mut seen = 0;
+            let mut last = start;
+            let round = base..base + messages as u64;
+            while seen < messages {
+                let (got, at) = tokio::time::timeout(LIMIT, next_message(&mut events)).await??;
+                let tag = got
+                    .strip_prefix('m')
+                    .and_then(|t| t.get(..15)?.parse::<u64>().ok());
+                if tag.is_some_and(|n| round.contains(&n)) {
+                    seen += 1;
+                    last = at;
+                }
+            }
+            anyhow::Ok(last)
+        };
+        let (sent, last) = tokio::join!(sends, receive);
+        sent?;
+        Ok(messages as f64 / (last? - start).as_secs_f64())
+    }
+
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        for node in self.nodes.iter_mut() {
+            node.stop().await?;
+        }
+        Ok(())
+    }
 }

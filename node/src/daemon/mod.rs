@@ -228,6 +228,12 @@ fn net_config(config: &Config) -> anyhow::Result<NetConfig> {
         kad_server: config.dht_server || config.relay_server,
         mdns: config.mdns,
         heartbeat: Duration::from_millis(config.heartbeat_ms),
+        peer_budget: gossip::net::PeerBudgetConfig {
+            messages_per_s: config.peer_messages_per_s,
+            bytes_per_s: config.peer_bytes_per_s,
+            burst_s: config.peer_burst_s,
+            ..Default::default()
+        },
         ..NetConfig::default()
     };
     net.sync.anti_entropy_interval = Duration::from_millis(config.anti_entropy_ms);

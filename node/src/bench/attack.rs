@@ -1,0 +1,199 @@
+//! `chorus attack-bench`: the honest nodes' delivery rate with and without an attacker node
+//! on loopback, measured in one run, side by side, printed as a ratio; and what became of the
+//! attacker (its score at each honest node, the messages they shed).
+//!
+//! The same honest nodes (real `chorus run` processes in one group) are measured twice: a
+//! clean round of `messages` sends from the first node to the last, then the same under a
+//! flood from an [`Attacker`](super::attacker::Attacker) connected to every honest node.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::attacker::{Attacker, FloodCounts, FloodMix};
+use super::{LIMIT, Rig};
+use crate::api::http;
+use crate::api::views::StatusView;
+use crate::demo::harness::LocalNode;
+
+/// Gossipsub's default graylist threshold: below it a peer's messages are not even read.
+pub const GRAYLIST_THRESHOLD: f64 = -80.0;
+
+pub struct AttackOptions {
+    pub nodes: usize,
+    pub messages: usize,
+    pub payload: usize,
+    pub in_flight: usize,
+    /// The attacker's messages per second.
+    pub flood_rate: u32,
+    pub seed: Option<u64>,
+}
+
+/// What one honest node made of the attacker.
+#[derive(Debug)]
+pub struct Victim {
+    pub name: String,
+    pub score: Option<f64>,
+    pub shed_over_budget: f64,
+    pub shed_abusive: f64,
+    pub rejected: f64,
+}
+
+pub async fn run(o: AttackOptions) -> anyhow::Result<()> {
+    if o.nodes < 2 || o.messages == 0 || o.in_flight == 0 || o.flood_rate == 0 {
+        anyhow::bail!("--nodes must be ≥ 2; --messages, --in-flight and --flood-rate ≥ 1");
+    }
+    let seed = o.seed.unwrap_or_else(rand::random);
+    eprintln!(
+        "chorus attack-bench: {} honest nodes, {} messages of {} B per round, {} in flight; \
+         attacker {} msg/s (seed {seed}); {}",
+        o.nodes,
+        o.messages,
+        o.payload,
+        o.in_flight,
+        o.flood_rate,
+        if cfg!(debug_assertions) {
+            "debug build"
+        } else {
+            "release build"
+        }
+    );
+    let mut rig = Rig::start(o.nodes, "synced", true).await?;
+    eprintln!("· clean round…");
+    let clean = rig
+        .throughput(o.messages, o.payload, o.in_flight, 1_000_000)
+        .await?;
+
+    eprintln!("· attacked round…");
+    let peers: Vec<String> = rig
+        .nodes
+        .iter()
+        .map(|n| n.listen.clone().context("a node without an address"))
+        .collect::<anyhow::Result<_>>()?;
+    let group = crate::policy::parse_group_ref(&rig.gid)?;
+    let mut attacker = Attacker::start(&peers, group, LIMIT).await?;
+    let attacker_id = attacker.peer_id();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood_started = Instant::now();
+    let (flood, attacked) = tokio::join!(
+        attacker.flood(o.flood_rate, FloodMix::MIXED, seed, stop.clone()),
+        async {
+            let rate = rig
+                .throughput(o.messages, o.payload, o.in_flight, 2_000_000)
+                .await;
+            stop.store(true, Ordering::Relaxed);
+            rate
+        }
+    );
+    let flood_s = flood_started.elapsed().as_secs_f64();
+    let (sent, attacked) = (flood?, attacked?);
+    let mut victims = Vec::new();
+    for node in &rig.nodes {
+        victims.push(victim(node, &attacker_id).await?);
+    }
+    attacker.shutdown().await?;
+    rig.stop().await?;
+    print_report(&o, clean, attacked, sent, flood_s, &victims);
+    Ok(())
+}
+
+fn print_report(
+    o: &AttackOptions,
+    clean: f64,
+    attacked: f64,
+    sent: FloodCounts,
+    flood_s: f64,
+    victims: &[Victim],
+) {
+    println!(
+        "\nhonest delivery, {} nodes, {} messages of {} B per round (first node to last), {} in flight\n",
+        o.nodes, o.messages, o.payload, o.in_flight
+    );
+    println!(
+        "{:<22} {:>10} {:>10} {:>8}",
+        "", "clean", "attacked", "ratio"
+    );
+    let ratio = attacked / clean;
+    println!(
+        "{:<22} {clean:>10.1} {attacked:>10.1} {ratio:>7.2}×",
+        "throughput (msg/s)"
+    );
+    println!(
+        "\nattacker: {} messages in {flood_s:.1} s ({:.0}/s): {} forged, {} replayed, {} garbage",
+        sent.total(),
+        sent.total() as f64 / flood_s.max(f64::EPSILON),
+        sent.forged,
+        sent.replayed,
+        sent.garbage
+    );
+    for v in victims {
+        let score = v.score.map_or("not connected".to_string(), |s| {
+            let gray = if s <= GRAYLIST_THRESHOLD {
+                "graylisted"
+            } else {
+                "NOT graylisted"
+            };
+            format!("{s:.1} ({gray})")
+        });
+        println!(
+            "at {:<4} attacker's score {score}; shed {} over budget, {} abusive; {} refused by the validator",
+            v.name, v.shed_over_budget, v.shed_abusive, v.rejected
+        );
+    }
+    let graylisted = victims
+        .iter()
+        .filter(|v| v.score.is_some_and(|s| s <= GRAYLIST_THRESHOLD))
+        .count();
+    println!(
+        "goals: attacked ≥ 0.9× clean: {}; attacker graylisted by every honest node: {} ({graylisted} of {})",
+        if ratio >= 0.9 { "met" } else { "NOT met" },
+        if graylisted == victims.len() {
+            "met"
+        } else {
+            "NOT met"
+        },
+        victims.len()
+    );
+}
+
+async fn victim(node: &LocalNode, attacker_id: &str) -> anyhow::Result<Victim> {
+    let status: StatusView = node.client()?.get("/v1/status").await?;
+    let score = status
+        .peers
+        .iter()
+        .find(|p| p.peer_id == attacker_id)
+        .and_then(|p| p.score);
+    let text = metrics_text(node).await?;
+    Ok(Victim {
+        name: node.name.clone(),
+        score,
+        shed_over_budget: sample(&text, "chorus_gossip_shed_total{verdict=\"over_budget\"}"),
+        shed_abusive: sample(&text, "chorus_gossip_shed_total{verdict=\"abusive\"}"),
+        rejected: sample(&text, "chorus_envelopes_rejected_total"),
+    })
+}
+
+/// The node's `/metrics` text (it must run with `--metrics`).
+pub async fn metrics_text(node: &LocalNode) -> anyhow::Result<String> {
+    let addr: std::net::SocketAddr = std::fs::read_to_string(node.data.metrics_addr())
+        .context("the node serves no metrics")?
+        .trim()
+        .parse()?;
+    let response = http::call(addr, None, "", "GET", "/metrics", None).await?;
+    anyhow::ensure!(
+        response.status == 200,
+        "/metrics: status {}",
+        response.status
+    );
+    Ok(String::from_utf8(response.body)?)
+}
+
+/// The value of the sample named exactly `name` (with its labels), 0 if absent.
+pub fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .fold(0.0, |a, b| a + b)
+}
