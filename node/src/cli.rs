@@ -147,6 +147,27 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// The attack bench's attacker, as its own process (hidden: `attack-bench` starts it).
+    /// Prints its peer id as a JSON line, floods until its stdin closes, then prints what it
+    /// sent as a JSON line
+    #[command(hide = true)]
+    Attacker {
+        /// Honest peers to connect to (multiaddrs ending in /p2p/<id>)
+        #[arg(long, required = true)]
+        peer: Vec<String>,
+        /// The group reference (32 hex digits) whose topic to flood
+        #[arg(long)]
+        group: String,
+        /// Messages per second
+        #[arg(long, default_value_t = 2000)]
+        rate: u32,
+        /// `mixed` (forged, replayed, garbage) or `forged`
+        #[arg(long, default_value = "mixed")]
+        mix: String,
+        /// Seed of its choices
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Run real nodes on loopback under sustained traffic, commits, crashes (SIGKILL) and
     /// partitions for a bounded time, then check that every acknowledged message reached every
     /// member exactly once and print each node's memory (peak, and growth after warm-up)

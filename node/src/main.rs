@@ -8,9 +8,9 @@ use node::{api, bench, chat, commands, config, daemon, demo, init};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // The attack bench runs its attacker in this process: its gossipsub complains of every
-    // replay it is told to send, which is the point, not news.
-    let quiet = matches!(cli.command, Command::AttackBench { .. });
+    // The attack bench's attacker process: its gossipsub complains of every replay it is told
+    // to send, which is the point, not news.
+    let quiet = matches!(cli.command, Command::Attacker { .. });
     init_logging(cli.json_logs, quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -85,6 +85,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         })
         .await;
     }
+    if let Command::Attacker {
+        peer,
+        group,
+        rate,
+        mix,
+        seed,
+    } = cli.command
+    {
+        return bench::attacker::run_process(&peer, &group, rate, &mix, seed).await;
+    }
     if let Command::Soak {
         nodes,
         groups,
@@ -157,6 +167,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { .. }
         | Command::Bench { .. }
         | Command::AttackBench { .. }
+        | Command::Attacker { .. }
         | Command::Soak { .. } => {
             unreachable!("handled above")
         }

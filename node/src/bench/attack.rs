@@ -4,16 +4,17 @@
 //!
 //! The same honest nodes (real `chorus run` processes in one group) are measured twice: a
 //! clean round of `messages` sends from the first node to the last, then the same under a
-//! flood from an [`Attacker`](super::attacker::Attacker) connected to every honest node.
+//! flood from an attacker connected to every honest node. The attacker is a process of its
+//! own (`chorus attacker`) at the lowest CPU priority: on one machine it shares the honest
+//! nodes' cores, and what it would take from them is a cost of the machine, not of the
+//! protocol — on the internet it has its own.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
 
-use super::attacker::{Attacker, FloodCounts, FloodMix};
-use super::{LIMIT, Rig};
+use super::Rig;
+use super::attacker::{AttackerProcess, FloodCounts, FloodMix};
 use crate::api::http;
 use crate::api::views::StatusView;
 use crate::demo::harness::LocalNode;
@@ -72,28 +73,22 @@ pub async fn run(o: AttackOptions) -> anyhow::Result<()> {
         .iter()
         .map(|n| n.listen.clone().context("a node without an address"))
         .collect::<anyhow::Result<_>>()?;
-    let group = crate::policy::parse_group_ref(&rig.gid)?;
-    let mut attacker = Attacker::start(&peers, group, LIMIT).await?;
-    let attacker_id = attacker.peer_id();
-    let stop = Arc::new(AtomicBool::new(false));
+    let attacker =
+        AttackerProcess::spawn(&peers, &rig.gid, o.flood_rate, FloodMix::MIXED, seed).await?;
+    let attacker_id = attacker.peer_id().to_string();
     let flood_started = Instant::now();
-    let (flood, attacked) = tokio::join!(
-        attacker.flood(o.flood_rate, FloodMix::MIXED, seed, stop.clone()),
-        async {
-            let rate = rig
-                .throughput(o.messages, o.payload, o.in_flight, 2_000_000)
-                .await;
-            stop.store(true, Ordering::Relaxed);
-            rate
-        }
-    );
-    let flood_s = flood_started.elapsed().as_secs_f64();
-    let (sent, attacked) = (flood?, attacked?);
+    let attacked = rig
+        .throughput(o.messages, o.payload, o.in_flight, 2_000_000)
+        .await;
+    // Read the victims while the attacker is still connected (scores are kept per connected
+    // peer).
     let mut victims = Vec::new();
     for node in &rig.nodes {
         victims.push(victim(node, &attacker_id).await?);
     }
-    attacker.shutdown().await?;
+    let sent = attacker.finish().await?;
+    let flood_s = flood_started.elapsed().as_secs_f64();
+    let attacked = attacked?;
     rig.stop().await?;
     print_report(&o, clean, attacked, sent, flood_s, &victims);
     Ok(())

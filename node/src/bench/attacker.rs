@@ -11,9 +11,14 @@
 //!
 //! The flood runs on its own task at a set rate until stopped, and reports what it sent.
 
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use ds_p2p::wire::{Envelope, EnvelopeKind, GroupRef};
 use gossip::net::{Keypair, NetConfig, NetEvent, NetEvents, Node, NodeHandle};
@@ -33,6 +38,23 @@ pub struct FloodMix {
 }
 
 impl FloodMix {
+    /// `mixed` or `forged`.
+    pub fn parse(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "mixed" => Ok(Self::MIXED),
+            "forged" => Ok(Self::FORGED_ONLY),
+            other => anyhow::bail!("flood mix {other:?}: use \"mixed\" or \"forged\""),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        if self.replayed == 0 && self.garbage == 0 {
+            "forged"
+        } else {
+            "mixed"
+        }
+    }
+
     /// Only forged envelopes: nothing the validator can refuse, so only the per-peer budget
     /// stands between the flood and the victim.
     pub const FORGED_ONLY: Self = Self {
@@ -47,7 +69,7 @@ impl FloodMix {
 }
 
 /// What the flood sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FloodCounts {
     pub forged: u64,
     pub replayed: u64,
@@ -186,4 +208,116 @@ fn random_bytes(rng: &mut StdRng, len: usize) -> Vec<u8> {
     let mut bytes = vec![0; len];
     rng.fill_bytes(&mut bytes);
     bytes
+}
+
+/// `chorus attacker`: the attacker as a process of its own, so that a bench can run it at low
+/// CPU priority (on one machine, an attacker in the bench's own process would mostly measure
+/// the cores it takes). Prints `{"peer_id": …}`, floods until stdin closes, prints the counts.
+pub async fn run_process(
+    peers: &[String],
+    group: &str,
+    rate: u32,
+    mix: &str,
+    seed: u64,
+) -> anyhow::Result<()> {
+    let group = crate::policy::parse_group_ref(group)?;
+    let mix = FloodMix::parse(mix)?;
+    let mut attacker = Attacker::start(peers, group, super::LIMIT).await?;
+    println!("{}", serde_json::json!({ "peer_id": attacker.peer_id() }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopper = stop.clone();
+    tokio::spawn(async move {
+        let mut sink = Vec::new();
+        let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+        stopper.store(true, Ordering::Relaxed);
+    });
+    let counts = attacker.flood(rate, mix, seed, stop).await?;
+    println!("{}", serde_json::to_string(&counts)?);
+    attacker.shutdown().await
+}
+
+/// A running `chorus attacker` child process.
+pub struct AttackerProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
+    peer_id: String,
+}
+
+impl AttackerProcess {
+    /// Starts `chorus attacker` at the lowest CPU priority (`nice -n 19`, if there is a
+    /// `nice`), and waits for its peer id.
+    pub async fn spawn(
+        peers: &[String],
+        group: &str,
+        rate: u32,
+        mix: FloodMix,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        let exe = crate::demo::harness::chorus_exe()?;
+        let mut cmd = if which_nice() {
+            let mut c = Command::new("nice");
+            c.args(["-n", "19"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        cmd.arg("attacker")
+            .args(["--group", group])
+            .args(["--rate", &rate.to_string()])
+            .args(["--mix", mix.name()])
+            .args(["--seed", &seed.to_string()]);
+        for peer in peers {
+            cmd.args(["--peer", peer]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting chorus attacker")?;
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+        let line = tokio::time::timeout(super::LIMIT, stdout.next_line())
+            .await
+            .context("the attacker did not start in time")??
+            .context("the attacker exited at start")?;
+        let hello: serde_json::Value = serde_json::from_str(&line)?;
+        let peer_id = hello["peer_id"]
+            .as_str()
+            .context("the attacker did not say its peer id")?
+            .to_string();
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+            peer_id,
+        })
+    }
+
+    /// The attacker's peer id.
+    pub fn peer_id(&self) -> &str {
+        &self.peer_id
+    }
+
+    /// Stops the flood and returns what it sent.
+    pub async fn finish(mut self) -> anyhow::Result<FloodCounts> {
+        drop(self.stdin.take());
+        let line = tokio::time::timeout(super::LIMIT, self.stdout.next_line())
+            .await
+            .context("the attacker did not stop in time")??
+            .context("the attacker exited without its counts")?;
+        let counts = serde_json::from_str(&line)?;
+        let _ = tokio::time::timeout(super::LIMIT, self.child.wait()).await;
+        Ok(counts)
+    }
+}
+
+fn which_nice() -> bool {
+    std::process::Command::new("nice")
+        .arg("true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
