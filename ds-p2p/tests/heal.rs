@@ -36,13 +36,7 @@ fn long_split(windows: u64, seed: u64) -> (Net, GroupRef, Vec<(String, String)>)
     nodes.push("zed");
     let (mut net, group) = group_of(&nodes, TieBreak::LowestRef, seed);
     let zed = net.identity("zed");
-    net.command(
-        "alice",
-        Command::Remove {
-            group,
-            member: zed,
-        },
-    );
+    net.command("alice", Command::Remove { group, member: zed });
     net.deliver_all();
     net.sync();
     net.advance(WINDOW_MS + 1);
@@ -76,7 +70,10 @@ fn long_split(windows: u64, seed: u64) -> (Net, GroupRef, Vec<(String, String)>)
 /// What every heal scenario must show.
 fn assert_healed(net: &Net, group: GroupRef, bodies: &[(String, String)]) {
     assert_converged(net, group, &MEMBERS);
-    let bodies: Vec<(&str, String)> = bodies.iter().map(|(s, b)| (s.as_str(), b.clone())).collect();
+    let bodies: Vec<(&str, String)> = bodies
+        .iter()
+        .map(|(s, b)| (s.as_str(), b.clone()))
+        .collect();
     assert_delivered_once(net, &MEMBERS, &bodies);
     // One side lost and rejoined (each of its members at least once: a rejoin that lost a
     // race is done again), the other did not move.
@@ -198,4 +195,59 @@ fn only_a_member_of_the_branch_may_rejoin_it() {
     assert_eq!(status.epoch, epoch + 1, "alice refused bob's rejoin");
     assert_eq!(status.members.len(), 2);
     assert!(status.members.contains(&net.identity("bob")));
+}
+
+/// A Remove made on either side of a long split stays in force: on the winning side it is
+/// there anyway; on the losing side its maker re-does it after rejoining.
+#[test]
+fn removals_made_on_either_side_stay_in_force() {
+    let names = ["alice", "bob", "carol", "dave", "erin", "frank"];
+    let stay = ["alice", "bob", "dave", "erin"];
+    for seed in [21, 22, 23] {
+        let (mut net, group) = group_of(&names, TieBreak::LowestRef, seed);
+        net.advance(WINDOW_MS + 1);
+        net.sync();
+        net.partition(&[&["alice", "bob", "carol"], &["dave", "erin", "frank"]]);
+        for (remover, removed) in [("alice", "carol"), ("dave", "frank")] {
+            let member = net.identity(removed);
+            net.command(remover, Command::Remove { group, member });
+        }
+        net.deliver_all();
+        net.sync();
+        let mut bodies = Vec::new();
+        for round in 0..10 {
+            for name in stay {
+                let body = format!("{name} says {round}");
+                say(&mut net, name, group, &body);
+                bodies.push((name, body));
+            }
+            net.command(["bob", "alice"][round % 2], Command::SelfUpdate { group });
+            net.command(["erin", "dave"][round % 2], Command::SelfUpdate { group });
+            net.deliver_all();
+            net.advance(WINDOW_MS);
+            net.sync();
+        }
+        settle(&mut net);
+        println!(
+            "seed {seed}: side A lost: {}",
+            split_healed(&net, "alice") > 0
+        );
+        assert_converged(&net, group, &stay);
+        assert_delivered_once(&net, &stay, &bodies);
+        let reapplied: usize = ["alice", "dave"]
+            .iter()
+            .flat_map(|n| net.nodes[net.index(n)].events.iter())
+            .filter_map(|e| match e {
+                Event::SplitHealed { reapplied, .. } => Some(*reapplied),
+                _ => None,
+            })
+            .sum();
+        assert!(
+            reapplied >= 1,
+            "the losing side's Remove was not re-applied"
+        );
+        for removed in ["carol", "frank"] {
+            assert_eq!(split_healed(&net, removed), 0, "{removed} rejoined");
+        }
+    }
 }

@@ -122,7 +122,10 @@ pub(crate) fn load_removals(
         let removal: KeptRemoval = identity_tofu::codec::decode(&value, MAX_KEPT_BYTES)
             .map_err(|e| corrupt(format!("{}: {e}", hex::encode(&key))))?;
         if key != removal_key(group, removal.made_at_ms, &removal.commit_ref) {
-            return Err(corrupt(format!("under a foreign key {}", hex::encode(&key))));
+            return Err(corrupt(format!(
+                "under a foreign key {}",
+                hex::encode(&key)
+            )));
         }
         out.push(removal);
     }
@@ -163,7 +166,10 @@ pub(crate) fn load_kept(
         let message: KeptMessage = identity_tofu::codec::decode(&value, MAX_KEPT_BYTES)
             .map_err(|e| corrupt(format!("{}: {e}", hex::encode(&key))))?;
         if key != kept_key(group, message.sent_at_ms, &message.id) {
-            return Err(corrupt(format!("under a foreign key {}", hex::encode(&key))));
+            return Err(corrupt(format!(
+                "under a foreign key {}",
+                hex::encode(&key)
+            )));
         }
         out.push(message);
     }
@@ -180,6 +186,11 @@ pub(crate) struct HealRuntime {
     kept: BTreeSet<(u64, MessageId)>,
     /// (made at, commit ref) of the kept Removes, oldest first.
     removals: BTreeSet<(u64, CommitRef)>,
+    /// (fork epoch, when) of this member's last rejoin. A rejoin that lost a race to another
+    /// rejoin is done again, and its new decision's fork point is where the two rejoins
+    /// differ; what the member must re-send and re-do still dates from the split's fork
+    /// point. So a rejoin within a window of the last one goes on from the older fork epoch.
+    last_rejoin: Option<(u64, u64)>,
     /// The lowest fork epoch of the rejoins applied in the current step: this member re-sends
     /// its messages since then, which the rejoiners could not read.
     rejoined_from: Option<u64>,
@@ -191,6 +202,7 @@ impl HealRuntime {
         Ok(Self {
             last_offer: None,
             rejoined_from: None,
+            last_rejoin: None,
             removals: load_removals(staged, group)?
                 .into_iter()
                 .map(|r| (r.made_at_ms, r.commit_ref))
@@ -218,9 +230,13 @@ impl HealRuntime {
         let bytes = identity_tofu::codec::encode(removal)
             .map_err(|e| EngineError::Refused(format!("a kept Remove cannot be encoded: {e}")))?;
         staged
-            .put(removal_key(group, removal.made_at_ms, &removal.commit_ref), bytes)
+            .put(
+                removal_key(group, removal.made_at_ms, &removal.commit_ref),
+                bytes,
+            )
             .map_err(StorageError::from)?;
-        self.removals.insert((removal.made_at_ms, removal.commit_ref));
+        self.removals
+            .insert((removal.made_at_ms, removal.commit_ref));
         while self.removals.len() > MAX_KEPT_REMOVALS {
             let Some((at, r)) = self.removals.pop_first() else {
                 break;
@@ -343,7 +359,10 @@ pub fn heal_verdict(mine: &[(u64, CommitRef)], theirs: &[(u64, CommitRef)]) -> H
 
 /// The first epoch where two logs hold different commits, if any (for detection: where a
 /// beacon's short log parts from this member's).
-pub(crate) fn first_difference(mine: &[(u64, CommitRef)], theirs: &[(u64, CommitRef)]) -> Option<u64> {
+pub(crate) fn first_difference(
+    mine: &[(u64, CommitRef)],
+    theirs: &[(u64, CommitRef)],
+) -> Option<u64> {
     let mine_by: BTreeMap<u64, CommitRef> = mine.iter().copied().collect();
     theirs
         .iter()
@@ -399,7 +418,12 @@ fn group_info_leaves(
     let tree = info.extensions().ratchet_tree()?.ratchet_tree();
     Some(
         tree.leaves()
-            .map(|l| (l.credential().clone(), l.signature_key().as_slice().to_vec()))
+            .map(|l| {
+                (
+                    l.credential().clone(),
+                    l.signature_key().as_slice().to_vec(),
+                )
+            })
             .collect(),
     )
 }
@@ -408,7 +432,10 @@ impl Engine {
     /// Publishes this member's [`HealOffer`] for `group`, unless it offered one at the same
     /// epoch less than a beacon interval ago, or it is not a member of its active state.
     pub(crate) fn offer_heal(&mut self, now_ms: u64, group: GroupRef) -> Result<(), EngineError> {
-        if !matches!(self.config.consistency_of(group), ConsistencyMode::AcceptAndHold) {
+        if !matches!(
+            self.config.consistency_of(group),
+            ConsistencyMode::AcceptAndHold
+        ) {
             return Ok(());
         }
         let interval = self.config.beacon_interval_ms;
@@ -473,7 +500,10 @@ impl Engine {
                 offer.log.len()
             )));
         }
-        if !matches!(self.config.consistency_of(group), ConsistencyMode::AcceptAndHold) {
+        if !matches!(
+            self.config.consistency_of(group),
+            ConsistencyMode::AcceptAndHold
+        ) {
             return Ok(());
         }
         let rt = self.runtime(group)?;
@@ -550,7 +580,9 @@ impl Engine {
         let message =
             MlsMessageIn::tls_deserialize_exact(&offer.group_info[..]).map_err(mls_err)?;
         let MlsMessageBodyIn::GroupInfo(info) = message.extract() else {
-            return Err(EngineError::Refused("heal offer without a GroupInfo".into()));
+            return Err(EngineError::Refused(
+                "heal offer without a GroupInfo".into(),
+            ));
         };
         let group_id = self.runtime(group)?.group_id();
         if info.group_id() != &group_id || info.epoch().as_u64() != offer.epoch {
@@ -570,15 +602,23 @@ impl Engine {
         for (credential, key) in &leaves {
             self.check_leaf(Some(group), credential, key, now_ms)?;
         }
+        let window = self.config.window_ms;
+        let rt = self.runtime(group)?;
+        let fork_epoch = match rt.heal.last_rejoin {
+            Some((earlier, at)) if now_ms < at.saturating_add(window) => {
+                earlier.min(decision.fork_epoch)
+            }
+            _ => decision.fork_epoch,
+        };
         let resend: Vec<KeptMessage> = load_kept(self.provider.mls_storage().staged(), &group)?
             .into_iter()
-            .filter(|m| m.epoch >= decision.fork_epoch)
+            .filter(|m| m.epoch >= fork_epoch)
             .collect();
         // Own Removes made on the losing side: re-done on the winning branch (if still
         // needed then) after the usual re-issue delay, through the ordinary re-issue path.
         let removals: Vec<Intent> = load_removals(self.provider.mls_storage().staged(), &group)?
             .into_iter()
-            .filter(|r| r.made_on >= decision.fork_epoch)
+            .filter(|r| r.made_on >= fork_epoch)
             .map(|r| Intent {
                 kind: r.kind,
                 on: crate::storage::BranchId(0),
@@ -611,17 +651,12 @@ impl Engine {
             let provider = &engine.provider;
             let (joined, bundle) = MlsGroup::external_commit_builder()
                 .with_config(join_config)
-                .with_aad(decision.fork_epoch.to_be_bytes().to_vec())
+                .with_aad(fork_epoch.to_be_bytes().to_vec())
                 .build_group(provider, info, engine.credential.clone())
                 .map_err(mls_err)?
                 .load_psks(provider.storage())
                 .map_err(mls_err)?
-                .build(
-                    provider.rand(),
-                    provider.crypto(),
-                    &engine.signer,
-                    |_| true,
-                )
+                .build(provider.rand(), provider.crypto(), &engine.signer, |_| true)
                 .map_err(mls_err)?
                 .finalize(provider)
                 .map_err(mls_err)?;
@@ -673,6 +708,7 @@ impl Engine {
             rt.group = joined;
             rt.just_applied = None;
             rt.holds = None;
+            rt.heal.last_rejoin = Some((fork_epoch, now_ms));
             rt.save(provider)?;
             engine.publish_own(group, EnvelopeKind::Handshake, commit_bytes)?;
             Ok((epoch, branch, reapplied))
@@ -694,7 +730,7 @@ impl Engine {
         }
         self.emit(Event::SplitHealed {
             group,
-            fork_epoch: decision.fork_epoch,
+            fork_epoch,
             epoch,
             branch_id: branch,
             redelivered,
@@ -759,7 +795,10 @@ mod tests {
         let HealVerdict::Decided(d) = heal_verdict(&a, &b) else {
             panic!("full logs decide");
         };
-        assert_eq!((d.fork_epoch, d.rule, d.they_win), (20, HealRule::OldestCommon, true));
+        assert_eq!(
+            (d.fork_epoch, d.rule, d.they_win),
+            (20, HealRule::OldestCommon, true)
+        );
         let HealVerdict::Decided(back) = heal_verdict(&b, &a) else {
             panic!("full logs decide");
         };
@@ -779,7 +818,10 @@ mod tests {
     #[test]
     fn the_first_difference_with_a_beacon_log_is_found() {
         let mine = log(&[(5, 1), (6, 1), (7, 1)]);
-        assert_eq!(first_difference(&mine, &log(&[(6, 1), (7, 2), (8, 2)])), Some(7));
+        assert_eq!(
+            first_difference(&mine, &log(&[(6, 1), (7, 2), (8, 2)])),
+            Some(7)
+        );
         assert_eq!(first_difference(&mine, &log(&[(7, 1), (8, 2)])), None);
     }
 }

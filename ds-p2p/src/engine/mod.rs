@@ -197,9 +197,10 @@ impl Engine {
             EnvelopeKind::Beacon => self.receive_beacon(now_ms, &envelope),
             EnvelopeKind::SequencerEcho => self.receive_echo(now_ms, &envelope),
             EnvelopeKind::GroupInfo => self.receive_heal_offer(now_ms, &envelope, bytes),
-            EnvelopeKind::KeyPackage => Err(EngineError::Refused(
-                format!("{:?} envelopes are not for the group engine", envelope.kind),
-            )),
+            EnvelopeKind::KeyPackage => Err(EngineError::Refused(format!(
+                "{:?} envelopes are not for the group engine",
+                envelope.kind
+            ))),
         };
         if let Err(e) = result {
             self.report(Some(group), e);

@@ -187,8 +187,7 @@ impl Engine {
                 let rejoin_fork = external
                     .then(|| super::heal::fork_epoch_of_rejoin(processed.aad()))
                     .flatten();
-                let ProcessedMessageContent::StagedCommitMessage(staged) =
-                    processed.into_content()
+                let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
                 else {
                     return Err(EngineError::Refused("not a commit".into()));
                 };

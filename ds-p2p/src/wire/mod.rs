@@ -11,7 +11,6 @@ pub use application::{ApplicationPayload, MessageId};
 pub use echo::SequencerEcho;
 pub use envelope::{
     Beacon, CommitRef, Envelope, EnvelopeId, EnvelopeKind, GroupRef, HealOffer, WIRE_VERSION,
-    WelcomeBundle,
-    WireError, inbox_topic,
+    WelcomeBundle, WireError, inbox_topic,
 };
 pub use limits::WireLimits;
