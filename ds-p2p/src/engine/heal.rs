@@ -411,6 +411,55 @@ pub(crate) fn fork_epoch_of_rejoin(aad: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(aad).ok().map(u64::from_be_bytes)
 }
 
+/// Whether a GroupInfo (MLSMessage bytes) is signed by one of `members` (Ed25519 signature
+/// keys). Anyone on the group topic can make a GroupInfo for the group's id with a tree of
+/// their own choosing (leaves are public, and can be copied into it); only a member can sign
+/// one with a member's key. openmls checks the signature against the signer's leaf in the
+/// tree the GroupInfo itself carries, so that check alone proves nothing here.
+///
+/// RFC 9420: the body after the 4-byte MLSMessage header (version, wire format) is
+/// `GroupInfoTBS || signature<V>`, signed as `SignContent { "MLS 1.0 GroupInfoTBS", TBS }`.
+fn signed_by_one_of(group_info: &[u8], members: &[Vec<u8>]) -> bool {
+    const SIGNATURE: usize = 64;
+    let Some(body) = group_info.get(4..) else {
+        return false;
+    };
+    // 64 takes the 2-byte form of the variable-length prefix (1 byte holds up to 63).
+    let Some(split) = body.len().checked_sub(SIGNATURE + 2) else {
+        return false;
+    };
+    if body[split..split + 2] != [0x40, SIGNATURE as u8] {
+        return false; // not one Ed25519 signature after the signed part
+    }
+    let (tbs, signature) = (&body[..split], &body[split + 2..]);
+    let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+        return false;
+    };
+    let label = b"MLS 1.0 GroupInfoTBS";
+    let mut content = Vec::with_capacity(label.len() + tbs.len() + 8);
+    push_vl(&mut content, label);
+    push_vl(&mut content, tbs);
+    members.iter().any(|key| {
+        <[u8; 32]>::try_from(key.as_slice())
+            .ok()
+            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+            .is_some_and(|k| k.verify_strict(&content, &signature).is_ok())
+    })
+}
+
+/// Appends `bytes` with its RFC 9420 variable-length prefix.
+fn push_vl(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = bytes.len();
+    if len < 1 << 6 {
+        out.push(len as u8);
+    } else if len < 1 << 14 {
+        out.extend_from_slice(&((len as u16) | 0x4000).to_be_bytes());
+    } else {
+        out.extend_from_slice(&((len as u32) | 0x8000_0000).to_be_bytes());
+    }
+    out.extend_from_slice(bytes);
+}
+
 /// The ratchet tree's leaves of a GroupInfo: (credential, signature key).
 fn group_info_leaves(
     info: &openmls::messages::group_info::VerifiableGroupInfo,
@@ -590,9 +639,23 @@ impl Engine {
                 "heal offer's GroupInfo is for another group or epoch than it says".into(),
             ));
         }
+        // Signed by a member on this side (one that was in the group at the fork point and
+        // was not removed here since): not a group someone else made up under this id.
+        let own_key = self.signer.public().to_vec();
+        let co_members: Vec<Vec<u8>> = self
+            .runtime(group)?
+            .group
+            .members()
+            .map(|m| m.signature_key)
+            .filter(|k| *k != own_key)
+            .collect();
+        if !signed_by_one_of(&offer.group_info, &co_members) {
+            return Err(EngineError::Refused(
+                "heal offer's GroupInfo is not signed by a member of this group".into(),
+            ));
+        }
         let leaves = group_info_leaves(&info)
             .ok_or_else(|| EngineError::Refused("heal offer's GroupInfo has no tree".into()))?;
-        let own_key = self.signer.public().to_vec();
         if !leaves.iter().any(|(_, key)| *key == own_key) {
             // Not a member of that branch (added on this side during the split, or removed
             // on that one): its members would refuse the commit. Only a re-add brings it in.
@@ -823,5 +886,36 @@ mod tests {
             Some(7)
         );
         assert_eq!(first_difference(&mine, &log(&[(7, 1), (8, 2)])), None);
+    }
+}
+
+#[cfg(test)]
+mod signature_tests {
+    use super::*;
+    use openmls_basic_credential::SignatureKeyPair;
+    use openmls_rust_crypto::OpenMlsRustCrypto;
+    use openmls_traits::OpenMlsProvider as _;
+
+    #[test]
+    fn a_group_info_is_recognised_as_signed_by_its_signer_only() {
+        let provider = OpenMlsRustCrypto::default();
+        let signer = SignatureKeyPair::new(super::super::CIPHERSUITE.signature_algorithm()).unwrap();
+        let other = SignatureKeyPair::new(super::super::CIPHERSUITE.signature_algorithm()).unwrap();
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(b"a".to_vec()).into(),
+            signature_key: signer.public().into(),
+        };
+        let group = MlsGroup::builder()
+            .ciphersuite(super::super::CIPHERSUITE)
+            .use_ratchet_tree_extension(true)
+            .build(&provider, &signer, credential)
+            .unwrap();
+        let info = group.export_group_info(provider.crypto(), &signer, true).unwrap();
+        let bytes = wire_bytes(&info).unwrap();
+        assert!(signed_by_one_of(&bytes, &[signer.public().to_vec()]));
+        assert!(!signed_by_one_of(&bytes, &[other.public().to_vec()]));
+        let mut tampered = bytes.clone();
+        tampered[10] ^= 1;
+        assert!(!signed_by_one_of(&tampered, &[signer.public().to_vec()]));
     }
 }
