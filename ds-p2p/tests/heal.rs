@@ -6,7 +6,7 @@
 mod support;
 
 use ds_p2p::engine::{Command, Event, TieBreak};
-use ds_p2p::wire::{Envelope, EnvelopeKind, GroupRef};
+use ds_p2p::wire::{Beacon, CommitRef, Envelope, EnvelopeKind, GroupRef, HealOffer, WireLimits};
 use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
 use openmls_rust_crypto::OpenMlsRustCrypto;
@@ -250,4 +250,108 @@ fn removals_made_on_either_side_stay_in_force() {
             assert_eq!(split_healed(&net, removed), 0, "{removed} rejoined");
         }
     }
+}
+
+/// A heal offer that says the other side wins, from `name`'s last beacon log with its newest
+/// commit replaced by the lowest possible ref, carrying `group_info`.
+fn offer_that_wins_over(net: &Net, name: &str, group: GroupRef, group_info: Vec<u8>) -> Vec<u8> {
+    let beacon = net
+        .published_by(name)
+        .into_iter()
+        .filter_map(|(_, bytes)| Envelope::decode(&bytes, &WireLimits::default()).ok())
+        .filter(|e| e.kind == EnvelopeKind::Beacon)
+        .last()
+        .expect("a beacon");
+    let beacon: Beacon = identity_tofu::codec::decode(&beacon.payload, 64 * 1024).unwrap();
+    let mut log = beacon.recent_commits;
+    assert!(log.len() >= 2, "a log with a common entry below the fork");
+    log.last_mut().unwrap().1 = CommitRef([0; 32]);
+    let MlsMessageBodyIn::GroupInfo(info) = MlsMessageIn::tls_deserialize_exact(&group_info[..])
+        .unwrap()
+        .extract()
+    else {
+        panic!("not a GroupInfo");
+    };
+    let offer = HealOffer {
+        epoch: info.epoch().as_u64(),
+        log,
+        group_info,
+    };
+    let payload = identity_tofu::codec::encode(&offer).unwrap();
+    Envelope::new(EnvelopeKind::GroupInfo, group, payload)
+        .encode()
+        .unwrap()
+}
+
+/// Anyone on the group topic can read the group id (it is in the clear in every MLS message)
+/// and make up a GroupInfo for it, with a tree of their own and a log that wins: no member
+/// takes it. The same offer with a GroupInfo a member signed is taken.
+#[test]
+fn a_made_up_group_info_moves_no_one() {
+    let (mut net, group) = group_among(
+        &["alice", "bob", "mallory"],
+        &["alice", "bob"],
+        TieBreak::LowestRef,
+        9,
+    );
+    net.command("bob", Command::SelfUpdate { group });
+    net.deliver_all();
+    net.advance(WINDOW_MS + 1);
+    net.sync();
+    let group_id = net
+        .published_by("bob")
+        .into_iter()
+        .filter_map(|(_, bytes)| Envelope::decode(&bytes, &WireLimits::default()).ok())
+        .find(|e| e.kind == EnvelopeKind::Handshake)
+        .map(|e| {
+            MlsMessageIn::tls_deserialize_exact(&e.payload[..])
+                .unwrap()
+                .try_into_protocol_message()
+                .unwrap()
+                .group_id()
+                .clone()
+        })
+        .expect("a commit of bob's");
+    let provider = OpenMlsRustCrypto::default();
+    let signer = net.signer_of("mallory");
+    let made_up = MlsGroup::builder()
+        .with_group_id(group_id)
+        .ciphersuite(support::CIPHERSUITE)
+        .use_ratchet_tree_extension(true)
+        .build(
+            &provider,
+            &signer,
+            CredentialWithKey {
+                credential: BasicCredential::new(net.identity("mallory")).into(),
+                signature_key: signer.public().into(),
+            },
+        )
+        .unwrap();
+    let made_up_info = wire(
+        &made_up
+            .export_group_info(provider.crypto(), &signer, true)
+            .unwrap(),
+    );
+    let before = net.status("alice", group);
+    let seen = net.nodes[net.index("alice")].events.len();
+    let forged = offer_that_wins_over(&net, "alice", group, made_up_info);
+    net.inject("alice", &forged);
+    let events = &net.nodes[net.index("alice")].events[seen..];
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Rejected { reason, .. } if reason.contains("not signed by a member")
+        )),
+        "alice took a made-up GroupInfo: {events:?}"
+    );
+    assert_eq!(net.status("alice", group), before);
+    // Control: the same offer with bob's GroupInfo is taken (alice rejoins bob's branch).
+    let genuine = net.engine("bob").group_info(group).unwrap();
+    let offer = offer_that_wins_over(&net, "alice", group, genuine);
+    net.inject("alice", &offer);
+    assert_eq!(
+        split_healed(&net, "alice"),
+        1,
+        "the genuine offer was not taken"
+    );
 }

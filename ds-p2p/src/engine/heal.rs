@@ -899,7 +899,8 @@ mod signature_tests {
     #[test]
     fn a_group_info_is_recognised_as_signed_by_its_signer_only() {
         let provider = OpenMlsRustCrypto::default();
-        let signer = SignatureKeyPair::new(super::super::CIPHERSUITE.signature_algorithm()).unwrap();
+        let signer =
+            SignatureKeyPair::new(super::super::CIPHERSUITE.signature_algorithm()).unwrap();
         let other = SignatureKeyPair::new(super::super::CIPHERSUITE.signature_algorithm()).unwrap();
         let credential = CredentialWithKey {
             credential: BasicCredential::new(b"a".to_vec()).into(),
@@ -910,7 +911,9 @@ mod signature_tests {
             .use_ratchet_tree_extension(true)
             .build(&provider, &signer, credential)
             .unwrap();
-        let info = group.export_group_info(provider.crypto(), &signer, true).unwrap();
+        let info = group
+            .export_group_info(provider.crypto(), &signer, true)
+            .unwrap();
         let bytes = wire_bytes(&info).unwrap();
         assert!(signed_by_one_of(&bytes, &[signer.public().to_vec()]));
         assert!(!signed_by_one_of(&bytes, &[other.public().to_vec()]));
