@@ -894,7 +894,6 @@ mod signature_tests {
     use super::*;
     use openmls_basic_credential::SignatureKeyPair;
     use openmls_rust_crypto::OpenMlsRustCrypto;
-    use openmls_traits::OpenMlsProvider as _;
 
     #[test]
     fn a_group_info_is_recognised_as_signed_by_its_signer_only() {
