@@ -259,8 +259,7 @@ fn offer_that_wins_over(net: &Net, name: &str, group: GroupRef, group_info: Vec<
         .published_by(name)
         .into_iter()
         .filter_map(|(_, bytes)| Envelope::decode(&bytes, &WireLimits::default()).ok())
-        .filter(|e| e.kind == EnvelopeKind::Beacon)
-        .last()
+        .rfind(|e| e.kind == EnvelopeKind::Beacon)
         .expect("a beacon");
     let beacon: Beacon = identity_tofu::codec::decode(&beacon.payload, 64 * 1024).unwrap();
     let mut log = beacon.recent_commits;
