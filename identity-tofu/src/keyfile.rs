@@ -123,7 +123,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> KeyFileError + '_ {
     }
 }
 
-fn not_a_key_file(path: &Path, reason: impl Into<String>) -> KeyFileError {
+pub(crate) fn not_a_key_file(path: &Path, reason: impl Into<String>) -> KeyFileError {
     KeyFileError::NotAKeyFile {
         path: path.to_path_buf(),
         reason: reason.into(),
@@ -144,7 +144,7 @@ pub fn create_key_dir(dir: &Path) -> Result<(), KeyFileError> {
 }
 
 /// Writes `bytes` to `path` atomically, as a file that was 0600 from its creation.
-fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<(), KeyFileError> {
+pub(crate) fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<(), KeyFileError> {
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -194,7 +194,7 @@ fn create_owner_only(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Reads a whole key file after checking that it is a small regular file only its owner can
 /// access. The permission check is made on the opened file, so it is the file we read.
-fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
+pub(crate) fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
     let mut file = File::open(path).map_err(io_error(path))?;
     let metadata = file.metadata().map_err(io_error(path))?;
     if !metadata.is_file() {

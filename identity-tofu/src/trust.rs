@@ -499,6 +499,20 @@ impl<S: KvStore> TrustStore<S> {
         Ok(existed)
     }
 
+    /// The layout of a trust store under `prefix` for encryption at rest
+    /// ([`crate::kv::SealedKv`]): addresses name contacts, so they are stored as keyed hashes.
+    pub fn sealed_layout(prefix: &[u8]) -> crate::kv::KeySchema {
+        use crate::kv::{KeyRule, KeySchema};
+        KeySchema::new(vec![
+            KeyRule::starting_with(prefix)
+                .literal(&[CONTACT_TAG])
+                .secret_rest(),
+            KeyRule::starting_with(prefix)
+                .literal(&[OBSERVATION_TAG])
+                .secret_rest_then_plain(8),
+        ])
+    }
+
     fn guard(&self) -> MutexGuard<'_, ()> {
         // The mutex guards no data, only ordering; a panic elsewhere leaves nothing to repair.
         self.lock

@@ -4,8 +4,13 @@ use anyhow::Context;
 use identity_tofu::LocalIdentity;
 
 use crate::paths::{DataDir, write_private};
+use crate::sealing::{KeyProtection, create_master_key};
 
-pub fn init(data: &DataDir, handle: Option<String>) -> anyhow::Result<LocalIdentity> {
+pub fn init(
+    data: &DataDir,
+    handle: Option<String>,
+    protection: &KeyProtection,
+) -> anyhow::Result<LocalIdentity> {
     if data.is_initialized() {
         anyhow::bail!(
             "{} already holds a Chorus identity; use another --data DIR for a second one",
@@ -20,6 +25,8 @@ pub fn init(data: &DataDir, handle: Option<String>) -> anyhow::Result<LocalIdent
         .with_context(|| format!("handle {handle:?}"))?;
     std::fs::create_dir_all(data.root())
         .with_context(|| format!("creating {}", data.root().display()))?;
+    // First, so that a passphrase typed wrong twice leaves no half-made data directory.
+    create_master_key(data, protection).context("storing the master key")?;
     let now = crate::daemon::now_ms();
     let me = LocalIdentity::create(&handle, &mut rand::rngs::OsRng, now)?;
     me.save(&data.keys())
