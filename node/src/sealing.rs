@@ -155,7 +155,7 @@ impl SealedColumns {
         };
         Ok(Self {
             mls: open("mls", ds_p2p::storage::layout::sealed_layout())?,
-            trust: open("trust", trust::TrustStore::sealed_layout(trust::DEFAULT_PREFIX))?,
+            trust: open("trust", trust::sealed_layout(trust::DEFAULT_PREFIX))?,
             gossip: open("gossip", gossip::log::sealed_layout())?,
             node: open("node", crate::store::sealed_layout())?,
         })
