@@ -71,7 +71,14 @@ fn pruned_branch_is_shredded_in_a_sealed_store() {
     let master = MasterKey::generate(&mut rand::rngs::OsRng);
     let layout = ds_p2p::storage::layout::sealed_layout;
     let sealed = Arc::new(
-        SealedKv::open(db.store("mls").unwrap(), "mls", &master, layout(), rand::random()).unwrap(),
+        SealedKv::open(
+            db.store("mls").unwrap(),
+            "mls",
+            &master,
+            layout(),
+            rand::random(),
+        )
+        .unwrap(),
     );
     let Forked {
         mut alice,
@@ -91,7 +98,10 @@ fn pruned_branch_is_shredded_in_a_sealed_store() {
     // What an attacker with the master key could have copied before the prune: Carol's
     // branch as stored ('v' 'g' <group hash 32> 'B' <branch 8> …) and its data key ('k' …).
     let in_branch = |key: &[u8], tag: u8, branch: ds_p2p::storage::BranchId| {
-        key.len() >= 43 && key[0] == tag && key[1] == b'g' && key[34] == b'B'
+        key.len() >= 43
+            && key[0] == tag
+            && key[1] == b'g'
+            && key[34] == b'B'
             && key[35..43] == branch.0.to_be_bytes()
     };
     let raw = sealed.inner().scan_prefix(b"").unwrap();
@@ -121,10 +131,18 @@ fn pruned_branch_is_shredded_in_a_sealed_store() {
     storage.prune(&group_id, held).unwrap();
 
     // A fresh open (nothing cached) with the right master key: the copied values do not open.
-    let reopened =
-        SealedKv::open(db.store("mls").unwrap(), "mls", &master, layout(), rand::random()).unwrap();
+    let reopened = SealedKv::open(
+        db.store("mls").unwrap(),
+        "mls",
+        &master,
+        layout(),
+        rand::random(),
+    )
+    .unwrap();
     for (k, v) in &carol_values {
-        let err = reopened.open_stored(k, v).expect_err("a pruned branch's value opened");
+        let err = reopened
+            .open_stored(k, v)
+            .expect_err("a pruned branch's value opened");
         assert!(err.to_string().contains("destroyed"), "{err}");
     }
     assert!(

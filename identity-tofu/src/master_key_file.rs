@@ -131,7 +131,8 @@ impl StoredMasterKey {
                 salt,
                 sealed_key,
             } => {
-                let passphrase = passphrase.ok_or_else(|| MasterKeyError::WrongPassphrase(path.clone()))?;
+                let passphrase =
+                    passphrase.ok_or_else(|| MasterKeyError::WrongPassphrase(path.clone()))?;
                 let wrapping = stretch(&path, passphrase, &salt, cost)?;
                 let key = Zeroizing::new(
                     wrapping
@@ -189,8 +190,8 @@ fn read_record(path: &Path) -> Result<MasterKeyRecord, MasterKeyError> {
     let body = bytes
         .strip_prefix(MAGIC)
         .ok_or_else(|| not_a_key_file(path, "missing chorus-master header"))?;
-    let record: MasterKeyRecord = codec::decode(body, MAX_RECORD_LEN)
-        .map_err(|e| not_a_key_file(path, e.to_string()))?;
+    let record: MasterKeyRecord =
+        codec::decode(body, MAX_RECORD_LEN).map_err(|e| not_a_key_file(path, e.to_string()))?;
     let version = match &record {
         MasterKeyRecord::Passphrase { version, .. }
         | MasterKeyRecord::KeyFile { version, .. }
@@ -299,8 +300,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("master.key");
         let key = MasterKey::generate(&mut rand::rngs::OsRng);
-        write_with_passphrase(&path, &key, b"correct horse", TEST_COST, &mut rand::rngs::OsRng)
-            .unwrap();
+        write_with_passphrase(
+            &path,
+            &key,
+            b"correct horse",
+            TEST_COST,
+            &mut rand::rngs::OsRng,
+        )
+        .unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert!(!bytes.windows(KEY_LEN).any(|w| w == key.as_bytes()));
         let stored = read(&path, None).unwrap();
@@ -329,7 +336,10 @@ mod tests {
         write_pointer(&pointer, &key_file).unwrap();
         let via_pointer = read(&pointer, None).unwrap().unlock(None).unwrap();
         assert_eq!(via_pointer.as_bytes(), key.as_bytes());
-        let given = read(&pointer, Some(&key_file)).unwrap().unlock(None).unwrap();
+        let given = read(&pointer, Some(&key_file))
+            .unwrap()
+            .unlock(None)
+            .unwrap();
         assert_eq!(given.as_bytes(), key.as_bytes());
         // A pointer is not a key.
         assert!(read(&key_file, Some(&pointer)).is_err());

@@ -64,16 +64,32 @@ async fn a_copy_of_the_data_directory_reveals_no_message_group_or_contact() -> a
     nodes[0].send(&gid, FIRST_TEXT).await?;
     nodes[1].send(&gid, REPLY_TEXT).await?;
     for node in &nodes {
-        wait_for(&format!("{} to hold both messages", node.name), LIMIT, || async {
-            let texts: Vec<String> = node.messages(&gid).await?.into_iter().map(|m| m.text).collect();
-            Ok((texts.iter().any(|t| t == FIRST_TEXT) && texts.iter().any(|t| t == REPLY_TEXT))
-                .then_some(()))
-        })
+        wait_for(
+            &format!("{} to hold both messages", node.name),
+            LIMIT,
+            || async {
+                let texts: Vec<String> = node
+                    .messages(&gid)
+                    .await?
+                    .into_iter()
+                    .map(|m| m.text)
+                    .collect();
+                Ok(
+                    (texts.iter().any(|t| t == FIRST_TEXT)
+                        && texts.iter().any(|t| t == REPLY_TEXT))
+                    .then_some(()),
+                )
+            },
+        )
         .await?;
     }
     let mut ids = Vec::new();
     for node in &nodes {
-        ids.push(node.client()?.get::<node::api::views::IdView>("/v1/id").await?);
+        ids.push(
+            node.client()?
+                .get::<node::api::views::IdView>("/v1/id")
+                .await?,
+        );
     }
     for node in nodes.iter_mut() {
         node.stop().await?;
@@ -90,14 +106,27 @@ async fn a_copy_of_the_data_directory_reveals_no_message_group_or_contact() -> a
             ("the group id, hex", gid.clone().into_bytes()),
             ("the group id, raw", group_ref.clone()),
             ("the contact's handle", other.handle.clone().into_bytes()),
-            ("the contact's fingerprint", other.fingerprint.clone().into_bytes()),
-            ("the contact's fingerprint, hex", fingerprint.to_hex().into_bytes()),
-            ("the contact's fingerprint, raw", hex::decode(fingerprint.to_hex())?),
+            (
+                "the contact's fingerprint",
+                other.fingerprint.clone().into_bytes(),
+            ),
+            (
+                "the contact's fingerprint, hex",
+                fingerprint.to_hex().into_bytes(),
+            ),
+            (
+                "the contact's fingerprint, raw",
+                hex::decode(fingerprint.to_hex())?,
+            ),
         ];
         let root = node.data.root();
         for (what, probe) in &probes {
             let found = files_containing(root, probe);
-            assert!(found.is_empty(), "{}: {what} is readable in {found:?}", node.name);
+            assert!(
+                found.is_empty(),
+                "{}: {what} is readable in {found:?}",
+                node.name
+            );
         }
         // The probe can find things: the node's own handle is in its own certificate.
         assert!(
@@ -150,7 +179,10 @@ async fn a_wrong_passphrase_is_refused_and_changes_nothing() -> anyhow::Result<(
     // A wrong one is refused with an error that says so, and nothing changes on disk.
     node.run_args = vec!["--passphrase-file".into(), wrong.display().to_string()];
     let refused = node.start(&options, 0, &[]).await;
-    let message = format!("{:#}", refused.expect_err("a wrong passphrase must be refused"));
+    let message = format!(
+        "{:#}",
+        refused.expect_err("a wrong passphrase must be refused")
+    );
     assert!(message.contains("wrong passphrase"), "{message}");
     assert_eq!(snapshot(node.data.root()), before);
 
@@ -169,7 +201,10 @@ async fn a_wrong_passphrase_is_refused_and_changes_nothing() -> anyhow::Result<(
     node.run_args = vec!["--passphrase-file".into(), right.display().to_string()];
     node.start(&options, 0, &[]).await?;
     let groups: serde_json::Value = node.client()?.get("/v1/groups").await?;
-    assert!(groups.to_string().contains("kept-under-passphrase"), "{groups}");
+    assert!(
+        groups.to_string().contains("kept-under-passphrase"),
+        "{groups}"
+    );
     node.stop().await?;
     Ok(())
 }

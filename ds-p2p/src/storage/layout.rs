@@ -26,8 +26,7 @@ use sha2::{Digest, Sha256};
 /// `u` undelivered messages, `m` consistency mode. Per-client items (`c`) name keys and key
 /// packages, not groups or contacts, and stay readable as keys (their values are sealed).
 pub fn sealed_layout() -> KeySchema {
-    let by_group_ref =
-        |tag: &[u8]| KeyRule::starting_with(tag).secret(16).plain_rest();
+    let by_group_ref = |tag: &[u8]| KeyRule::starting_with(tag).secret(16).plain_rest();
     KeySchema::new(vec![
         KeyRule::starting_with(b"g")
             .secret(32)

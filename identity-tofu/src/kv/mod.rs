@@ -15,9 +15,9 @@ pub mod sealed;
 pub use batch::{BatchOp, WriteBatch, prefix_successor};
 pub use durability::Durability;
 pub use memory::MemoryStore;
-pub use sealed::{KeyRule, KeySchema, MasterKey, SealedKv, SealedOpenError};
 #[cfg(feature = "rocksdb")]
 pub use rocks::{RocksDb, RocksStore};
+pub use sealed::{KeyRule, KeySchema, MasterKey, SealedKv, SealedOpenError};
 
 /// A stored key and its value, as returned by a prefix scan.
 pub type KvPair = (Vec<u8>, Vec<u8>);

@@ -138,8 +138,8 @@ impl DataKey {
 
     /// HMAC-SHA256 of `data` under this key, cut to `len` (at most 32) bytes.
     pub fn keyed_hash(&self, data: &[u8], len: usize) -> Vec<u8> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
-            .expect("HMAC takes a key of any length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
         mac.update(data);
         let mut out = mac.finalize().into_bytes().to_vec();
         out.truncate(len);
@@ -193,7 +193,13 @@ mod tests {
         let a = ColumnKeys::derive(&MasterKey::generate(&mut rng), "node");
         let b = ColumnKeys::derive(&MasterKey::generate(&mut rng), "node");
         assert_eq!(a.blind.keyed_hash(b"group", 16).len(), 16);
-        assert_eq!(a.blind.keyed_hash(b"group", 16), a.blind.keyed_hash(b"group", 16));
-        assert_ne!(a.blind.keyed_hash(b"group", 16), b.blind.keyed_hash(b"group", 16));
+        assert_eq!(
+            a.blind.keyed_hash(b"group", 16),
+            a.blind.keyed_hash(b"group", 16)
+        );
+        assert_ne!(
+            a.blind.keyed_hash(b"group", 16),
+            b.blind.keyed_hash(b"group", 16)
+        );
     }
 }

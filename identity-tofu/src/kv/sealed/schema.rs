@@ -58,7 +58,10 @@ impl KeyRule {
 
     /// Appends a fixed-length secret part (at most [`MAX_SECRET_LEN`] bytes).
     pub fn secret(mut self, len: usize) -> Self {
-        assert!(len <= MAX_SECRET_LEN, "a secret key part is at most 32 bytes");
+        assert!(
+            len <= MAX_SECRET_LEN,
+            "a secret key part is at most 32 bytes"
+        );
         self.parts.push(Part::Secret(len));
         self
     }
@@ -129,12 +132,20 @@ impl KeySchema {
     }
 
     /// The stored form of a whole key, or `None` when no rule matches it.
-    pub(crate) fn map_key(&self, key: &[u8], hash: &dyn Fn(&[u8], usize) -> Vec<u8>) -> Option<MappedKey> {
+    pub(crate) fn map_key(
+        &self,
+        key: &[u8],
+        hash: &dyn Fn(&[u8], usize) -> Vec<u8>,
+    ) -> Option<MappedKey> {
         self.rules.iter().find_map(|rule| map_key(rule, key, hash))
     }
 
     /// The stored form of a scan or delete prefix, or `None` when no rule admits it.
-    pub(crate) fn map_prefix(&self, prefix: &[u8], hash: &dyn Fn(&[u8], usize) -> Vec<u8>) -> Option<Vec<u8>> {
+    pub(crate) fn map_prefix(
+        &self,
+        prefix: &[u8],
+        hash: &dyn Fn(&[u8], usize) -> Vec<u8>,
+    ) -> Option<Vec<u8>> {
         self.rules
             .iter()
             .find_map(|rule| map_prefix(rule, prefix, hash))
@@ -167,7 +178,11 @@ impl KeySchema {
     }
 }
 
-fn map_key(rule: &KeyRule, key: &[u8], hash: &dyn Fn(&[u8], usize) -> Vec<u8>) -> Option<MappedKey> {
+fn map_key(
+    rule: &KeyRule,
+    key: &[u8],
+    hash: &dyn Fn(&[u8], usize) -> Vec<u8>,
+) -> Option<MappedKey> {
     let mut out = Vec::with_capacity(key.len() + MAX_SECRET_LEN);
     let mut rest = key;
     let mut namespace_len = None;
@@ -215,7 +230,11 @@ fn map_key(rule: &KeyRule, key: &[u8], hash: &dyn Fn(&[u8], usize) -> Vec<u8>) -
     })
 }
 
-fn map_prefix(rule: &KeyRule, prefix: &[u8], hash: &dyn Fn(&[u8], usize) -> Vec<u8>) -> Option<Vec<u8>> {
+fn map_prefix(
+    rule: &KeyRule,
+    prefix: &[u8],
+    hash: &dyn Fn(&[u8], usize) -> Vec<u8>,
+) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(prefix.len() + MAX_SECRET_LEN);
     let mut rest = prefix;
     for part in &rule.parts {
@@ -305,7 +324,11 @@ mod tests {
         let pointer = schema.map_key(b"gWXYZA", &fake_hash).unwrap();
         assert_eq!(pointer.namespace_len, None);
         assert_eq!(schema.stored_namespace_len(&pointer.stored), None);
-        assert!(pointer.stored.starts_with(&schema.map_prefix(b"gWXYZ", &fake_hash).unwrap()));
+        assert!(
+            pointer
+                .stored
+                .starts_with(&schema.map_prefix(b"gWXYZ", &fake_hash).unwrap())
+        );
     }
 
     #[test]
@@ -313,7 +336,10 @@ mod tests {
         let schema = branches();
         let contact = schema.map_key(b"calice", &fake_hash).unwrap().stored;
         assert_eq!(contact.len(), 1 + MAX_SECRET_LEN);
-        let observation = schema.map_key(b"oalice\x00\x07", &fake_hash).unwrap().stored;
+        let observation = schema
+            .map_key(b"oalice\x00\x07", &fake_hash)
+            .unwrap()
+            .stored;
         let prefix = schema.map_prefix(b"oalice", &fake_hash).unwrap();
         assert!(observation.starts_with(&prefix));
         assert!(observation.ends_with(b"\x00\x07"));

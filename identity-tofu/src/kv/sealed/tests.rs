@@ -35,11 +35,11 @@ fn key(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 fn raw_contains(inner: &MemoryStore, needle: &[u8]) -> bool {
-    inner
-        .scan_prefix(b"")
-        .unwrap()
-        .iter()
-        .any(|(k, v)| [k, v].iter().any(|b| b.windows(needle.len()).any(|w| w == needle)))
+    inner.scan_prefix(b"").unwrap().iter().any(|(k, v)| {
+        [k, v]
+            .iter()
+            .any(|b| b.windows(needle.len()).any(|w| w == needle))
+    })
 }
 
 #[test]
@@ -69,7 +69,12 @@ fn values_round_trip_and_scans_keep_plain_key_order() {
     assert_eq!(branches, expected);
     assert_eq!(kv.scan_prefix(&key(&[b"g", GROUP_A])).unwrap().len(), 4);
     assert_eq!(kv.scan_prefix(b"g").unwrap().len(), 5);
-    let outbox: Vec<_> = kv.scan_prefix(b"o").unwrap().into_iter().map(|p| p.1).collect();
+    let outbox: Vec<_> = kv
+        .scan_prefix(b"o")
+        .unwrap()
+        .into_iter()
+        .map(|p| p.1)
+        .collect();
     assert_eq!(outbox, vec![b"one".to_vec(), b"two".to_vec()]);
     let everything = kv.scan_prefix(b"").unwrap();
     assert!(everything.windows(2).all(|w| w[0].0 < w[1].0));
@@ -86,7 +91,10 @@ fn nothing_stored_reveals_keys_or_values() {
         .unwrap();
     kv.put(b"calice@example", b"message text two").unwrap();
     for needle in [&GROUP_A[..], b"alice@example", b"message text"] {
-        assert!(!raw_contains(&inner, needle), "{needle:?} is stored readable");
+        assert!(
+            !raw_contains(&inner, needle),
+            "{needle:?} is stored readable"
+        );
     }
     // The probe works: the same writes to the plain store are found.
     inner.put(b"calice@example", b"message text").unwrap();
@@ -143,10 +151,16 @@ fn deleting_a_namespace_destroys_its_key() {
     let master = master(1);
     let kv = sealed(inner.clone(), &master);
     let branch = |b: u8| key(&[b"g", GROUP_A, b"B", &[b]]);
-    kv.put(&[branch(1), b"secrets".to_vec()].concat(), b"epoch one").unwrap();
-    kv.put(&[branch(2), b"secrets".to_vec()].concat(), b"epoch two").unwrap();
+    kv.put(&[branch(1), b"secrets".to_vec()].concat(), b"epoch one")
+        .unwrap();
+    kv.put(&[branch(2), b"secrets".to_vec()].concat(), b"epoch two")
+        .unwrap();
     let before_prune = inner.scan_prefix(b"v").unwrap();
-    assert_eq!(inner.scan_prefix(b"k").unwrap().len(), 2, "one data key per branch");
+    assert_eq!(
+        inner.scan_prefix(b"k").unwrap().len(),
+        2,
+        "one data key per branch"
+    );
 
     let mut prune = WriteBatch::default();
     prune.delete_prefix(&branch(1));
@@ -164,7 +178,10 @@ fn deleting_a_namespace_destroys_its_key() {
         Err(KvError::Sealed(_))
     ));
     assert_eq!(
-        reopened.get(&[branch(2), b"secrets".to_vec()].concat()).unwrap().as_deref(),
+        reopened
+            .get(&[branch(2), b"secrets".to_vec()].concat())
+            .unwrap()
+            .as_deref(),
         Some(&b"epoch two"[..])
     );
 }
