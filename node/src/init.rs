@@ -4,7 +4,7 @@ use anyhow::Context;
 use identity_tofu::LocalIdentity;
 
 use crate::paths::{DataDir, write_private};
-use crate::sealing::{KeyProtection, create_master_key};
+use crate::sealing::{KeyProtection, create_master_key, key_files_seal};
 
 pub fn init(
     data: &DataDir,
@@ -26,11 +26,15 @@ pub fn init(
     std::fs::create_dir_all(data.root())
         .with_context(|| format!("creating {}", data.root().display()))?;
     // First, so that a passphrase typed wrong twice leaves no half-made data directory.
-    create_master_key(data, protection).context("storing the master key")?;
+    let master = create_master_key(data, protection).context("storing the master key")?;
     let now = crate::daemon::now_ms();
     let me = LocalIdentity::create(&handle, &mut rand::rngs::OsRng, now)?;
-    me.save(&data.keys())
-        .with_context(|| format!("writing keys to {}", data.keys().display()))?;
+    me.save_sealed(
+        &data.keys(),
+        &key_files_seal(&master),
+        &mut rand::rngs::OsRng,
+    )
+    .with_context(|| format!("writing keys to {}", data.keys().display()))?;
     let peer = gossip::net::Keypair::generate_ed25519();
     let encoded = peer
         .to_protobuf_encoding()

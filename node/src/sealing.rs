@@ -6,12 +6,15 @@
 //! hashes, and each group branch under its own data key that pruning destroys. The master key
 //! is kept either wrapped by a passphrase (Argon2id) in `<data>/master.key`, or in a 0600 key
 //! file: `<data>/master.key` itself, or a file elsewhere (`init --key-file PATH`) that
-//! `<data>/master.key` points to — then a copy of the data directory opens nothing.
+//! `<data>/master.key` points to — then a copy of the data directory opens nothing. The
+//! identity and device key files in `<data>/keys/` are sealed under a key derived from the
+//! master key too, so with a passphrase they open only once it is given.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use identity_tofu::kv::sealed::DataKey;
 use identity_tofu::kv::{KeySchema, KvStore, MasterKey, RocksDb, RocksStore, SealedKv};
 use identity_tofu::master_key_file::{self, Argon2Cost};
 use identity_tofu::trust;
@@ -76,8 +79,13 @@ fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<zeroize::Zer
     Ok(zeroize::Zeroizing::new(first.as_bytes().to_vec()))
 }
 
-/// Makes a master key for a new data directory and stores it as `protection` says.
-pub fn create_master_key(data: &DataDir, protection: &KeyProtection) -> anyhow::Result<()> {
+/// The key the identity key files in `<data>/keys/` are sealed under.
+pub fn key_files_seal(master: &MasterKey) -> DataKey {
+    master.derive("chorus/key-files/v1/seal")
+}
+
+/// Makes a master key for a new data directory, stores it as `protection` says, and returns it.
+pub fn create_master_key(data: &DataDir, protection: &KeyProtection) -> anyhow::Result<MasterKey> {
     let key = MasterKey::generate(&mut rand::rngs::OsRng);
     let path = data.master_key();
     if protection.passphrase || protection.passphrase_file.is_some() {
@@ -94,7 +102,7 @@ pub fn create_master_key(data: &DataDir, protection: &KeyProtection) -> anyhow::
             Argon2Cost::default(),
             &mut rand::rngs::OsRng,
         )?;
-        return Ok(());
+        return Ok(key);
     }
     match &protection.key_file {
         Some(elsewhere) => {
@@ -110,7 +118,7 @@ pub fn create_master_key(data: &DataDir, protection: &KeyProtection) -> anyhow::
         }
         None => master_key_file::write_key_file(&path, &key)?,
     }
-    Ok(())
+    Ok(key)
 }
 
 /// The master key of `data`, unlocked as `unlock` says.

@@ -128,10 +128,18 @@ async fn a_copy_of_the_data_directory_reveals_no_message_group_or_contact() -> a
                 node.name
             );
         }
-        // The probe can find things: the node's own handle is in its own certificate.
+        // Its own identity is sealed too (the key files under `keys/`).
+        let own = files_containing(root, ids[me].handle.as_bytes());
         assert!(
-            !files_containing(root, ids[me].handle.as_bytes()).is_empty(),
-            "the grep finds nothing at all; this test would prove nothing"
+            own.is_empty(),
+            "{}: its own handle is readable in {own:?}",
+            node.name
+        );
+        // The search does find the probes where they are in the clear: the node's log, kept
+        // beside the data directory, names the node.
+        assert!(
+            !files_containing(dir.path(), ids[me].handle.as_bytes()).is_empty(),
+            "the search finds nothing at all; this test would prove nothing"
         );
         assert!(
             files_under(&root.join("db")).len() > 3,

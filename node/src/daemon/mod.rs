@@ -25,7 +25,7 @@ pub use self::core::now_ms;
 use crate::api::server::{self, ApiCall};
 use crate::config::Config;
 use crate::paths::{DataDir, write_private};
-use crate::sealing::{SealedColumns, Unlock, unlock_master_key};
+use crate::sealing::{SealedColumns, Unlock, key_files_seal, unlock_master_key};
 
 /// At most this many ready inputs join one round (one fsync); bounds the latency a burst adds
 /// to the first input of the round.
@@ -38,7 +38,7 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
     data.require_initialized()?;
     config.check()?;
     let master = unlock_master_key(&data, &unlock)?;
-    let me = LocalIdentity::load(&data.keys())
+    let me = LocalIdentity::load_sealed(&data.keys(), Some(&key_files_seal(&master)))
         .with_context(|| format!("reading the identity in {}", data.keys().display()))?;
     let keypair = read_peer_key(&data)?;
     let db =

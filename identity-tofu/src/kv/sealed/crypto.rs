@@ -99,7 +99,12 @@ impl DataKey {
     }
 
     /// Seals `plaintext` bound to `associated`: version, nonce, ciphertext and tag.
-    pub fn seal(&self, rng: &mut impl RngCore, associated: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    pub fn seal(
+        &self,
+        rng: &mut (impl RngCore + ?Sized),
+        associated: &[u8],
+        plaintext: &[u8],
+    ) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);
         let cipher = XChaCha20Poly1305::new((&self.0).into());
