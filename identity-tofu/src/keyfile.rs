@@ -23,6 +23,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use crate::certificate::{CertificateError, SignedDeviceCertificate};
 use crate::codec;
 use crate::keys::{DeviceKey, IdentityKey, KEY_LEN};
+use crate::kv::sealed::DataKey;
+use rand::RngCore;
 
 /// Mode of every key file.
 pub const KEY_FILE_MODE: u32 = 0o600;
@@ -31,6 +33,8 @@ pub const KEY_FILE_MODE: u32 = 0o600;
 pub const KEY_DIR_MODE: u32 = 0o700;
 
 const MAGIC: &[u8] = b"chorus-key\0";
+/// A key file whose record is sealed (XChaCha20-Poly1305) under a key from the master key.
+const SEALED_MAGIC: &[u8] = b"chorus-key-sealed\0";
 const KEY_FILE_VERSION: u16 = 1;
 /// Larger than any key file we write (magic + secret + a certificate); bigger files are not
 /// read at all.
@@ -123,7 +127,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> KeyFileError + '_ {
     }
 }
 
-fn not_a_key_file(path: &Path, reason: impl Into<String>) -> KeyFileError {
+pub(crate) fn not_a_key_file(path: &Path, reason: impl Into<String>) -> KeyFileError {
     KeyFileError::NotAKeyFile {
         path: path.to_path_buf(),
         reason: reason.into(),
@@ -144,7 +148,7 @@ pub fn create_key_dir(dir: &Path) -> Result<(), KeyFileError> {
 }
 
 /// Writes `bytes` to `path` atomically, as a file that was 0600 from its creation.
-fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<(), KeyFileError> {
+pub(crate) fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<(), KeyFileError> {
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -194,7 +198,7 @@ fn create_owner_only(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Reads a whole key file after checking that it is a small regular file only its owner can
 /// access. The permission check is made on the opened file, so it is the file we read.
-fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
+pub(crate) fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
     let mut file = File::open(path).map_err(io_error(path))?;
     let metadata = file.metadata().map_err(io_error(path))?;
     if !metadata.is_file() {
@@ -226,21 +230,49 @@ fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
     Ok(bytes)
 }
 
-fn write_record(path: &Path, record: &KeyFileRecord) -> Result<(), KeyFileError> {
+/// A key file sealed under a key derived from the node's master key: the key to seal under
+/// and the randomness for the nonce. `None`: the file holds the record as it is.
+pub type Seal<'a> = Option<(&'a DataKey, &'a mut dyn RngCore)>;
+
+fn write_record(path: &Path, record: &KeyFileRecord, seal: Seal<'_>) -> Result<(), KeyFileError> {
     let encoded = Zeroizing::new(
         codec::encode(record).map_err(|e| not_a_key_file(path, format!("cannot encode: {e}")))?,
     );
-    let mut bytes = Zeroizing::new(Vec::with_capacity(MAGIC.len() + encoded.len()));
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&encoded);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(SEALED_MAGIC.len() + encoded.len() + 64));
+    match seal {
+        None => {
+            bytes.extend_from_slice(MAGIC);
+            bytes.extend_from_slice(&encoded);
+        }
+        Some((key, rng)) => {
+            bytes.extend_from_slice(SEALED_MAGIC);
+            bytes.extend_from_slice(&key.seal(rng, SEALED_MAGIC, &encoded));
+        }
+    }
     write_secret_file(path, &bytes)
 }
 
-fn read_record(path: &Path, expected: KeyKind) -> Result<KeyFileRecord, KeyFileError> {
+fn read_record(
+    path: &Path,
+    expected: KeyKind,
+    seal: Option<&DataKey>,
+) -> Result<KeyFileRecord, KeyFileError> {
     let bytes = read_secret_file(path)?;
-    let body = bytes
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| not_a_key_file(path, "missing chorus-key header"))?;
+    let opened;
+    let body = if let Some(sealed) = bytes.strip_prefix(SEALED_MAGIC) {
+        let key = seal.ok_or_else(|| {
+            not_a_key_file(path, "sealed under the master key, which was not given")
+        })?;
+        opened = Zeroizing::new(
+            key.open(SEALED_MAGIC, sealed)
+                .map_err(|_| not_a_key_file(path, "does not open under this master key"))?,
+        );
+        opened.as_slice()
+    } else {
+        bytes
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| not_a_key_file(path, "missing chorus-key header"))?
+    };
     let record: KeyFileRecord = codec::decode(body, MAX_KEY_FILE_LEN as usize)
         // The codec error describes structure, not content: it cannot leak the secret.
         .map_err(|e| not_a_key_file(path, e.to_string()))?;
@@ -262,18 +294,35 @@ fn read_record(path: &Path, expected: KeyKind) -> Result<KeyFileRecord, KeyFileE
 
 /// Writes `key` to `path` (mode 0600, atomic replace).
 pub fn write_identity_key(path: &Path, key: &IdentityKey) -> Result<(), KeyFileError> {
+    write_identity_key_sealed(path, key, None)
+}
+
+/// [`write_identity_key`], the record sealed as `seal` says.
+pub fn write_identity_key_sealed(
+    path: &Path,
+    key: &IdentityKey,
+    seal: Seal<'_>,
+) -> Result<(), KeyFileError> {
     let record = KeyFileRecord {
         version: KEY_FILE_VERSION,
         kind: KeyKind::Identity,
         secret: *key.to_secret_bytes(),
         certificate: Vec::new(),
     };
-    write_record(path, &record)
+    write_record(path, &record, seal)
 }
 
 /// Reads an identity key written by [`write_identity_key`], refusing a file others can read.
 pub fn read_identity_key(path: &Path) -> Result<IdentityKey, KeyFileError> {
-    let record = read_record(path, KeyKind::Identity)?;
+    read_identity_key_sealed(path, None)
+}
+
+/// [`read_identity_key`] of a file that may be sealed under `seal`.
+pub fn read_identity_key_sealed(
+    path: &Path,
+    seal: Option<&DataKey>,
+) -> Result<IdentityKey, KeyFileError> {
+    let record = read_record(path, KeyKind::Identity, seal)?;
     Ok(IdentityKey::from_secret_bytes(&record.secret))
 }
 
@@ -283,6 +332,16 @@ pub fn write_device_key(
     path: &Path,
     key: &DeviceKey,
     certificate: &SignedDeviceCertificate,
+) -> Result<(), KeyFileError> {
+    write_device_key_sealed(path, key, certificate, None)
+}
+
+/// [`write_device_key`], the record sealed as `seal` says.
+pub fn write_device_key_sealed(
+    path: &Path,
+    key: &DeviceKey,
+    certificate: &SignedDeviceCertificate,
+    seal: Seal<'_>,
 ) -> Result<(), KeyFileError> {
     if certificate.certificate().device_key != key.public() {
         return Err(KeyFileError::Mismatch {
@@ -296,14 +355,22 @@ pub fn write_device_key(
         secret: *key.to_secret_bytes(),
         certificate: certificate.encode(),
     };
-    write_record(path, &record)
+    write_record(path, &record, seal)
 }
 
 /// Reads a device key and its certificate written by [`write_device_key`]. The certificate's
 /// signature is checked and it must certify this device key; its expiry is not checked (an
 /// expired certificate is renewed, not a reason to lose the key).
 pub fn read_device_key(path: &Path) -> Result<(DeviceKey, SignedDeviceCertificate), KeyFileError> {
-    let record = read_record(path, KeyKind::Device)?;
+    read_device_key_sealed(path, None)
+}
+
+/// [`read_device_key`] of a file that may be sealed under `seal`.
+pub fn read_device_key_sealed(
+    path: &Path,
+    seal: Option<&DataKey>,
+) -> Result<(DeviceKey, SignedDeviceCertificate), KeyFileError> {
+    let record = read_record(path, KeyKind::Device, seal)?;
     let key = DeviceKey::from_secret_bytes(&record.secret);
     let certificate_error = |source| KeyFileError::Certificate {
         path: path.to_path_buf(),

@@ -20,6 +20,7 @@
 //! - [`trust`]: the TOFU trust store: pins, devices, key changes, verification, history.
 //! - [`validate`]: the one function every MLS credential goes through.
 //! - [`keyfile`]: secret key files, owner-only from creation.
+//! - [`master_key_file`]: the master key of encryption at rest, on disk (passphrase or key file).
 //! - [`local_identity`]: this node's identity, device key and certificate; rotation.
 //!
 //! No library function here reads OS randomness or a clock: keys come from a caller's RNG and
@@ -36,6 +37,7 @@ pub mod keyfile;
 pub mod keys;
 pub mod kv;
 pub mod local_identity;
+pub mod master_key_file;
 pub mod qr;
 pub mod safety_number;
 pub mod trust;

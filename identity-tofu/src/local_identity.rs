@@ -15,10 +15,11 @@ use crate::certificate::{
 };
 use crate::fingerprint::Fingerprint;
 use crate::keyfile::{
-    KeyFileError, create_key_dir, read_device_key, read_identity_key, write_device_key,
-    write_identity_key,
+    KeyFileError, create_key_dir, read_device_key_sealed, read_identity_key_sealed,
+    write_device_key, write_device_key_sealed, write_identity_key, write_identity_key_sealed,
 };
 use crate::keys::{DeviceKey, DevicePublicKey, IdentityKey, IdentityPublicKey};
+use crate::kv::sealed::DataKey;
 use crate::safety_number::SafetyNumber;
 
 /// File name of the identity key inside an identity directory.
@@ -164,13 +165,41 @@ impl LocalIdentity {
         write_device_key(&dir.join(DEVICE_KEY_FILE), &self.device, &self.certificate)
     }
 
+    /// [`save`](Self::save), both files sealed under `seal` (a key derived from the node's
+    /// master key), so that they open only once the master key is unlocked.
+    pub fn save_sealed(
+        &self,
+        dir: &Path,
+        seal: &DataKey,
+        rng: &mut dyn rand::RngCore,
+    ) -> Result<(), KeyFileError> {
+        create_key_dir(dir)?;
+        write_identity_key_sealed(
+            &dir.join(IDENTITY_KEY_FILE),
+            &self.identity,
+            Some((seal, &mut *rng)),
+        )?;
+        write_device_key_sealed(
+            &dir.join(DEVICE_KEY_FILE),
+            &self.device,
+            &self.certificate,
+            Some((seal, rng)),
+        )
+    }
+
     /// Loads an identity saved by [`save`](Self::save), checking that the certificate is
     /// signed by this identity key for this device key. An expired certificate still loads
     /// (see [`needs_renewal`](Self::needs_renewal)).
     pub fn load(dir: &Path) -> Result<Self, KeyFileError> {
-        let identity = read_identity_key(&dir.join(IDENTITY_KEY_FILE))?;
+        Self::load_sealed(dir, None)
+    }
+
+    /// [`load`](Self::load) of files that may be sealed under `seal` (see
+    /// [`save_sealed`](Self::save_sealed)).
+    pub fn load_sealed(dir: &Path, seal: Option<&DataKey>) -> Result<Self, KeyFileError> {
+        let identity = read_identity_key_sealed(&dir.join(IDENTITY_KEY_FILE), seal)?;
         let device_path = dir.join(DEVICE_KEY_FILE);
-        let (device, certificate) = read_device_key(&device_path)?;
+        let (device, certificate) = read_device_key_sealed(&device_path, seal)?;
         if certificate.certificate().identity_key != identity.public() {
             return Err(KeyFileError::Mismatch {
                 path: device_path,

@@ -56,6 +56,20 @@ pub const MAX_DEVICES: usize = 64;
 /// Largest stored record accepted when reading back.
 const MAX_RECORD_LEN: usize = 32 * 1024;
 
+/// The layout of a trust store under `prefix` for encryption at rest
+/// ([`crate::kv::SealedKv`]): addresses name contacts, so they are stored as keyed hashes.
+pub fn sealed_layout(prefix: &[u8]) -> crate::kv::KeySchema {
+    use crate::kv::{KeyRule, KeySchema};
+    KeySchema::new(vec![
+        KeyRule::starting_with(prefix)
+            .literal(&[CONTACT_TAG])
+            .secret_rest(),
+        KeyRule::starting_with(prefix)
+            .literal(&[OBSERVATION_TAG])
+            .secret_rest_then_plain(8),
+    ])
+}
+
 const RECORD_VERSION: u16 = 1;
 const CONTACT_TAG: u8 = b'c';
 const OBSERVATION_TAG: u8 = b'o';

@@ -190,3 +190,32 @@ fn secrets_never_appear_in_debug_or_errors() {
     let seed = local.identity_key().to_secret_bytes();
     assert!(raw.windows(32).any(|w| w == &seed[..]));
 }
+
+/// Key files sealed under a key from the master key: they load with that key only, and
+/// nothing in them is readable (not even the handle in the certificate).
+#[test]
+fn sealed_identity_files_open_with_their_key_only() {
+    use identity_tofu::LocalIdentity;
+    use identity_tofu::kv::MasterKey;
+    use rand::SeedableRng;
+
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(42);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let me = LocalIdentity::create("sealed-handle", &mut rng, 1_000).unwrap();
+    let seal = MasterKey::generate(&mut rng).derive("key files");
+    me.save_sealed(&keys, &seal, &mut rng).unwrap();
+
+    let loaded = LocalIdentity::load_sealed(&keys, Some(&seal)).unwrap();
+    assert_eq!(loaded.fingerprint(), me.fingerprint());
+    assert_eq!(loaded.handle(), "sealed-handle");
+    for entry in std::fs::read_dir(&keys).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(13).any(|w| w == b"sealed-handle"));
+    }
+    let other = MasterKey::generate(&mut rng).derive("key files");
+    let wrong = LocalIdentity::load_sealed(&keys, Some(&other)).unwrap_err();
+    assert!(wrong.to_string().contains("does not open"), "{wrong}");
+    let missing = LocalIdentity::load(&keys).unwrap_err();
+    assert!(missing.to_string().contains("sealed"), "{missing}");
+}

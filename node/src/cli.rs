@@ -36,6 +36,18 @@ pub enum Command {
         /// The name others see (letters, digits, '-', '_', '.')
         #[arg(long)]
         handle: Option<String>,
+        /// Protect the master key (which seals everything the node stores) with a passphrase,
+        /// asked on the terminal (or read from $CHORUS_PASSPHRASE); `run` asks for it again.
+        /// Without this, the key is kept in a 0600 key file, for nodes that start unattended
+        #[arg(long)]
+        passphrase: bool,
+        /// Read the passphrase from this file (implies --passphrase)
+        #[arg(long, value_name = "FILE", conflicts_with = "key_file")]
+        passphrase_file: Option<PathBuf>,
+        /// Keep the master key in this new 0600 file instead of <data>/master.key: kept off
+        /// the data directory's disk, a copy of the data directory opens nothing
+        #[arg(long, value_name = "FILE", conflicts_with = "passphrase")]
+        key_file: Option<PathBuf>,
     },
     /// Run the node (the daemon): network, groups and the local API
     Run(RunArgs),
@@ -266,6 +278,13 @@ pub struct RunArgs {
     /// DNS server for `contact add <dns-name>` lookups [default: the system's resolver]
     #[arg(long, value_name = "IP:PORT")]
     pub dns_server: Option<SocketAddr>,
+    /// The master key file, if not the one <data>/master.key names
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Read the passphrase of a passphrase-protected data directory from this file [default:
+    /// $CHORUS_PASSPHRASE, else ask on the terminal]
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,8 +4,13 @@ use anyhow::Context;
 use identity_tofu::LocalIdentity;
 
 use crate::paths::{DataDir, write_private};
+use crate::sealing::{KeyProtection, create_master_key, key_files_seal};
 
-pub fn init(data: &DataDir, handle: Option<String>) -> anyhow::Result<LocalIdentity> {
+pub fn init(
+    data: &DataDir,
+    handle: Option<String>,
+    protection: &KeyProtection,
+) -> anyhow::Result<LocalIdentity> {
     if data.is_initialized() {
         anyhow::bail!(
             "{} already holds a Chorus identity; use another --data DIR for a second one",
@@ -20,10 +25,16 @@ pub fn init(data: &DataDir, handle: Option<String>) -> anyhow::Result<LocalIdent
         .with_context(|| format!("handle {handle:?}"))?;
     std::fs::create_dir_all(data.root())
         .with_context(|| format!("creating {}", data.root().display()))?;
+    // First, so that a passphrase typed wrong twice leaves no half-made data directory.
+    let master = create_master_key(data, protection).context("storing the master key")?;
     let now = crate::daemon::now_ms();
     let me = LocalIdentity::create(&handle, &mut rand::rngs::OsRng, now)?;
-    me.save(&data.keys())
-        .with_context(|| format!("writing keys to {}", data.keys().display()))?;
+    me.save_sealed(
+        &data.keys(),
+        &key_files_seal(&master),
+        &mut rand::rngs::OsRng,
+    )
+    .with_context(|| format!("writing keys to {}", data.keys().display()))?;
     let peer = gossip::net::Keypair::generate_ed25519();
     let encoded = peer
         .to_protobuf_encoding()

@@ -22,4 +22,5 @@ pub mod lookup;
 pub mod metrics;
 pub mod paths;
 pub mod policy;
+pub mod sealing;
 pub mod store;

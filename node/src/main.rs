@@ -4,7 +4,7 @@ use clap::Parser;
 
 use node::cli::{Cli, Command, RunArgs};
 use node::paths::DataDir;
-use node::{api, bench, chat, commands, config, daemon, demo, init};
+use node::{api, bench, chat, commands, config, daemon, demo, init, sealing};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -138,8 +138,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let data = DataDir::resolve(cli.data)?;
     let client = || api::client::Client::for_data_dir(&data);
     match cli.command {
-        Command::Init { handle } => {
-            let me = init::init(&data, handle)?;
+        Command::Init {
+            handle,
+            passphrase,
+            passphrase_file,
+            key_file,
+        } => {
+            let protection = sealing::KeyProtection {
+                passphrase,
+                passphrase_file,
+                key_file,
+            };
+            let me = init::init(&data, handle, &protection)?;
             println!(
                 "created {} in {}\nfingerprint {}\nnext: chorus --data {} run",
                 me.handle(),
@@ -150,8 +160,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => {
+            let unlock = sealing::Unlock {
+                key_file: args.key_file.clone(),
+                passphrase_file: args.passphrase_file.clone(),
+            };
             let config = merge(&data, args, cli.json_logs)?;
-            daemon::run(data, config).await
+            daemon::run(data, config, unlock).await
         }
         Command::Id { json, qr } => commands::id(&client()?, json, qr).await,
         Command::Contact(c) => commands::contact(&client()?, c).await,

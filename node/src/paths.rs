@@ -3,7 +3,9 @@
 //! ```text
 //! <data>/keys/          identity and device keys (LocalIdentity), 0600
 //! <data>/p2p.key        the libp2p peer key, 0600
-//! <data>/db/            RocksDB: column families mls, trust, gossip, node
+//! <data>/master.key     the master key of encryption at rest: wrapped by a passphrase, the
+//!                       key itself (0600), or a pointer to a key file elsewhere
+//! <data>/db/            RocksDB: column families mls, trust, gossip, node, every one sealed
 //! <data>/config.toml    optional configuration (every `run` flag can be set there)
 //! <data>/api.token      the local API's bearer token, 0600, written by `run`
 //! <data>/api.addr       the address the API listens on, written by `run`
@@ -52,6 +54,10 @@ impl DataDir {
     }
     pub fn peer_key(&self) -> PathBuf {
         self.root.join("p2p.key")
+    }
+    /// The master key file (see `crate::sealing`).
+    pub fn master_key(&self) -> PathBuf {
+        self.root.join("master.key")
     }
     pub fn db(&self) -> PathBuf {
         self.root.join("db")

@@ -220,6 +220,18 @@ impl NodeStore {
     }
 }
 
+/// The layout for encryption at rest ([`identity_tofu::kv::SealedKv`]): group refs and contact
+/// names are stored as keyed hashes; outbox sequence numbers stay plain.
+pub fn sealed_layout() -> identity_tofu::kv::KeySchema {
+    use identity_tofu::kv::{KeyRule, KeySchema};
+    KeySchema::new(vec![
+        KeyRule::starting_with(b"g").secret(16).plain_rest(),
+        KeyRule::starting_with(b"m").secret(16).plain_rest(),
+        KeyRule::starting_with(b"c").secret_rest(),
+        KeyRule::starting_with(b"o").plain_rest(),
+    ])
+}
+
 fn group_key(group: GroupRef) -> Vec<u8> {
     let mut k = vec![b'g'];
     k.extend_from_slice(&group.0);

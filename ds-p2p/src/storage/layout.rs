@@ -14,7 +14,35 @@
 //! group has the same fixed-length prefix and no group's prefix is a prefix of another's.
 //! Labels are ASCII without 0x00, so one label's keys never run into another's.
 
+use identity_tofu::kv::{KeyRule, KeySchema};
 use sha2::{Digest, Sha256};
+
+/// The layout of the MLS column for encryption at rest ([`identity_tofu::kv::SealedKv`]):
+/// which key parts name a group (stored as keyed hashes), and the branch namespaces, each
+/// sealed under a data key of its own that pruning the branch destroys (crypto-shredding).
+///
+/// Besides the MLS state above, the engine keeps per-group records here, each under a tag and
+/// the 16-byte [`GroupRef`](crate::wire::GroupRef): `e` group record, `s` / `n` window lists,
+/// `u` undelivered messages, `m` consistency mode. Per-client items (`c`) name keys and key
+/// packages, not groups or contacts, and stay readable as keys (their values are sealed).
+pub fn sealed_layout() -> KeySchema {
+    let by_group_ref = |tag: &[u8]| KeyRule::starting_with(tag).secret(16).plain_rest();
+    KeySchema::new(vec![
+        KeyRule::starting_with(b"g")
+            .secret(32)
+            .literal(b"B")
+            .plain(8)
+            .namespace()
+            .plain_rest(),
+        KeyRule::starting_with(b"g").secret(32).plain_rest(),
+        KeyRule::starting_with(b"c").plain_rest(),
+        by_group_ref(b"e"),
+        by_group_ref(b"s"),
+        by_group_ref(b"n"),
+        by_group_ref(b"u"),
+        by_group_ref(b"m"),
+    ])
+}
 
 /// A branch of one group's state (see the crate docs on forks).
 #[derive(

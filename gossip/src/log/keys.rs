@@ -19,6 +19,16 @@ use crate::envelope_id::EnvelopeId;
 use crate::reconcile::Item;
 use crate::topic::Topic;
 
+/// The layout for encryption at rest ([`identity_tofu::kv::SealedKv`]): the topic key (a
+/// plain hash of the topic name, which names the group) is stored as a keyed hash.
+pub fn sealed_layout() -> identity_tofu::kv::KeySchema {
+    use identity_tofu::kv::{KeyRule, KeySchema};
+    KeySchema::new(vec![
+        KeyRule::starting_with(&[RECORDS]).secret(16).plain_rest(),
+        KeyRule::starting_with(&[TOPIC]).secret(16).plain_rest(),
+    ])
+}
+
 /// Timestamps are grouped into buckets of `2^BUCKET_SHIFT` milliseconds.
 pub(crate) const BUCKET_SHIFT: u32 = 18;
 

@@ -42,6 +42,7 @@ use crate::topic::Topic;
 use change::Change;
 pub use config::{LogConfig, Retention};
 pub use error::LogError;
+pub use keys::sealed_layout;
 use keys::{TopicKeys, bucket_of, records_prefix};
 use records::{TopicRecord, decode_entry, decode_u64};
 use retention::Room;

@@ -2,7 +2,7 @@
 //!
 //! One trait, two implementations: `RocksStore` (a column family of the node's RocksDB; the
 //! `rocksdb` feature, on by default) and [`MemoryStore`] (an ordered map, for tests and the
-//! simulator). It lives here, in the crate
+//! simulator). [`SealedKv`] wraps either for encryption at rest (see [`sealed`]). It lives here, in the crate
 //! that depends on nothing of ours, so that the trust store and the MLS storage share it.
 
 mod batch;
@@ -10,12 +10,14 @@ mod durability;
 mod memory;
 #[cfg(feature = "rocksdb")]
 mod rocks;
+pub mod sealed;
 
 pub use batch::{BatchOp, WriteBatch, prefix_successor};
 pub use durability::Durability;
 pub use memory::MemoryStore;
 #[cfg(feature = "rocksdb")]
 pub use rocks::{RocksDb, RocksStore};
+pub use sealed::{KeyRule, KeySchema, MasterKey, SealedKv, SealedOpenError};
 
 /// A stored key and its value, as returned by a prefix scan.
 pub type KvPair = (Vec<u8>, Vec<u8>);
@@ -29,6 +31,10 @@ pub enum KvError {
     /// A column family that the store needs does not exist in the database.
     #[error("unknown column family {0:?}")]
     UnknownColumnFamily(String),
+    /// Sealed storage (encryption at rest) refused: a value that does not open, a key outside
+    /// the column's layout.
+    #[error("sealed storage: {0}")]
+    Sealed(String),
 }
 
 /// An ordered key-value store.

@@ -15,7 +15,7 @@ use ds_p2p::storage::ChorusProvider;
 use ds_p2p::wire::{Envelope, EnvelopeKind, WireLimits};
 use gossip::net::{Keypair, NetConfig, Node};
 use gossip::{Log, LogConfig, Topic};
-use identity_tofu::kv::{KvStore, RocksDb};
+use identity_tofu::kv::RocksDb;
 use identity_tofu::{LocalIdentity, TrustStore};
 use openmls::prelude::SignatureScheme;
 use openmls_basic_credential::SignatureKeyPair;
@@ -25,6 +25,7 @@ pub use self::core::now_ms;
 use crate::api::server::{self, ApiCall};
 use crate::config::Config;
 use crate::paths::{DataDir, write_private};
+use crate::sealing::{SealedColumns, Unlock, key_files_seal, unlock_master_key};
 
 /// At most this many ready inputs join one round (one fsync); bounds the latency a burst adds
 /// to the first input of the round.
@@ -33,10 +34,11 @@ const ROUND_LIMIT: usize = 64;
 /// Column families of the node's database.
 pub const COLUMN_FAMILIES: [&str; 4] = ["mls", "trust", "gossip", "node"];
 
-pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
+pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Result<()> {
     data.require_initialized()?;
     config.check()?;
-    let me = LocalIdentity::load(&data.keys())
+    let master = unlock_master_key(&data, &unlock)?;
+    let me = LocalIdentity::load_sealed(&data.keys(), Some(&key_files_seal(&master)))
         .with_context(|| format!("reading the identity in {}", data.keys().display()))?;
     let keypair = read_peer_key(&data)?;
     let db =
@@ -46,7 +48,10 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
                 data.db().display()
             )
         })?;
-    let store = |cf: &str| -> anyhow::Result<Arc<dyn KvStore>> { Ok(Arc::new(db.store(cf)?)) };
+    let sealed = SealedColumns::open(&db, &master)
+        .with_context(|| format!("opening the sealed database in {}", data.db().display()))?;
+    drop(master);
+    let store = |cf: &str| sealed.store(cf);
 
     let (consistency, group_consistency) = config.group_consistency()?;
     let engine_config = EngineConfig {
@@ -77,7 +82,7 @@ pub async fn run(data: DataDir, config: Config) -> anyhow::Result<()> {
     .with_trust_store(TrustStore::new(store("trust")?));
     let trust = TrustStore::new(store("trust")?);
 
-    let log = Log::open(db.store("gossip")?, LogConfig::default()).context("opening the log")?;
+    let log = Log::open(sealed.gossip.clone(), LogConfig::default()).context("opening the log")?;
     let replay = recent_log_envelopes(&log, config.fork_window_ms).context("reading the log")?;
     let net_config = net_config(&config)?;
     let (net, mut net_events) = Node::start(net_config, keypair, log, validator(limits))

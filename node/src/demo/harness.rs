@@ -51,6 +51,8 @@ pub struct LocalNode {
     /// Run inside this network namespace (created by the caller), listening on `listen_ip`.
     pub netns: Option<String>,
     pub listen_ip: String,
+    /// More arguments for `chorus run` (e.g. `--passphrase-file`).
+    pub run_args: Vec<String>,
     log_path: PathBuf,
 }
 
@@ -75,9 +77,19 @@ pub fn chorus_exe() -> anyhow::Result<PathBuf> {
 impl LocalNode {
     /// Creates the node's identity in `root/<name>`.
     pub fn init(root: &Path, name: &str) -> anyhow::Result<Self> {
+        Self::init_with(root, name, &Default::default())
+    }
+
+    /// [`init`](Self::init), keeping the master key as `protection` says.
+    pub fn init_with(
+        root: &Path,
+        name: &str,
+        protection: &crate::sealing::KeyProtection,
+    ) -> anyhow::Result<Self> {
         let data = DataDir::at(root.join(name));
-        crate::init::init(&data, Some(name.to_string()))?;
+        crate::init::init(&data, Some(name.to_string()), protection)?;
         Ok(Self {
+            run_args: Vec::new(),
             name: name.to_string(),
             log_path: root.join(format!("{name}.log")),
             data,
@@ -123,6 +135,7 @@ impl LocalNode {
             .args(["--anti-entropy-ms", &options.anti_entropy_ms.to_string()])
             .args(["--policy", &options.policy])
             .args(["--durability", &options.durability])
+            .args(&self.run_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
