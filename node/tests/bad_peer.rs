@@ -4,10 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use gossip::net::{Keypair, NetConfig, NetEvent, Node};
-use gossip::{Log, LogConfig, Topic};
-use identity_tofu::kv::MemoryStore;
 use node::api::views::StatusView;
+use node::bench::attacker::Attacker;
 use node::demo::harness::{LocalNode, NodeOptions, converged, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -29,36 +27,17 @@ async fn a_garbage_peer_is_scored_down_and_honest_nodes_carry_on() -> anyhow::Re
     })
     .await?;
 
-    // The attacker: a gossip node that accepts anything it is given, on the group's topic.
-    let log = Log::open(MemoryStore::new(), LogConfig::default())?;
-    let (attacker, mut events) = Node::start(
-        NetConfig::loopback(),
-        Keypair::generate_ed25519(),
-        log,
-        |_: &Topic, _: &[u8]| true,
-    )
-    .await?;
-    attacker.dial(boot.parse()?).await?;
-    let topic = Topic::new(format!("chorus/g/{gid}"))?;
-    attacker.subscribe(&topic).await?;
-    // Publish only once ann is known on the topic: before that gossipsub sends nothing.
-    tokio::time::timeout(LIMIT, async {
-        while let Some(event) = events.recv().await {
-            if let NetEvent::PeerSubscribed { topic: t, .. } = event
-                && t == topic
-            {
-                return;
-            }
-        }
-    })
-    .await?;
-    let attacker_id = attacker.peer_id().to_string();
+    // The attacker: a gossip node on the group's topic (it returns once ann is known there:
+    // before that gossipsub sends nothing).
+    let group = node::policy::parse_group_ref(&gid)?;
+    let attacker = Attacker::start(std::slice::from_ref(&boot), group, LIMIT).await?;
+    let attacker_id = attacker.peer_id();
     let ann_client = ann.client()?.clone();
     let mut gossiped = 0;
     for i in 0..40u32 {
         let mut junk = b"not an envelope ".to_vec();
         junk.extend_from_slice(&i.to_be_bytes());
-        gossiped += usize::from(attacker.publish(&topic, junk).await?.gossiped);
+        gossiped += usize::from(attacker.publish(junk).await?);
     }
     assert!(gossiped > 0, "the attacker's garbage never left it");
     let score = wait_for("ann to score the attacker down", LIMIT, || async {

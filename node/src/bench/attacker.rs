@@ -128,6 +128,11 @@ impl Attacker {
         })
     }
 
+    /// Publishes `bytes` on the group's topic as they are; true if they went out to a peer.
+    pub async fn publish(&self, bytes: Vec<u8>) -> anyhow::Result<bool> {
+        Ok(self.handle.publish(&self.topic, bytes).await?.gossiped)
+    }
+
     /// The attacker's peer id, as honest nodes list it.
     pub fn peer_id(&self) -> String {
         self.handle.peer_id().to_string()
