@@ -135,25 +135,23 @@ impl Directory {
 /// contents verify: an inviter checks it is the contact's before adding it (anyone who saw
 /// the request on the public inbox topic could answer with a KeyPackage of their own).
 pub fn key_package_owner(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let kp = validated_key_package(bytes)?;
+    Ok(kp.leaf_node().credential().serialized_content().to_vec())
+}
+
+/// A KeyPackage from its wire bytes, with its signature and contents verified.
+fn validated_key_package(bytes: &[u8]) -> Result<KeyPackage, String> {
     let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| e.to_string())?;
     let MlsMessageBodyIn::KeyPackage(kp) = message.extract() else {
         return Err("not a KeyPackage".into());
     };
-    let kp = kp
-        .validate(&RustCrypto::default(), ProtocolVersion::Mls10)
-        .map_err(|e| e.to_string())?;
-    Ok(kp.leaf_node().credential().serialized_content().to_vec())
+    kp.validate(&RustCrypto::default(), ProtocolVersion::Mls10)
+        .map_err(|e| e.to_string())
 }
 
 /// Verifies one KeyPackage of `owner`; returns its `not_after` (seconds).
 fn check(bytes: &[u8], owner: &[u8], last_resort: bool) -> Result<u64, String> {
-    let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| e.to_string())?;
-    let MlsMessageBodyIn::KeyPackage(kp) = message.extract() else {
-        return Err("not a KeyPackage".into());
-    };
-    let kp = kp
-        .validate(&RustCrypto::default(), ProtocolVersion::Mls10)
-        .map_err(|e| e.to_string())?;
+    let kp = validated_key_package(bytes)?;
     if kp.ciphersuite() != CIPHERSUITE {
         return Err(format!("ciphersuite {:?}", kp.ciphersuite()));
     }

@@ -33,7 +33,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::future::join_all;
-use node::demo::harness::{LocalNode, NodeOptions, converged, group_of_all, start_nodes, wait_for};
+use node::demo::harness::{self, LocalNode, NodeOptions, group_of_all, start_nodes, wait_for};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -131,18 +131,7 @@ async fn converged_keeping(
     gid: &str,
     acknowledged: &BTreeSet<String>,
 ) -> anyhow::Result<Option<BTreeSet<String>>> {
-    // Messages a node stored but was killed before acknowledging may show up as well; take
-    // the first node's set, which must hold every acknowledged one, as what all must show.
-    let shown: BTreeSet<String> = nodes[0]
-        .messages(gid)
-        .await?
-        .into_iter()
-        .map(|m| m.id)
-        .collect();
-    if !acknowledged.is_subset(&shown) {
-        return Ok(None);
-    }
-    let Some(c) = converged(nodes, gid, &shown).await? else {
+    let Some((c, shown)) = harness::converged_keeping(nodes, gid, acknowledged).await? else {
         return Ok(None);
     };
     anyhow::ensure!(c.members.len() == nodes.len(), "members: {:?}", c.members);

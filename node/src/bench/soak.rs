@@ -23,7 +23,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::demo::harness::{LocalNode, NodeOptions, converged, wait_for};
+use crate::demo::harness::{LocalNode, NodeOptions, converged_keeping, wait_for};
 
 /// What `chorus soak` runs; see `chorus soak --help` for each field.
 #[derive(Debug, Clone)]
@@ -526,19 +526,8 @@ impl Soak {
                 .map(|s| s.id.clone())
                 .collect();
             let nodes: Vec<&LocalNode> = members.iter().map(|&m| &self.nodes[m]).collect();
-            let outcome = wait_for(&format!("group {g} to converge"), limit, || async {
-                // A message a node stored but was killed before acknowledging may show too:
-                // the first member's set, holding every acknowledged one, is what all must show.
-                let shown: BTreeSet<String> = nodes[0]
-                    .messages(gid)
-                    .await?
-                    .into_iter()
-                    .map(|m| m.id)
-                    .collect();
-                if !acknowledged.is_subset(&shown) {
-                    return Ok(None);
-                }
-                converged(&nodes, gid, &shown).await
+            let outcome = wait_for(&format!("group {g} to converge"), limit, || {
+                converged_keeping(&nodes, gid, &acknowledged)
             })
             .await;
             if let Err(e) = outcome {

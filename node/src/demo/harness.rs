@@ -328,6 +328,27 @@ pub struct Convergence {
     pub messages: usize,
 }
 
+/// [`converged`] after crashes: a message a node stored but was killed before acknowledging
+/// may show up too, so what all must show is the first node's set, provided it holds every
+/// `acknowledged` id. Returns the convergence and that set.
+pub async fn converged_keeping(
+    nodes: &[&LocalNode],
+    group: &str,
+    acknowledged: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<Option<(Convergence, std::collections::BTreeSet<String>)>> {
+    let first = nodes.first().context("no nodes")?;
+    let shown: std::collections::BTreeSet<String> = first
+        .messages(group)
+        .await?
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    if !acknowledged.is_subset(&shown) {
+        return Ok(None);
+    }
+    Ok(converged(nodes, group, &shown).await?.map(|c| (c, shown)))
+}
+
 pub async fn converged(
     nodes: &[&LocalNode],
     group: &str,
