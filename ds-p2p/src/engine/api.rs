@@ -155,8 +155,26 @@ pub enum Event {
         epoch: u64,
         commits: Vec<CommitRef>,
     },
-    /// A commit or beacon from a fork point no longer held (beyond the window).
+    /// A commit or beacon from a fork point no longer held (beyond the window). The member
+    /// offers its branch to the other side (a GroupInfo envelope); which side wins is decided
+    /// from the two public logs, and the losing side rejoins (see [`Event::SplitHealed`]).
     ForkBeyondWindow { group: GroupRef, epoch: u64 },
+    /// This member's side lost a split older than the window, and it rejoined the winning
+    /// branch by an external commit.
+    SplitHealed {
+        group: GroupRef,
+        /// The epoch the two sides' commits were made on (as far as the logs tell).
+        fork_epoch: u64,
+        /// The epoch and branch id it joined at.
+        epoch: u64,
+        branch_id: [u8; 16],
+        /// Own messages sent on the losing side since the fork, re-sent in the order they
+        /// were sent (same id and send time; receivers drop the ones they have).
+        redelivered: Vec<MessageId>,
+        /// Own Removes made on the losing side, scheduled to be re-done on the winning branch
+        /// (after the usual re-issue delay, if still needed then).
+        reapplied: usize,
+    },
     /// The active branch changed because the policy prefers another branch.
     BranchSwitched {
         group: GroupRef,

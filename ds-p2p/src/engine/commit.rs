@@ -171,6 +171,7 @@ impl Engine {
                 just_applied: None,
                 holds: None,
                 lists: Default::default(),
+                heal: Default::default(),
             };
             runtime.save(&engine.provider)?;
             let epoch = runtime.group.epoch().as_u64();
@@ -240,6 +241,14 @@ impl Engine {
                 .map_err(mls_err)?;
             let bytes = wire_bytes(&message)?;
             let on = rt.record.active;
+            let kept = super::heal::KeptMessage {
+                id,
+                sent_at_ms,
+                epoch: rt.group.epoch().as_u64(),
+                body: body.clone(),
+            };
+            rt.heal
+                .keep(provider.mls_storage().staged(), &group, &kept)?;
             rt.record.sent.retain(|m| m.id != id);
             rt.record.sent.push(SentMessage {
                 id,
@@ -394,6 +403,19 @@ impl Engine {
                 shown_at: None,
             });
             rt.record.know_commit(commit_ref);
+            if let IntentKind::Remove { .. } = &intent {
+                // Kept beyond the window: re-applied if a split's losing side had it.
+                rt.heal.keep_removal(
+                    provider.mls_storage().staged(),
+                    &group,
+                    &super::heal::KeptRemoval {
+                        made_on: epoch - 1,
+                        made_at_ms: now_ms,
+                        commit_ref,
+                        kind: intent.clone(),
+                    },
+                )?;
+            }
             rt.record.intents.push(Intent {
                 kind: intent,
                 on: new,

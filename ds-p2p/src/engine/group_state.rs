@@ -93,6 +93,8 @@ pub(crate) struct GroupRuntime {
     pub holds: Option<BranchId>,
     /// What the store holds of the record's `sent` and `seen` lists (saved as differences).
     pub lists: StoredLists,
+    /// Healing splits older than the window: offers made, own messages kept.
+    pub heal: super::heal::HealRuntime,
 }
 
 impl GroupRuntime {
@@ -104,8 +106,10 @@ impl GroupRuntime {
     ) -> Result<Self, EngineError> {
         let group_id = GroupId::from_slice(&record.group_id);
         let group = load_active(provider, &group_id, record.active)?;
+        let group_ref = GroupRef::of(&record.group_id);
+        let heal = super::heal::HealRuntime::load(provider.mls_storage().staged(), &group_ref)?;
         Ok(Self {
-            group_ref: GroupRef::of(&record.group_id),
+            group_ref,
             record,
             group,
             own_envelopes: RecentIds::default(),
@@ -113,6 +117,7 @@ impl GroupRuntime {
             just_applied: None,
             holds: None,
             lists,
+            heal,
         })
     }
 

@@ -7,6 +7,7 @@
 //! - [`fork_tree`]: the held branch states of a group and the head the policy prefers.
 //! - [`record`]: what the engine stores per group next to the MLS state.
 //! - `commit`, `receive`, `switch`, `timers`: the engine's steps.
+//! - `heal`: healing forks that outlive the window (a partition longer than it).
 
 pub mod api;
 pub mod consistency;
@@ -18,6 +19,7 @@ mod commit;
 pub mod credentials;
 mod delivery;
 mod group_state;
+mod heal;
 mod key_packages;
 mod leave;
 mod receive;
@@ -194,9 +196,11 @@ impl Engine {
             EnvelopeKind::Application => self.receive_application(now_ms, &envelope, bytes),
             EnvelopeKind::Beacon => self.receive_beacon(now_ms, &envelope),
             EnvelopeKind::SequencerEcho => self.receive_echo(now_ms, &envelope),
-            EnvelopeKind::KeyPackage | EnvelopeKind::GroupInfo => Err(EngineError::Refused(
-                format!("{:?} envelopes are not for the group engine", envelope.kind),
-            )),
+            EnvelopeKind::GroupInfo => self.receive_heal_offer(now_ms, &envelope, bytes),
+            EnvelopeKind::KeyPackage => Err(EngineError::Refused(format!(
+                "{:?} envelopes are not for the group engine",
+                envelope.kind
+            ))),
         };
         if let Err(e) = result {
             self.report(Some(group), e);

@@ -130,14 +130,14 @@ impl Engine {
                 return Ok(()); // before this member joined, or older than it remembers
             }
             self.emit(Event::ForkBeyondWindow { group, epoch });
-            return Ok(());
+            return self.offer_heal(now_ms, group);
         }
         let mut last_error = String::new();
         for candidate in candidates {
             match self.apply_commit(now_ms, group, candidate, &envelope.payload, commit_ref)? {
                 CommitOutcome::Applied => {
                     self.after_commit(now_ms, group)?;
-                    return Ok(());
+                    return self.resend_after_rejoin(now_ms, group);
                 }
                 CommitOutcome::NotThisState(e) => last_error = e,
             }
@@ -180,13 +180,25 @@ impl Engine {
                     .get_mut(&group)
                     .ok_or(StorageError::UnknownGroup)?;
                 let copy = loaded.as_mut().unwrap_or(&mut rt.group);
-                copy.process_message(&engine.provider, protocol_message(payload)?)
-                    .map_err(|e| EngineError::NotThisState(e.to_string()))?
+                let processed = copy
+                    .process_message(&engine.provider, protocol_message(payload)?)
+                    .map_err(|e| EngineError::NotThisState(e.to_string()))?;
+                let external = matches!(processed.sender(), Sender::NewMemberCommit);
+                let rejoin_fork = external
+                    .then(|| super::heal::fork_epoch_of_rejoin(processed.aad()))
+                    .flatten();
+                let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
+                else {
+                    return Err(EngineError::Refused("not a commit".into()));
+                };
+                if external {
+                    // A member rejoining after a split (see `heal`): only a member of this
+                    // branch may, every member judging alike.
+                    super::heal::check_rejoin(copy, &staged)?;
+                }
+                (staged, external, rejoin_fork)
             };
-            let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
-            else {
-                return Err(EngineError::Refused("not a commit".into()));
-            };
+            let (staged, external, rejoin_fork) = processed;
             engine.check_commit_credentials(group, &staged, now_ms)?;
             let provider = &engine.provider;
             let storage = provider.mls_storage();
@@ -194,9 +206,11 @@ impl Engine {
                 .groups
                 .get_mut(&group)
                 .ok_or(StorageError::UnknownGroup)?;
+            // A rejoin replaces its committer's own leaf: not a removal to the policies.
             let facts = CommitFacts {
                 commit_ref,
-                removes: staged.remove_proposals().count() as u32,
+                removes: (staged.remove_proposals().count() as u32)
+                    .saturating_sub(u32::from(external)),
                 adds: staged.add_proposals().count() as u32,
             };
             let copy = loaded.as_mut().unwrap_or(&mut rt.group);
@@ -228,6 +242,9 @@ impl Engine {
             match loaded {
                 Some(copy) => rt.just_applied = Some((new, copy)),
                 None => rt.holds = Some(new),
+            }
+            if let Some(fork) = rejoin_fork {
+                rt.heal.note_rejoin(fork);
             }
             if !siblings.is_empty() {
                 let mut commits = siblings;
@@ -515,6 +532,7 @@ impl Engine {
                     just_applied: None,
                     holds: None,
                     lists: Default::default(),
+                    heal: Default::default(),
                 };
                 runtime.save(provider)?;
                 engine.groups.insert(group, runtime);
@@ -570,6 +588,18 @@ impl Engine {
         }
         let active_epoch = rt.group.epoch().as_u64();
         let oldest = rt.record.tree.states().map(|s| s.epoch).min().unwrap_or(0);
+        // The sender's log parts from this member's below every state it holds (and after it
+        // joined): a split older than the window, even if both sides share recent history.
+        if let Some(parted) = super::heal::first_difference(&rt.record.log, &beacon.recent_commits)
+            && parted >= rt.record.joined_epoch
+            && parted < oldest
+        {
+            self.emit(Event::ForkBeyondWindow {
+                group,
+                epoch: parted,
+            });
+            return self.offer_heal(now_ms, group);
+        }
         let same_lineage = beacon.recent_commits.iter().any(|(_, r)| {
             rt.record.log.iter().any(|(_, mine)| mine == r) || rt.record.tree.by_commit(r).is_some()
         });
@@ -587,6 +617,7 @@ impl Engine {
                 group,
                 epoch: beacon.epoch,
             });
+            return self.offer_heal(now_ms, group);
         }
         Ok(())
     }

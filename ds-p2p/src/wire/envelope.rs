@@ -194,6 +194,22 @@ pub struct Beacon {
     pub recent_commits: Vec<(u64, CommitRef)>,
 }
 
+/// What a member publishes on the group topic (as an [`EnvelopeKind::GroupInfo`] envelope)
+/// when it sees a fork older than anything it still holds: everything a member of the other
+/// side needs to decide which side wins and, if it lost, to rejoin this member's branch by an
+/// external commit (DESIGN §4 item 8, `Engine`'s heal module).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealOffer {
+    /// The epoch of the offering member's active state (the GroupInfo's epoch).
+    pub epoch: u64,
+    /// That member's whole public log of (epoch made on, commit ref), oldest first: both sides
+    /// find the fork point from their own log and this one.
+    pub log: Vec<(u64, CommitRef)>,
+    /// The RFC 9420 GroupInfo of that state, signed, with the ratchet tree and the external
+    /// public key.
+    pub group_info: Vec<u8>,
+}
+
 /// A Welcome, with the commit that added the joiner, so that a joiner holding Welcomes from
 /// competing branches can follow the one the group converges on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ mod limits;
 pub use application::{ApplicationPayload, MessageId};
 pub use echo::SequencerEcho;
 pub use envelope::{
-    Beacon, CommitRef, Envelope, EnvelopeId, EnvelopeKind, GroupRef, WIRE_VERSION, WelcomeBundle,
-    WireError, inbox_topic,
+    Beacon, CommitRef, Envelope, EnvelopeId, EnvelopeKind, GroupRef, HealOffer, WIRE_VERSION,
+    WelcomeBundle, WireError, inbox_topic,
 };
 pub use limits::WireLimits;

@@ -452,6 +452,17 @@ impl Net {
         self.nodes[i].engine.key_package(now).unwrap()
     }
 
+    /// The MLS signature key pair of `name`'s device (for tests that forge what a node would
+    /// not send).
+    pub fn signer_of(&self, name: &str) -> SignatureKeyPair {
+        let node = &self.nodes[self.index(name)];
+        SignatureKeyPair::from_raw(
+            SignatureScheme::ED25519,
+            node.device_key.0.clone(),
+            node.device_key.1.clone(),
+        )
+    }
+
     /// The engine of `name`.
     pub fn engine(&self, name: &str) -> &Engine {
         &self.nodes[self.index(name)].engine

@@ -101,6 +101,20 @@ pub fn event_view(event: &Event) -> Option<EventView> {
             resent: resent.len(),
             reissued: *reissued,
         },
+        // Shown as the branch switch it is (onto the winning side of a split older than the
+        // window), until the API has a view of its own for it.
+        Event::SplitHealed {
+            group,
+            epoch,
+            redelivered,
+            reapplied,
+            ..
+        } => EventView::BranchSwitched {
+            group: g(group),
+            epoch: *epoch,
+            resent: redelivered.len(),
+            reissued: *reapplied,
+        },
         Event::JoinLost { group } | Event::Removed { group } => {
             EventView::Removed { group: g(group) }
         }

@@ -487,6 +487,7 @@ fn event_group(event: &Event) -> Option<GroupRef> {
         | Event::MembershipChanged { group, .. }
         | Event::ForkDetected { group, .. }
         | Event::ForkBeyondWindow { group, .. }
+        | Event::SplitHealed { group, .. }
         | Event::BranchSwitched { group, .. }
         | Event::JoinLost { group }
         | Event::Removed { group }

@@ -578,6 +578,9 @@ impl Core {
             Event::ForkBeyondWindow { group, .. } => {
                 self.split.insert(*group);
             }
+            Event::SplitHealed { group, .. } => {
+                self.split.remove(group);
+            }
             Event::Rejected { reason, .. } if self.replaying => {
                 tracing::debug!(reason, "replayed envelope dropped");
                 return None;
