@@ -105,6 +105,15 @@ fn a_split_of_2_windows_heals() {
     println!("side A lost: {losers:?}");
 }
 
+/// The same on sealed stores (encryption at rest, as the node keeps them): the records kept
+/// for healing must be declared in the storage layout, or the sealed store refuses them.
+#[test]
+fn a_split_heals_on_sealed_stores() {
+    support::net::seal_stores_on_this_thread();
+    let (net, group, bodies) = long_split(2, 2);
+    assert_healed(&net, group, &bodies);
+}
+
 #[test]
 fn a_split_of_10_windows_heals() {
     let (net, group, bodies) = long_split(10, 10);

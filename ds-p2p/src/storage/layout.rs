@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 ///
 /// Besides the MLS state above, the engine keeps per-group records here, each under a tag and
 /// the 16-byte [`GroupRef`](crate::wire::GroupRef): `e` group record, `s` / `n` window lists,
-/// `u` undelivered messages, `m` consistency mode. Per-client items (`c`) name keys and key
+/// `u` undelivered messages, `m` consistency mode, `h` / `r` own messages and Removes kept
+/// for healing a split. Per-client items (`c`) name keys and key
 /// packages, not groups or contacts, and stay readable as keys (their values are sealed).
 pub fn sealed_layout() -> KeySchema {
     let by_group_ref = |tag: &[u8]| KeyRule::starting_with(tag).secret(16).plain_rest();
@@ -41,6 +42,8 @@ pub fn sealed_layout() -> KeySchema {
         by_group_ref(b"n"),
         by_group_ref(b"u"),
         by_group_ref(b"m"),
+        by_group_ref(b"h"),
+        by_group_ref(b"r"),
     ])
 }
 

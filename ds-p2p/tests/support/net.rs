@@ -2,12 +2,13 @@
 //! seeded RNG, with a `sync` step that redelivers everything a node missed (standing in for
 //! anti-entropy).
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ds_p2p::engine::{Command, ConsistencyMode, Engine, EngineConfig, Event, Output, TieBreak};
 use ds_p2p::storage::ChorusProvider;
-use ds_p2p::storage::kv::{KvStore, MemoryStore};
+use ds_p2p::storage::kv::{KvStore, MasterKey, MemoryStore, SealedKv};
 use ds_p2p::wire::{Envelope, EnvelopeKind, GroupRef, WireLimits, inbox_topic};
 use identity_tofu::{LocalIdentity, TrustStore};
 use openmls::prelude::SignatureScheme;
@@ -19,6 +20,30 @@ use sha2::{Digest, Sha256};
 /// Where simulated time starts: 2026-01-01T00:00Z. openmls checks KeyPackage lifetimes
 /// against the wall clock, so simulated time must be a real date.
 pub const NET_EPOCH_MS: u64 = 1_767_225_600_000;
+
+thread_local! {
+    static SEALED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// From now on, networks made on this thread keep each engine's state in a sealed store
+/// (encryption at rest, as the node runs it, with the engine's own key layout): a key the
+/// engine writes that the layout does not declare is refused there, so a scenario run this
+/// way fails if a new kind of record was left out of the layout.
+pub fn seal_stores_on_this_thread() {
+    SEALED.with(|s| s.set(true));
+}
+
+fn engine_store(rng: &mut ChaCha20Rng) -> Arc<dyn KvStore> {
+    if !SEALED.with(Cell::get) {
+        return Arc::new(MemoryStore::new());
+    }
+    let master = MasterKey::from_bytes(rng.r#gen());
+    let layout = ds_p2p::storage::layout::sealed_layout();
+    Arc::new(
+        SealedKv::open(MemoryStore::new(), "mls", &master, layout, rng.r#gen())
+            .expect("a sealed store over a fresh memory store opens"),
+    )
+}
 
 pub struct Node {
     pub name: String,
@@ -99,7 +124,7 @@ impl Net {
             .map(|name| {
                 let person =
                     LocalIdentity::create(name, &mut rng, NET_EPOCH_MS).expect("valid handle");
-                let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+                let kv = engine_store(&mut rng);
                 let provider = ChorusProvider::with_seed(kv.clone(), rng.r#gen());
                 let device = person.device_key();
                 let signer = SignatureKeyPair::from_raw(
