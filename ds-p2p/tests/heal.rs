@@ -84,6 +84,19 @@ fn assert_healed(net: &Net, group: GroupRef, bodies: &[(String, String)]) {
         "rejoined: {healed_a} of side A, {healed_b} of side B\n{}",
         net.story()
     );
+    // The winning side heard of it: each of its members applied a rejoin from the other.
+    let winners: &[&str] = if healed_a == 0 { &SIDE_A } else { &SIDE_B };
+    for name in winners {
+        let rejoined = net.nodes[net.index(name)]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::SplitRejoined { .. }));
+        assert!(
+            rejoined,
+            "{name} won but never saw a rejoin\n{}",
+            net.story()
+        );
+    }
     assert_eq!(split_healed(net, "zed"), 0, "a removed member rejoined");
     assert!(
         !net.status("alice", group)

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 mod support;
 
-use node::demo::harness::{LocalNode, NodeOptions, converged, group_of_all, start_all, wait_for};
-use support::netns::{Hosts, namespaces_available};
+use node::demo::harness::{LocalNode, NodeOptions, converged, group_of_all, wait_for};
+use support::netns::{Hosts, namespaces_available, start_three};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -23,18 +23,7 @@ async fn a_partition_between_hosts_heals_without_loss() -> anyhow::Result<()> {
     let hosts = Hosts::create()?;
     let dir = tempfile::tempdir()?;
     let options = NodeOptions::default();
-    let mut nodes = Vec::new();
-    for (name, ns, ip) in [
-        ("ann", &hosts.a, "10.231.0.1"),
-        ("ben", &hosts.a, "10.231.0.1"),
-        ("cat", &hosts.b, "10.231.0.2"),
-    ] {
-        let mut node = LocalNode::init(dir.path(), name)?;
-        node.netns = Some(ns.clone());
-        node.listen_ip = ip.into();
-        nodes.push(node);
-    }
-    start_all(&mut nodes, &options).await?;
+    let mut nodes = start_three(&hosts, dir.path(), &options).await?;
     let gid = group_of_all(&nodes, "team", LIMIT).await?;
     let mut expected = BTreeSet::new();
     for node in &nodes {

@@ -110,8 +110,8 @@ fn shipped_small_scenarios_are_deterministic() {
     }
 }
 
-/// A partition longer than the window cannot be resolved by the window alone (healing beyond
-/// it is a later issue): the run must say so rather than pass silently.
+/// A partition longer than the window cannot be resolved by the window alone (the engine
+/// heals it, see the `partition-<k>x-window` tests below): the run must say so.
 #[test]
 fn a_partition_outlasting_the_window_is_reported_honestly() {
     let s = run(&scenario("partition-outlasts"), 1).summary;
@@ -298,4 +298,49 @@ fn every_consistency_mode_is_deterministic() {
             assert_eq!(a.trace_hash, b.trace_hash, "{name} under {mode}, seed 5");
         }
     }
+}
+
+/// Partitions of 2x, 10x and 100x the fork window, with traffic, self-updates and a removal
+/// on each side while apart (`partition-<k>x-window.toml`): the engine heals the split. Every
+/// member ends on one branch, no message is lost or delivered twice, and both removals are in
+/// force whichever side won.
+fn long_split_heals(name: &str, seeds: std::ops::Range<u64>) {
+    let sc = scenario(name);
+    for seed in seeds {
+        let result = run(&sc, seed);
+        let s = &result.summary;
+        assert_clean(s);
+        assert!(
+            s.forks_beyond_window > 0,
+            "{name} seed {seed}: no fork beyond the window, the split did not happen"
+        );
+        assert!(
+            s.notes
+                .iter()
+                .any(|n| n.contains("longer than the 20000 ms fork window")),
+            "{name} seed {seed}: {:?}",
+            s.notes
+        );
+        let members = &result.final_members[0];
+        assert_eq!(
+            members.iter().copied().collect::<Vec<_>>(),
+            vec![0, 1, 2, 4, 5, 6],
+            "{name} seed {seed}: the group at the end (n3 and n7 were removed, one on each side)"
+        );
+    }
+}
+
+#[test]
+fn a_partition_of_2_windows_heals_without_loss() {
+    long_split_heals("partition-2x-window", 1..6);
+}
+
+#[test]
+fn a_partition_of_10_windows_heals_without_loss() {
+    long_split_heals("partition-10x-window", 1..3);
+}
+
+#[test]
+fn a_partition_of_100_windows_heals_without_loss() {
+    long_split_heals("partition-100x-window", 1..2);
 }

@@ -175,6 +175,19 @@ pub enum Event {
         /// (after the usual re-issue delay, if still needed then).
         reapplied: usize,
     },
+    /// A member from the other side of a split older than the window rejoined this member's
+    /// branch (an external commit): this side won. This member re-sent its own messages sent
+    /// since the fork, which the rejoiner could not read. Forks beyond the window reported
+    /// below `epoch` afterwards are what is left of the healed split arriving late.
+    SplitRejoined {
+        group: GroupRef,
+        /// Where the rejoiner's side parted from this one.
+        fork_epoch: u64,
+        /// This member's epoch once the rejoin was applied.
+        epoch: u64,
+        /// Own messages re-sent (same id and send time; receivers drop the ones they have).
+        redelivered: Vec<MessageId>,
+    },
     /// The active branch changed because the policy prefers another branch.
     BranchSwitched {
         group: GroupRef,

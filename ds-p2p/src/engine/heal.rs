@@ -607,13 +607,22 @@ impl Engine {
         if !member {
             return Ok(());
         }
+        let epoch = rt.group.epoch().as_u64();
         let resend: Vec<KeptMessage> = load_kept(self.provider.mls_storage().staged(), &group)?
             .into_iter()
             .filter(|m| m.epoch >= fork)
             .collect();
+        let mut redelivered = Vec::new();
         for message in resend {
             self.send_payload(now_ms, group, message.id, message.sent_at_ms, message.body)?;
+            redelivered.push(message.id);
         }
+        self.emit(Event::SplitRejoined {
+            group,
+            fork_epoch: fork,
+            epoch,
+            redelivered,
+        });
         Ok(())
     }
 

@@ -115,6 +115,9 @@ pub fn event_view(event: &Event) -> Option<EventView> {
             resent: redelivered.len(),
             reissued: *reapplied,
         },
+        // This side won a split: no branch changed here (the group status's `fork` is no
+        // longer `split`).
+        Event::SplitRejoined { .. } => return None,
         Event::JoinLost { group } | Event::Removed { group } => {
             EventView::Removed { group: g(group) }
         }

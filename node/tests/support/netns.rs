@@ -69,3 +69,26 @@ pub fn namespaces_available() -> Result<(), String> {
         _ => Err("`ip` (iproute2) not found".into()),
     }
 }
+
+/// The three nodes of the partition tests, started: ann and ben on host `a` (10.231.0.1), cat
+/// on host `b` (10.231.0.2), with data dirs under `root`.
+#[allow(dead_code)] // not every test binary that uses this module starts three nodes
+pub async fn start_three(
+    hosts: &Hosts,
+    root: &std::path::Path,
+    options: &node::demo::harness::NodeOptions,
+) -> anyhow::Result<Vec<node::demo::harness::LocalNode>> {
+    let mut nodes = Vec::new();
+    for (name, ns, ip) in [
+        ("ann", &hosts.a, "10.231.0.1"),
+        ("ben", &hosts.a, "10.231.0.1"),
+        ("cat", &hosts.b, "10.231.0.2"),
+    ] {
+        let mut node = node::demo::harness::LocalNode::init(root, name)?;
+        node.netns = Some(ns.clone());
+        node.listen_ip = ip.into();
+        nodes.push(node);
+    }
+    node::demo::harness::start_all(&mut nodes, options).await?;
+    Ok(nodes)
+}

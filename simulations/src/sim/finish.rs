@@ -16,6 +16,8 @@ pub struct RunResult {
     pub metrics: Metrics,
     /// Node count, for per-node plots.
     pub nodes: usize,
+    /// Per group (in scenario order): the nodes inside it at the end, by their engines.
+    pub final_members: Vec<BTreeSet<NodeId>>,
 }
 
 impl Simulator {
@@ -114,7 +116,7 @@ impl Simulator {
         for (k, p) in self.sc.partitions.iter().enumerate() {
             match p.heal {
                 Some(h) if h - p.start > window => notes.push(format!(
-                    "partition {k} lasts {} ms, longer than the {} ms fork window: healing forks beyond the window (DESIGN §4 item 8) is not implemented in the engine yet, so convergence and no-loss are not expected",
+                    "partition {k} lasts {} ms, longer than the {} ms fork window: the window cannot resolve it; the engine heals the split (engine/heal.rs: the losing side rejoins the winning branch)",
                     (h - p.start) / MS,
                     window / MS
                 )),
@@ -205,6 +207,7 @@ impl Simulator {
         Ok(RunResult {
             summary,
             nodes: self.sc.nodes,
+            final_members: finals,
             metrics: std::mem::take(&mut self.metrics),
         })
     }

@@ -415,6 +415,25 @@ impl Simulator {
             Event::Dropped { count, .. } => format!(
                 "{{\"t\":{t},\"n\":{n},\"ev\":\"dropped\",\"group\":{name},\"count\":{count}}}"
             ),
+            Event::SplitHealed {
+                fork_epoch,
+                epoch,
+                redelivered,
+                reapplied,
+                ..
+            } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"split-healed\",\"group\":{name},\"fork_epoch\":{fork_epoch},\"epoch\":{epoch},\"resent\":{},\"reapplied\":{reapplied}}}",
+                redelivered.len()
+            ),
+            Event::SplitRejoined {
+                fork_epoch,
+                epoch,
+                redelivered,
+                ..
+            } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"split-rejoined\",\"group\":{name},\"fork_epoch\":{fork_epoch},\"epoch\":{epoch},\"resent\":{}}}",
+                redelivered.len()
+            ),
             other => format!(
                 "{{\"t\":{t},\"n\":{n},\"ev\":{}}}",
                 json_str(&format!("{other:?}"))
@@ -488,6 +507,7 @@ fn event_group(event: &Event) -> Option<GroupRef> {
         | Event::ForkDetected { group, .. }
         | Event::ForkBeyondWindow { group, .. }
         | Event::SplitHealed { group, .. }
+        | Event::SplitRejoined { group, .. }
         | Event::BranchSwitched { group, .. }
         | Event::JoinLost { group }
         | Event::Removed { group }

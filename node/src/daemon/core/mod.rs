@@ -32,6 +32,7 @@ use crate::store::{GroupMeta, NodeStore, OutboxEntry, StoredMessage};
 
 mod contacts;
 mod mode_meter;
+mod split;
 
 /// How long an invite waits for the contact's node to send a KeyPackage.
 pub const INVITE_TIMEOUT_MS: u64 = 30_000;
@@ -61,7 +62,7 @@ pub struct Core {
     pub shutdown: bool,
     pending_invites: BTreeMap<[u8; 16], PendingInvite>,
     offers: OfferBudget,
-    split: BTreeSet<GroupRef>,
+    split: split::Splits,
     /// Messages stored in the history since the engine was last told (`confirm_delivered`).
     delivered: Vec<(GroupRef, MessageId)>,
     subscribed: BTreeSet<String>,
@@ -128,7 +129,7 @@ impl Core {
             shutdown: false,
             pending_invites: BTreeMap::new(),
             offers: OfferBudget::default(),
-            split: BTreeSet::new(),
+            split: split::Splits::default(),
             delivered: Vec::new(),
             subscribed: BTreeSet::new(),
             peers: BTreeSet::new(),
@@ -525,6 +526,12 @@ impl Core {
     }
 
     async fn on_engine_event(&mut self, now: u64, event: Event) -> Option<String> {
+        if !self.split.on_event(&event) {
+            // What is left of a healed split (its side's commits and beacons arriving late):
+            // not a new split, and not shown as one.
+            tracing::debug!(event = ?event, "fork beyond the window below the last heal");
+            return None;
+        }
         let mut refusal = None;
         match &event {
             Event::Message {
@@ -574,12 +581,6 @@ impl Core {
             Event::EpochChanged { group, epoch, .. } => {
                 self.meter
                     .epoch_changed(*group, *epoch, now, &self.metrics.modes);
-            }
-            Event::ForkBeyondWindow { group, .. } => {
-                self.split.insert(*group);
-            }
-            Event::SplitHealed { group, .. } => {
-                self.split.remove(group);
             }
             Event::Rejected { reason, .. } if self.replaying => {
                 tracing::debug!(reason, "replayed envelope dropped");
