@@ -152,6 +152,23 @@ impl GroupRecord {
         }
     }
 
+    /// The active branch now grows from the state a Welcome made (`joined`, via the Add
+    /// `add`). A later Welcome — an Add re-done after the first one lost — brings this member
+    /// into a lineage it holds nothing of below the Add: what the log remembers there is the
+    /// lost lineage's, which is not this branch's history, and beyond-window healing would
+    /// read it as a split (one that every other member would judge alike, as a split from
+    /// this member). So the log restarts at the Add, and commits older than it are history.
+    pub fn follow_welcome_root(&mut self, joined: u64, add: CommitRef) {
+        let Some(position) = self.welcomes.iter().position(|w| *w == add) else {
+            return; // not a Welcome (a pruned parent, or an external commit's own state)
+        };
+        self.joined_epoch = joined;
+        if position > 0 {
+            let made_on = joined.saturating_sub(1);
+            self.log.retain(|(epoch, _)| *epoch >= made_on);
+        }
+    }
+
     /// Whether a commit made on `epoch` is older than everything the log remembers (the log
     /// is full and starts later): history, not a fork.
     pub fn before_log(&self, epoch: u64) -> bool {

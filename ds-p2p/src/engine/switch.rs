@@ -122,6 +122,7 @@ impl Engine {
             rt.record.active = to;
             // The public log of the active branch: the commits on the path to the new head.
             let mut path = Vec::new();
+            let mut root = None;
             let mut current = Some(to);
             while let Some(id) = current {
                 let Some(state) = rt.record.tree.get(id) else {
@@ -130,9 +131,13 @@ impl Engine {
                 if let Some(facts) = &state.via {
                     path.push((state.epoch - 1, facts.commit_ref));
                 }
+                root = Some((state.epoch, state.via.as_ref().map(|f| f.commit_ref)));
                 current = state.parent;
             }
             path.reverse();
+            if let Some((joined, Some(add))) = root {
+                rt.record.follow_welcome_root(joined, add);
+            }
             rt.record.log_path(&path);
             rt.save(provider)?;
             Ok(Some(HeadChange {
