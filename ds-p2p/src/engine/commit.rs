@@ -403,16 +403,17 @@ impl Engine {
                 shown_at: None,
             });
             rt.record.know_commit(commit_ref);
-            if let IntentKind::Remove { .. } = &intent {
+            if let IntentKind::Remove { .. } | IntentKind::Add { .. } = &intent {
                 // Kept beyond the window: re-applied if a split's losing side had it.
-                rt.heal.keep_removal(
+                rt.heal.keep_change(
                     provider.mls_storage().staged(),
                     &group,
-                    &super::heal::KeptRemoval {
+                    &super::heal::KeptChange {
                         made_on: epoch - 1,
                         made_at_ms: now_ms,
                         commit_ref,
                         kind: intent.clone(),
+                        readd_with: None,
                     },
                 )?;
             }

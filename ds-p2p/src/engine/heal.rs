@@ -36,16 +36,20 @@
 //! member. A member removed on the *losing* side never tries (its state there is evicted, and
 //! an evicted member makes no offer and takes none).
 //!
-//! 5. **Membership intent.** Own Removes are kept beyond the window ([`MAX_KEPT_REMOVALS`]);
-//!    a rejoined member re-does those it made on the losing side, through the ordinary
-//!    re-issue path (after its delay, only if the member is still in the group then). A
+//! 5. **Membership intent.** Own Removes and Adds are kept beyond the window
+//!    ([`MAX_KEPT_CHANGES`]); a rejoined member re-does those it made on the losing side,
+//!    through the ordinary re-issue path (after its delay, only if still needed then). A
 //!    Remove made on the winning side is in force anyway, so a Remove made on either side
-//!    stays in force.
+//!    stays in force. An Add needs a fresh KeyPackage (the joiner's one-time KeyPackage was
+//!    used up on the losing side, and its private key is gone): a member that was added on
+//!    the losing side finds itself missing from the winning branch's tree when it judges an
+//!    offer, marks its losing-side states lost (as a lost join, [`Event::JoinLost`]) and
+//!    publishes an offer carrying a fresh KeyPackage ([`HealOffer::readd_with`]). Only the
+//!    member that made the Add takes it up — into its kept Add, and into a re-issue once it
+//!    is on a branch without the joiner. When the re-add's Welcome comes, the joiner follows
+//!    it and re-sends what it sent on the losing side ([`Event::SplitHealed`]).
 //!
-//! Not done yet: an Add made on the losing side is not re-done (the joiner's one-time
-//! KeyPackage was used up there; it needs a fresh one), so a member added on the losing side
-//! during the partition is not in the winning tree and stays on the losing branch. Healing
-//! runs under the default consistency mode (accept-and-hold) only.
+//! Healing runs under the default consistency mode (accept-and-hold) only.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -71,9 +75,9 @@ use crate::wire::{CommitRef, Envelope, EnvelopeKind, GroupRef, HealOffer, Messag
 pub const MAX_KEPT_MESSAGES: usize = 1024;
 
 const KEPT: u8 = b'h';
-const KEPT_REMOVALS: u8 = b'r';
-/// Own Removes kept per group for re-applying after a heal, newest kept.
-pub const MAX_KEPT_REMOVALS: usize = 256;
+const KEPT_CHANGES: u8 = b'r';
+/// Own Removes and Adds kept per group for re-applying after a heal, newest kept.
+pub const MAX_KEPT_CHANGES: usize = 256;
 /// One kept message: its body is at most an application message.
 const MAX_KEPT_BYTES: usize = 2 * 1024 * 1024;
 
@@ -90,20 +94,37 @@ pub struct KeptMessage {
     pub body: Vec<u8>,
 }
 
-/// An own Remove kept for re-applying after a heal (a Remove made on either side of a split
-/// stays in force). Stored as `r <group ref 16> <made at, ms: u64 BE> <commit ref 32>`.
+/// An own Remove or Add kept for re-applying after a heal (a Remove made on either side of a
+/// split stays in force; a member added on the losing side is added again). Stored as
+/// `r <group ref 16> <made at, ms: u64 BE> <commit ref 32>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeptRemoval {
+pub struct KeptChange {
     /// The epoch the Remove's commit was made on.
     pub made_on: u64,
     pub made_at_ms: u64,
     pub commit_ref: CommitRef,
-    /// Always an [`IntentKind::Remove`].
+    /// An [`IntentKind::Remove`] or [`IntentKind::Add`].
     pub kind: IntentKind,
+    /// For an Add: the fresh KeyPackage the joiner sent after a heal left it out (the one in
+    /// `kind` was used up on the losing side). An Add is re-done only with one.
+    pub readd_with: Option<Vec<u8>>,
 }
 
-fn removal_key(group: &GroupRef, made_at_ms: u64, commit_ref: &CommitRef) -> Vec<u8> {
-    let mut key = vec![KEPT_REMOVALS];
+impl KeptChange {
+    /// The intent to re-do on the winning branch, if it can be re-done now.
+    fn to_redo(&self) -> Option<IntentKind> {
+        match (&self.kind, &self.readd_with) {
+            (IntentKind::Add { .. }, Some(fresh)) => Some(IntentKind::Add {
+                key_package: fresh.clone(),
+            }),
+            (IntentKind::Add { .. }, None) => None,
+            (kind, _) => Some(kind.clone()),
+        }
+    }
+}
+
+fn change_key(group: &GroupRef, made_at_ms: u64, commit_ref: &CommitRef) -> Vec<u8> {
+    let mut key = vec![KEPT_CHANGES];
     key.extend_from_slice(&group.0);
     key.extend_from_slice(&made_at_ms.to_be_bytes());
     key.extend_from_slice(&commit_ref.0);
@@ -111,17 +132,17 @@ fn removal_key(group: &GroupRef, made_at_ms: u64, commit_ref: &CommitRef) -> Vec
 }
 
 /// A group's kept Removes, oldest first.
-pub(crate) fn load_removals(
+pub(crate) fn load_changes(
     staged: &StagedStore,
     group: &GroupRef,
-) -> Result<Vec<KeptRemoval>, EngineError> {
-    let mut prefix = vec![KEPT_REMOVALS];
+) -> Result<Vec<KeptChange>, EngineError> {
+    let mut prefix = vec![KEPT_CHANGES];
     prefix.extend_from_slice(&group.0);
     let mut out = Vec::new();
     for (key, value) in staged.scan_prefix(&prefix).map_err(StorageError::from)? {
-        let removal: KeptRemoval = identity_tofu::codec::decode(&value, MAX_KEPT_BYTES)
+        let removal: KeptChange = identity_tofu::codec::decode(&value, MAX_KEPT_BYTES)
             .map_err(|e| corrupt(format!("{}: {e}", hex::encode(&key))))?;
-        if key != removal_key(group, removal.made_at_ms, &removal.commit_ref) {
+        if key != change_key(group, removal.made_at_ms, &removal.commit_ref) {
             return Err(corrupt(format!(
                 "under a foreign key {}",
                 hex::encode(&key)
@@ -184,8 +205,8 @@ pub(crate) struct HealRuntime {
     last_offer: Option<(u64, u64)>,
     /// (sent at, id) of the kept messages, oldest first.
     kept: BTreeSet<(u64, MessageId)>,
-    /// (made at, commit ref) of the kept Removes, oldest first.
-    removals: BTreeSet<(u64, CommitRef)>,
+    /// (made at, commit ref) of the kept Removes and Adds, oldest first.
+    changes: BTreeSet<(u64, CommitRef)>,
     /// (fork epoch, when) of this member's last rejoin. A rejoin that lost a race to another
     /// rejoin is done again, and its new decision's fork point is where the two rejoins
     /// differ; what the member must re-send and re-do still dates from the split's fork
@@ -194,6 +215,9 @@ pub(crate) struct HealRuntime {
     /// The lowest fork epoch of the rejoins applied in the current step: this member re-sends
     /// its messages since then, which the rejoiners could not read.
     rejoined_from: Option<u64>,
+    /// The fork epoch of a split this member was left out of (added on the losing side): set
+    /// when it asked to be added again; the Welcome that does it re-delivers from there.
+    awaiting_readd: Option<u64>,
 }
 
 impl HealRuntime {
@@ -203,7 +227,8 @@ impl HealRuntime {
             last_offer: None,
             rejoined_from: None,
             last_rejoin: None,
-            removals: load_removals(staged, group)?
+            awaiting_readd: None,
+            changes: load_changes(staged, group)?
                 .into_iter()
                 .map(|r| (r.made_at_ms, r.commit_ref))
                 .collect(),
@@ -219,30 +244,31 @@ impl HealRuntime {
         self.rejoined_from = Some(self.rejoined_from.map_or(fork_epoch, |f| f.min(fork_epoch)));
     }
 
-    /// Stages an own Remove as kept (inside the caller's step), dropping the oldest beyond
-    /// [`MAX_KEPT_REMOVALS`].
-    pub fn keep_removal(
+    /// Stages an own Remove or Add as kept (inside the caller's step), dropping the oldest
+    /// beyond [`MAX_KEPT_CHANGES`].
+    pub fn keep_change(
         &mut self,
         staged: &StagedStore,
         group: &GroupRef,
-        removal: &KeptRemoval,
+        removal: &KeptChange,
     ) -> Result<(), EngineError> {
-        let bytes = identity_tofu::codec::encode(removal)
-            .map_err(|e| EngineError::Refused(format!("a kept Remove cannot be encoded: {e}")))?;
+        let bytes = identity_tofu::codec::encode(removal).map_err(|e| {
+            EngineError::Refused(format!("a kept membership change cannot be encoded: {e}"))
+        })?;
         staged
             .put(
-                removal_key(group, removal.made_at_ms, &removal.commit_ref),
+                change_key(group, removal.made_at_ms, &removal.commit_ref),
                 bytes,
             )
             .map_err(StorageError::from)?;
-        self.removals
+        self.changes
             .insert((removal.made_at_ms, removal.commit_ref));
-        while self.removals.len() > MAX_KEPT_REMOVALS {
-            let Some((at, r)) = self.removals.pop_first() else {
+        while self.changes.len() > MAX_KEPT_CHANGES {
+            let Some((at, r)) = self.changes.pop_first() else {
                 break;
             };
             staged
-                .delete(removal_key(group, at, &r))
+                .delete(change_key(group, at, &r))
                 .map_err(StorageError::from)?;
         }
         Ok(())
@@ -511,6 +537,7 @@ impl Engine {
             epoch,
             log,
             group_info: self.group_info(group)?,
+            readd_with: None,
         };
         let payload = identity_tofu::codec::encode(&offer)
             .map_err(|e| EngineError::Refused(format!("heal offer cannot be encoded: {e}")))?;
@@ -559,12 +586,19 @@ impl Engine {
         if rt.own_envelopes.contains(&Envelope::id_of(raw)) {
             return Ok(());
         }
+        if let Some(key_package) = &offer.readd_with {
+            self.take_readd_request(now_ms, group, key_package)?;
+        }
+        let rt = self.runtime(group)?;
         let evicted = rt
             .record
             .tree
             .get(rt.record.active)
             .is_none_or(|s| s.evicted);
-        if evicted || !rt.group.is_active() {
+        // A joiner whose Add was seen to lose (within the window, or across a split) may
+        // still be left out of the winning branch: it judges offers only to ask for a re-add.
+        let lost_join = evicted && !rt.record.welcomes.is_empty();
+        if (evicted && !lost_join) || !rt.group.is_active() {
             return Ok(()); // removed on this side: not this member's to heal
         }
         let HealVerdict::Decided(decision) = heal_verdict(&rt.record.log, &offer.log) else {
@@ -580,9 +614,189 @@ impl Engine {
         if decision.they_win && !held {
             return self.rejoin(now_ms, group, offer, decision);
         }
+        if lost_join {
+            return Ok(()); // no branch of its own to offer
+        }
         // This side wins (or the window decides): let the other side have this branch's
         // GroupInfo, to rejoin it or to judge again.
         self.offer_heal(now_ms, group)
+    }
+
+    /// A member added on the losing side of a split, not in the winning branch's tree: it
+    /// marks its states lost (so the re-add's Welcome is followed when it comes, as after a
+    /// lost join) and asks whoever added it to add it again, with a fresh KeyPackage.
+    fn ask_readd(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        fork_epoch: u64,
+    ) -> Result<(), EngineError> {
+        // At most once per epoch and beacon interval, as offers (every winning offer that
+        // reaches it would ask again, each with a new KeyPackage).
+        let interval = self.config.beacon_interval_ms;
+        let rt = self.runtime(group)?;
+        let epoch = rt.group.epoch().as_u64();
+        if rt
+            .heal
+            .last_offer
+            .is_some_and(|(e, at)| e == epoch && now_ms < at.saturating_add(interval))
+        {
+            return Ok(());
+        }
+        rt.heal.last_offer = Some((epoch, now_ms));
+        let key_package = self.key_package(now_ms)?;
+        let group_info = self.group_info(group)?;
+        self.step(Some(group), |engine| {
+            let rt = engine
+                .groups
+                .get_mut(&group)
+                .ok_or(StorageError::UnknownGroup)?;
+            let held: Vec<_> = rt.record.tree.states().map(|s| s.storage).collect();
+            for id in held {
+                if let Some(state) = rt.record.tree.get_mut(id) {
+                    state.evicted = true;
+                }
+            }
+            rt.heal.awaiting_readd = Some(
+                rt.heal
+                    .awaiting_readd
+                    .map_or(fork_epoch, |f| f.min(fork_epoch)),
+            );
+            rt.save(&engine.provider)?;
+            let offer = HealOffer {
+                epoch: rt.group.epoch().as_u64(),
+                log: rt.record.log.clone(),
+                group_info,
+                readd_with: Some(key_package),
+            };
+            let payload = identity_tofu::codec::encode(&offer)
+                .map_err(|e| EngineError::Refused(format!("heal offer cannot be encoded: {e}")))?;
+            engine.publish_own(group, EnvelopeKind::GroupInfo, payload)
+        })?;
+        self.emit(Event::JoinLost { group });
+        Ok(())
+    }
+
+    /// A left-out joiner's fresh KeyPackage (see [`Engine::ask_readd`]): taken up only by
+    /// the member that added it — into its kept Add, and into a re-issue at once if this
+    /// member is on a branch without the joiner (it rejoined the winning side already;
+    /// otherwise its own rejoin queues it).
+    fn take_readd_request(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        key_package: &[u8],
+    ) -> Result<(), EngineError> {
+        let kp = super::commit::parse_key_package(key_package, &self.provider)?;
+        let joiner = kp.leaf_node().credential().serialized_content().to_vec();
+        let joiner_of = |kind: &IntentKind| match kind {
+            IntentKind::Add { key_package } => {
+                super::commit::parse_key_package(key_package, &self.provider)
+                    .is_ok_and(|k| k.leaf_node().credential().serialized_content() == joiner)
+            }
+            _ => false,
+        };
+        let staged = self.provider.mls_storage().staged();
+        let mine: Vec<KeptChange> = load_changes(staged, &group)?
+            .into_iter()
+            .filter(|c| joiner_of(&c.kind))
+            .collect();
+        let Some(newest) = mine.last().cloned() else {
+            return Ok(()); // not an Add this member made: not its to re-do
+        };
+        let reissue_due = now_ms
+            + super::switch::REISSUE_DELAY_MS
+            + self.rng.next_u64() % super::switch::REISSUE_JITTER_MS;
+        self.step(Some(group), |engine| {
+            let rt = engine
+                .groups
+                .get_mut(&group)
+                .ok_or(StorageError::UnknownGroup)?;
+            let staged = engine.provider.mls_storage().staged();
+            let mut kept = newest;
+            kept.readd_with = Some(key_package.to_vec());
+            rt.heal.keep_change(staged, &group, &kept)?;
+            let member = rt.group.is_active()
+                && rt
+                    .record
+                    .tree
+                    .get(rt.record.active)
+                    .is_some_and(|s| !s.evicted);
+            let left_out = !members(&rt.group).iter().any(|m| *m == joiner);
+            if member && left_out {
+                rt.record.queue_reissues(
+                    vec![Intent {
+                        kind: IntentKind::Add {
+                            key_package: key_package.to_vec(),
+                        },
+                        on: crate::storage::BranchId(0),
+                        made_at_ms: now_ms,
+                        leaf_before: [0; 32],
+                    }],
+                    reissue_due,
+                );
+            }
+            rt.save(&engine.provider)?;
+            Ok(())
+        })
+    }
+
+    /// After a Welcome was followed: if it is the re-add this member asked for after a split
+    /// left it out, re-send what it sent since the fork, as a rejoin does.
+    pub(crate) fn after_readd_welcome(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        add: CommitRef,
+    ) -> Result<(), EngineError> {
+        let rt = self.runtime(group)?;
+        let followed = rt.record.tree.get(rt.record.active).is_some_and(|s| {
+            s.parent.is_none() && s.via.as_ref().is_some_and(|f| f.commit_ref == add)
+        });
+        if !followed {
+            return Ok(());
+        }
+        let Some(fork_epoch) = rt.heal.awaiting_readd.take() else {
+            return Ok(());
+        };
+        let epoch = rt.group.epoch().as_u64();
+        let branch = rt
+            .record
+            .tree
+            .get(rt.record.active)
+            .map(|s| s.branch_id)
+            .unwrap_or_default();
+        let redelivered = self.resend_kept_since(now_ms, group, fork_epoch)?;
+        self.emit(Event::SplitHealed {
+            group,
+            fork_epoch,
+            epoch,
+            branch_id: branch,
+            redelivered,
+            reapplied: 0,
+        });
+        Ok(())
+    }
+
+    /// Re-sends, on the active branch, this member's kept messages sent on an epoch at or
+    /// after `fork_epoch` (same id and send time, in the order sent; receivers that have
+    /// them drop them).
+    fn resend_kept_since(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        fork_epoch: u64,
+    ) -> Result<Vec<MessageId>, EngineError> {
+        let resend: Vec<KeptMessage> = load_kept(self.provider.mls_storage().staged(), &group)?
+            .into_iter()
+            .filter(|m| m.epoch >= fork_epoch)
+            .collect();
+        let mut redelivered = Vec::new();
+        for message in resend {
+            self.send_payload(now_ms, group, message.id, message.sent_at_ms, message.body)?;
+            redelivered.push(message.id);
+        }
+        Ok(redelivered)
     }
 
     /// After a commit that rejoined a member from the other side of a split: the rejoiner
@@ -608,15 +822,7 @@ impl Engine {
             return Ok(());
         }
         let epoch = rt.group.epoch().as_u64();
-        let resend: Vec<KeptMessage> = load_kept(self.provider.mls_storage().staged(), &group)?
-            .into_iter()
-            .filter(|m| m.epoch >= fork)
-            .collect();
-        let mut redelivered = Vec::new();
-        for message in resend {
-            self.send_payload(now_ms, group, message.id, message.sent_at_ms, message.body)?;
-            redelivered.push(message.id);
-        }
+        let redelivered = self.resend_kept_since(now_ms, group, fork)?;
         self.emit(Event::SplitRejoined {
             group,
             fork_epoch: fork,
@@ -668,7 +874,22 @@ impl Engine {
         if !leaves.iter().any(|(_, key)| *key == own_key) {
             // Not a member of that branch (added on this side during the split, or removed
             // on that one): its members would refuse the commit. Only a re-add brings it in.
+            let rt = self.runtime(group)?;
+            if !rt.record.welcomes.is_empty() && rt.record.joined_epoch > decision.fork_epoch {
+                return self.ask_readd(now_ms, group, decision.fork_epoch);
+            }
             tracing::info!("not in the winning branch's tree: cannot rejoin it");
+            return Ok(());
+        }
+        let rt = self.runtime(group)?;
+        if rt
+            .record
+            .tree
+            .get(rt.record.active)
+            .is_none_or(|s| s.evicted)
+        {
+            // A lost join that is in the winning tree after all: re-added there already,
+            // its Welcome is on the way (an external commit would only race it).
             return Ok(());
         }
         for (credential, key) in &leaves {
@@ -682,19 +903,18 @@ impl Engine {
             }
             _ => decision.fork_epoch,
         };
-        let resend: Vec<KeptMessage> = load_kept(self.provider.mls_storage().staged(), &group)?
-            .into_iter()
-            .filter(|m| m.epoch >= fork_epoch)
-            .collect();
-        // Own Removes made on the losing side: re-done on the winning branch (if still
-        // needed then) after the usual re-issue delay, through the ordinary re-issue path.
-        let removals: Vec<Intent> = load_removals(self.provider.mls_storage().staged(), &group)?
+        // Own Removes and Adds made on the losing side: re-done on the winning branch (if
+        // still needed then) after the usual re-issue delay, through the ordinary re-issue
+        // path. An Add only once its joiner sent a fresh KeyPackage (until then it waits in
+        // the kept changes, see `take_readd_request`).
+        let changes: Vec<Intent> = load_changes(self.provider.mls_storage().staged(), &group)?
             .into_iter()
             .filter(|r| r.made_on >= fork_epoch)
-            .map(|r| Intent {
-                kind: r.kind,
+            .filter_map(|r| Some((r.to_redo()?, r.made_at_ms)))
+            .map(|(kind, made_at_ms)| Intent {
+                kind,
                 on: crate::storage::BranchId(0),
-                made_at_ms: r.made_at_ms,
+                made_at_ms,
                 leaf_before: [0; 32],
             })
             .collect();
@@ -770,7 +990,7 @@ impl Engine {
             record.sent.clear();
             record.intents.clear();
             record.reissues.clear();
-            let reapplied = record.queue_reissues(removals, reissue_due);
+            let reapplied = record.queue_reissues(changes, reissue_due);
             record.pending_leaves.clear();
             record.welcomes.clear();
             // Commits below the join are the winning branch's history, which this member
@@ -795,11 +1015,7 @@ impl Engine {
             group,
             members: roster,
         });
-        let mut redelivered = Vec::new();
-        for message in resend {
-            self.send_payload(now_ms, group, message.id, message.sent_at_ms, message.body)?;
-            redelivered.push(message.id);
-        }
+        let redelivered = self.resend_kept_since(now_ms, group, fork_epoch)?;
         self.emit(Event::SplitHealed {
             group,
             fork_epoch,

@@ -208,6 +208,11 @@ pub struct HealOffer {
     /// The RFC 9420 GroupInfo of that state, signed, with the ratchet tree and the external
     /// public key.
     pub group_info: Vec<u8>,
+    /// Set by a member that was added on the losing side of a split (so it is not in the
+    /// winning branch's tree and cannot rejoin by an external commit): a fresh KeyPackage
+    /// (RFC 9420 `MLSMessage` bytes) for whoever added it to re-do that Add on the winning
+    /// branch.
+    pub readd_with: Option<Vec<u8>>,
 }
 
 /// A Welcome, with the commit that added the joiner, so that a joiner holding Welcomes from
