@@ -741,19 +741,28 @@ impl Engine {
         })
     }
 
-    /// After a Welcome was followed: if it is the re-add this member asked for after a split
-    /// left it out, re-send what it sent since the fork, as a rejoin does.
+    /// After a switch of branch: if this member asked to be added again after a split left
+    /// it out and now follows a Welcome's lineage (every state it held then was marked lost,
+    /// so a live head under a Welcome root is the re-add), it re-sends what it sent since
+    /// the fork, as a rejoin does.
     pub(crate) fn after_readd_welcome(
         &mut self,
         now_ms: u64,
         group: GroupRef,
-        add: CommitRef,
     ) -> Result<(), EngineError> {
         let rt = self.runtime(group)?;
-        let followed = rt.record.tree.get(rt.record.active).is_some_and(|s| {
-            s.parent.is_none() && s.via.as_ref().is_some_and(|f| f.commit_ref == add)
-        });
-        if !followed {
+        if rt.heal.awaiting_readd.is_none() {
+            return Ok(());
+        }
+        let tree = &rt.record.tree;
+        let mut root = tree.get(rt.record.active).filter(|s| !s.evicted);
+        while let Some(parent) = root.and_then(|s| s.parent).and_then(|p| tree.get(p)) {
+            root = Some(parent);
+        }
+        let readded = root
+            .and_then(|s| s.via.as_ref())
+            .is_some_and(|f| rt.record.welcomes.contains(&f.commit_ref));
+        if !readded {
             return Ok(());
         }
         let Some(fork_epoch) = rt.heal.awaiting_readd.take() else {

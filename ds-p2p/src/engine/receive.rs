@@ -544,7 +544,6 @@ impl Engine {
         self.retired_purge_due = Some(now_ms + self.config.window_ms);
         if existing {
             self.after_commit(now_ms, group)?;
-            self.after_readd_welcome(now_ms, group, bundle.commit_ref)?;
         } else {
             self.replay_buffered(now_ms, group);
         }

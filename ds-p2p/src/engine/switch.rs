@@ -69,6 +69,7 @@ impl Engine {
                     resent,
                     reissued,
                 });
+                self.after_readd_welcome(now_ms, group)?;
             }
         }
         self.after_follow(now_ms, group)?;
