@@ -131,6 +131,30 @@ pub enum EventView {
     Removed {
         group: String,
     },
+    /// This member's side lost a split older than the window: it rejoined the winning
+    /// branch, re-sent its messages from the losing side and re-did its Removes/Adds there.
+    SplitHealed {
+        group: String,
+        /// The epoch the two sides parted at.
+        fork_epoch: u64,
+        epoch: u64,
+        branch_id: String,
+        redelivered: usize,
+        reapplied: usize,
+    },
+    /// This member's side won a split older than the window: a member of the other side
+    /// rejoined, and this member re-sent what it said since the fork (which they never read).
+    SplitRejoined {
+        group: String,
+        fork_epoch: u64,
+        epoch: u64,
+        redelivered: usize,
+    },
+    /// The commit that added this member lost (a race in the window, or a split): it is out
+    /// of the group until its inviter adds it again, which the inviter's node does by itself.
+    JoinLost {
+        group: String,
+    },
     KeyChanged {
         group: Option<String>,
         handle: String,

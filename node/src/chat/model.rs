@@ -138,7 +138,10 @@ impl Model {
             EventView::MembershipChanged { group, members } if *group == gid => {
                 self.status.members = members.clone()
             }
-            EventView::Removed { group } if *group == gid => self.status.removed = true,
+            EventView::Removed { group } | EventView::JoinLost { group } if *group == gid => {
+                self.status.removed = true
+            }
+            EventView::SplitHealed { group, .. } if *group == gid => self.status.removed = false,
             _ => {}
         }
         changes_status(event, &gid)

@@ -100,6 +100,28 @@ pub fn describe(event: &EventView, gid: &str, next: &mut u64) -> Option<Entry> {
         EventView::Removed { group } if group == gid => {
             notice("· you are no longer a member of this group".into())
         }
+        EventView::SplitHealed {
+            group,
+            fork_epoch,
+            epoch,
+            branch_id,
+            redelivered,
+            reapplied,
+        } if group == gid => notice(format!(
+            "· split healed: rejoined branch {} at epoch {epoch} (the sides parted at epoch {fork_epoch}); {redelivered} of your messages re-delivered, {reapplied} of your membership changes re-applied",
+            &branch_id[..branch_id.len().min(8)]
+        )),
+        EventView::SplitRejoined {
+            group,
+            epoch,
+            redelivered,
+            ..
+        } if group == gid => notice(format!(
+            "· split healed: the other side rejoined this branch at epoch {epoch}; {redelivered} of your messages re-delivered to them"
+        )),
+        EventView::JoinLost { group } if group == gid => notice(
+            "· the commit that added you lost (a race or a split): you are out until your inviter's node adds you again".into(),
+        ),
         EventView::KeyChanged {
             handle, offered, ..
         } => notice(format!(
@@ -119,6 +141,9 @@ pub fn changes_status(event: &EventView, gid: &str) -> bool {
         | EventView::ForkDetected { group, .. }
         | EventView::ForkBeyondWindow { group, .. }
         | EventView::BranchSwitched { group, .. }
+        | EventView::SplitHealed { group, .. }
+        | EventView::SplitRejoined { group, .. }
+        | EventView::JoinLost { group }
         | EventView::Removed { group } => group == gid,
         EventView::PeerConnected { .. } | EventView::PeerDisconnected { .. } => true,
         _ => false,
@@ -228,6 +253,20 @@ mod tests {
             .as_deref(),
             Some(
                 "· switched to the winning branch at epoch 5; re-sent 1 of your messages, re-issued 0 changes"
+            )
+        );
+        assert_eq!(
+            text(EventView::SplitHealed {
+                group: g(),
+                fork_epoch: 3,
+                epoch: 9,
+                branch_id: "0123456789abcdef".into(),
+                redelivered: 14,
+                reapplied: 1
+            })
+            .as_deref(),
+            Some(
+                "· split healed: rejoined branch 01234567 at epoch 9 (the sides parted at epoch 3); 14 of your messages re-delivered, 1 of your membership changes re-applied"
             )
         );
         assert_eq!(

@@ -101,26 +101,34 @@ pub fn event_view(event: &Event) -> Option<EventView> {
             resent: resent.len(),
             reissued: *reissued,
         },
-        // Shown as the branch switch it is (onto the winning side of a split older than the
-        // window), until the API has a view of its own for it.
         Event::SplitHealed {
             group,
+            fork_epoch,
             epoch,
+            branch_id,
             redelivered,
             reapplied,
-            ..
-        } => EventView::BranchSwitched {
+        } => EventView::SplitHealed {
             group: g(group),
+            fork_epoch: *fork_epoch,
             epoch: *epoch,
-            resent: redelivered.len(),
-            reissued: *reapplied,
+            branch_id: hex::encode(branch_id),
+            redelivered: redelivered.len(),
+            reapplied: *reapplied,
         },
-        // This side won a split: no branch changed here (the group status's `fork` is no
-        // longer `split`).
-        Event::SplitRejoined { .. } => return None,
-        Event::JoinLost { group } | Event::Removed { group } => {
-            EventView::Removed { group: g(group) }
-        }
+        Event::SplitRejoined {
+            group,
+            fork_epoch,
+            epoch,
+            redelivered,
+        } => EventView::SplitRejoined {
+            group: g(group),
+            fork_epoch: *fork_epoch,
+            epoch: *epoch,
+            redelivered: redelivered.len(),
+        },
+        Event::JoinLost { group } => EventView::JoinLost { group: g(group) },
+        Event::Removed { group } => EventView::Removed { group: g(group) },
         Event::KeyChanged {
             group,
             handle,

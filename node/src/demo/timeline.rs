@@ -84,6 +84,11 @@ impl Timeline {
                     EventView::ForkBeyondWindow { epoch, .. } => {
                         format!("split beyond the window at epoch {epoch}")
                     }
+                    EventView::SplitHealed {
+                        epoch, redelivered, ..
+                    } => format!(
+                        "split healed: rejoined the winning branch (epoch {epoch}); re-delivered {redelivered} messages"
+                    ),
                     EventView::KeyChanged { handle, .. } => format!("key change seen for {handle}"),
                     _ => continue,
                 };
