@@ -722,7 +722,7 @@ impl Engine {
                     .tree
                     .get(rt.record.active)
                     .is_some_and(|s| !s.evicted);
-            let left_out = !members(&rt.group).iter().any(|m| *m == joiner);
+            let left_out = !members(&rt.group).contains(&joiner);
             if member && left_out {
                 rt.record.queue_reissues(
                     vec![Intent {
