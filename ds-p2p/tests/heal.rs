@@ -44,11 +44,24 @@ fn long_split(windows: u64, seed: u64) -> (Net, GroupRef, Vec<(String, String)>)
     let mut side_a = SIDE_A.to_vec();
     side_a.push("zed");
     net.partition(&[&side_a, &SIDE_B]);
+    let bodies = talk_apart(&mut net, group, &MEMBERS, windows);
+    settle(&mut net);
+    (net, group, bodies)
+}
+
+/// `windows` fork windows of a partition: every window each of `speakers` sends a message
+/// and each side commits (self-updates, by its members in turn). Returns (sender, body).
+fn talk_apart(
+    net: &mut Net,
+    group: GroupRef,
+    speakers: &[&str],
+    windows: u64,
+) -> Vec<(String, String)> {
     let mut bodies = Vec::new();
     for round in 0..windows {
-        for name in MEMBERS {
+        for name in speakers.iter().copied() {
             let body = format!("{name} says {round}");
-            say(&mut net, name, group, &body);
+            say(net, name, group, &body);
             bodies.push((name.to_string(), body));
         }
         let (a, b) = (
@@ -63,8 +76,7 @@ fn long_split(windows: u64, seed: u64) -> (Net, GroupRef, Vec<(String, String)>)
         net.advance(WINDOW_MS / 2);
         net.sync();
     }
-    settle(&mut net);
-    (net, group, bodies)
+    bodies
 }
 
 /// What every heal scenario must show.
@@ -398,21 +410,7 @@ fn long_split_with_adds(windows: u64, seed: u64) -> (Net, GroupRef, Vec<(String,
     }
     net.deliver_all();
     net.sync();
-    let mut bodies = Vec::new();
-    for round in 0..windows {
-        for name in nodes.iter().copied() {
-            let body = format!("{name} says {round}");
-            say(&mut net, name, group, &body);
-            bodies.push((name.to_string(), body));
-        }
-        net.command(SIDE_A[round as usize % 3], Command::SelfUpdate { group });
-        net.command(SIDE_B[round as usize % 2], Command::SelfUpdate { group });
-        net.deliver_all();
-        net.advance(WINDOW_MS / 2);
-        net.sync();
-        net.advance(WINDOW_MS / 2);
-        net.sync();
-    }
+    let bodies = talk_apart(&mut net, group, &nodes, windows);
     settle(&mut net);
     (net, group, bodies)
 }

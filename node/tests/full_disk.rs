@@ -13,7 +13,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use node::demo::harness::{LocalNode, NodeOptions, converged, group_of_all, start_all, wait_for};
+use node::demo::harness::{
+    LocalNode, NodeOptions, converged_keeping, group_of_all, start_all, wait_for,
+};
 
 const LIMIT: Duration = Duration::from_secs(120);
 /// Big enough for RocksDB's preallocated files and a few hundred large messages.
@@ -133,22 +135,12 @@ async fn a_full_disk_refuses_writes_and_loses_nothing_acknowledged() -> anyhow::
     nodes[0].start(&options, 0, &[boot]).await?;
     let after = nodes[0].send(&gid, "ann after").await?;
     acknowledged.insert(after.id);
-    let all: Vec<&LocalNode> = nodes.iter().collect();
-    let keep = wait_for(
+    // Ben first: what he shows must hold every acknowledged id, and ann must show the same.
+    let all: Vec<&LocalNode> = vec![&nodes[1], &nodes[0]];
+    let (keep, _) = wait_for(
         "both nodes to show every acknowledged message once",
         LIMIT,
-        || async {
-            let shown: BTreeSet<String> = nodes[1]
-                .messages(&gid)
-                .await?
-                .into_iter()
-                .map(|m| m.id)
-                .collect();
-            if !acknowledged.is_subset(&shown) {
-                return Ok(None);
-            }
-            converged(&all, &gid, &shown).await
-        },
+        || converged_keeping(&all, &gid, &acknowledged),
     )
     .await?;
     eprintln!(

@@ -124,33 +124,73 @@ impl KeptChange {
 }
 
 fn change_key(group: &GroupRef, made_at_ms: u64, commit_ref: &CommitRef) -> Vec<u8> {
-    let mut key = vec![KEPT_CHANGES];
-    key.extend_from_slice(&group.0);
+    let mut key = change_prefix(group);
     key.extend_from_slice(&made_at_ms.to_be_bytes());
     key.extend_from_slice(&commit_ref.0);
     key
 }
 
-/// A group's kept Removes, oldest first.
+fn change_prefix(group: &GroupRef) -> Vec<u8> {
+    let mut key = vec![KEPT_CHANGES];
+    key.extend_from_slice(&group.0);
+    key
+}
+
+/// A group's kept Removes and Adds, oldest first.
 pub(crate) fn load_changes(
     staged: &StagedStore,
     group: &GroupRef,
 ) -> Result<Vec<KeptChange>, EngineError> {
-    let mut prefix = vec![KEPT_CHANGES];
-    prefix.extend_from_slice(&group.0);
+    load_records(staged, &change_prefix(group), |c: &KeptChange| {
+        change_key(group, c.made_at_ms, &c.commit_ref)
+    })
+}
+
+/// Every record stored under `prefix`, in key order; each must sit under the key it names
+/// (`key_of`), or the store is corrupt.
+fn load_records<T: serde::de::DeserializeOwned>(
+    staged: &StagedStore,
+    prefix: &[u8],
+    key_of: impl Fn(&T) -> Vec<u8>,
+) -> Result<Vec<T>, EngineError> {
     let mut out = Vec::new();
-    for (key, value) in staged.scan_prefix(&prefix).map_err(StorageError::from)? {
-        let removal: KeptChange = identity_tofu::codec::decode(&value, MAX_KEPT_BYTES)
+    for (key, value) in staged.scan_prefix(prefix).map_err(StorageError::from)? {
+        let record: T = identity_tofu::codec::decode(&value, MAX_KEPT_BYTES)
             .map_err(|e| corrupt(format!("{}: {e}", hex::encode(&key))))?;
-        if key != change_key(group, removal.made_at_ms, &removal.commit_ref) {
+        if key != key_of(&record) {
             return Err(corrupt(format!(
                 "under a foreign key {}",
                 hex::encode(&key)
             )));
         }
-        out.push(removal);
+        out.push(record);
     }
     Ok(out)
+}
+
+/// Stages `record` under the key of `entry` and adds `entry` to `index`, then deletes the
+/// oldest entries beyond `max` (inside the caller's step).
+fn keep_bounded<K: Ord + Copy, T: Serialize>(
+    staged: &StagedStore,
+    index: &mut BTreeSet<K>,
+    entry: K,
+    record: &T,
+    max: usize,
+    key_of: impl Fn(&K) -> Vec<u8>,
+) -> Result<(), EngineError> {
+    let bytes = identity_tofu::codec::encode(record)
+        .map_err(|e| EngineError::Refused(format!("a kept record cannot be encoded: {e}")))?;
+    staged
+        .put(key_of(&entry), bytes)
+        .map_err(StorageError::from)?;
+    index.insert(entry);
+    while index.len() > max {
+        let Some(oldest) = index.pop_first() else {
+            break;
+        };
+        staged.delete(key_of(&oldest)).map_err(StorageError::from)?;
+    }
+    Ok(())
 }
 
 fn kept_prefix(group: &GroupRef) -> Vec<u8> {
@@ -169,7 +209,7 @@ fn kept_key(group: &GroupRef, sent_at_ms: u64, id: &MessageId) -> Vec<u8> {
 
 fn corrupt(detail: String) -> EngineError {
     EngineError::Storage(StorageError::Corrupt {
-        what: "kept message",
+        what: "kept heal record",
         detail,
     })
 }
@@ -179,22 +219,9 @@ pub(crate) fn load_kept(
     staged: &StagedStore,
     group: &GroupRef,
 ) -> Result<Vec<KeptMessage>, EngineError> {
-    let mut out = Vec::new();
-    for (key, value) in staged
-        .scan_prefix(&kept_prefix(group))
-        .map_err(StorageError::from)?
-    {
-        let message: KeptMessage = identity_tofu::codec::decode(&value, MAX_KEPT_BYTES)
-            .map_err(|e| corrupt(format!("{}: {e}", hex::encode(&key))))?;
-        if key != kept_key(group, message.sent_at_ms, &message.id) {
-            return Err(corrupt(format!(
-                "under a foreign key {}",
-                hex::encode(&key)
-            )));
-        }
-        out.push(message);
-    }
-    Ok(out)
+    load_records(staged, &kept_prefix(group), |m: &KeptMessage| {
+        kept_key(group, m.sent_at_ms, &m.id)
+    })
 }
 
 /// The run-time healing state of a group (not stored: after a restart, offers may go out a
@@ -250,28 +277,17 @@ impl HealRuntime {
         &mut self,
         staged: &StagedStore,
         group: &GroupRef,
-        removal: &KeptChange,
+        change: &KeptChange,
     ) -> Result<(), EngineError> {
-        let bytes = identity_tofu::codec::encode(removal).map_err(|e| {
-            EngineError::Refused(format!("a kept membership change cannot be encoded: {e}"))
-        })?;
-        staged
-            .put(
-                change_key(group, removal.made_at_ms, &removal.commit_ref),
-                bytes,
-            )
-            .map_err(StorageError::from)?;
-        self.changes
-            .insert((removal.made_at_ms, removal.commit_ref));
-        while self.changes.len() > MAX_KEPT_CHANGES {
-            let Some((at, r)) = self.changes.pop_first() else {
-                break;
-            };
-            staged
-                .delete(change_key(group, at, &r))
-                .map_err(StorageError::from)?;
-        }
-        Ok(())
+        let entry = (change.made_at_ms, change.commit_ref);
+        keep_bounded(
+            staged,
+            &mut self.changes,
+            entry,
+            change,
+            MAX_KEPT_CHANGES,
+            |(at, r)| change_key(group, *at, r),
+        )
     }
 
     /// Stages `message` as kept (inside the caller's step), dropping the oldest beyond
@@ -282,21 +298,15 @@ impl HealRuntime {
         group: &GroupRef,
         message: &KeptMessage,
     ) -> Result<(), EngineError> {
-        let bytes = identity_tofu::codec::encode(message)
-            .map_err(|e| EngineError::Refused(format!("a kept message cannot be encoded: {e}")))?;
-        staged
-            .put(kept_key(group, message.sent_at_ms, &message.id), bytes)
-            .map_err(StorageError::from)?;
-        self.kept.insert((message.sent_at_ms, message.id));
-        while self.kept.len() > MAX_KEPT_MESSAGES {
-            let Some((at, id)) = self.kept.pop_first() else {
-                break;
-            };
-            staged
-                .delete(kept_key(group, at, &id))
-                .map_err(StorageError::from)?;
-        }
-        Ok(())
+        let entry = (message.sent_at_ms, message.id);
+        keep_bounded(
+            staged,
+            &mut self.kept,
+            entry,
+            message,
+            MAX_KEPT_MESSAGES,
+            |(at, id)| kept_key(group, *at, id),
+        )
     }
 }
 
