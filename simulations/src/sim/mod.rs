@@ -134,6 +134,10 @@ pub(crate) enum Ev {
     SyncTick {
         node: NodeId,
     },
+    /// The CPU of `node` may be free for the next item of its backlog.
+    Backlog {
+        node: NodeId,
+    },
     /// Sync now: one topic (with `peer` when connected, else a random peer) or all.
     SyncNow {
         node: NodeId,
@@ -363,6 +367,7 @@ impl Simulator {
                 }
             }
             Ev::Heartbeat { node } => self.heartbeat(node),
+            Ev::Backlog { node } => self.run_backlog(node),
             Ev::SyncTick { node } => {
                 self.sync_all_topics(node);
                 let next = self.now + self.sc.sync.interval.micros();

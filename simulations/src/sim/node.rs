@@ -45,6 +45,11 @@ pub struct SimNode {
     pub skew: i64,
     /// The CPU is busy until then.
     pub busy_until: Micros,
+    /// Work that arrived while the CPU was busy, in arrival order (with the incarnation it
+    /// was meant for), run one item at a time as the CPU frees up.
+    pub(crate) backlog: VecDeque<(u32, super::Work)>,
+    /// An `Ev::Backlog` for this node is on the queue.
+    pub(crate) backlog_scheduled: bool,
     /// When the engine's next timer is scheduled.
     pub timer_at: Option<Micros>,
     /// Topics followed (inbox and groups).
@@ -85,6 +90,8 @@ impl SimNode {
             incarnation: 0,
             skew,
             busy_until: 0,
+            backlog: VecDeque::new(),
+            backlog_scheduled: false,
             timer_at: None,
             topics,
             seen: IxSet::default(),
@@ -149,5 +156,6 @@ impl SimNode {
         self.incarnation += 1;
         self.timer_at = None;
         self.recent.clear();
+        self.backlog.clear();
     }
 }

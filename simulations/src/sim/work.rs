@@ -19,11 +19,51 @@ impl Simulator {
         if !node.is_up() {
             return;
         }
-        if node.busy_until > t {
-            let (at, inc) = (node.busy_until, node.incarnation);
-            self.queue.push(at, Ev::Work { node: n, inc, work });
+        if node.busy_until > t || !node.backlog.is_empty() {
+            // One wake-up per busy node, not one per waiting item: re-queueing every waiting
+            // item each time the CPU frees up costs events quadratic in a burst's size.
+            let inc = node.incarnation;
+            self.nodes[n].backlog.push_back((inc, work));
+            self.schedule_backlog(n);
             return;
         }
+        self.execute(n, work);
+    }
+
+    /// Puts a wake-up for `n`'s backlog on the queue, at the time its CPU frees up.
+    fn schedule_backlog(&mut self, n: NodeId) {
+        let node = &mut self.nodes[n];
+        if node.backlog_scheduled {
+            return;
+        }
+        node.backlog_scheduled = true;
+        let at = node.busy_until.max(self.now);
+        self.queue.push(at, Ev::Backlog { node: n });
+    }
+
+    /// The CPU of `n` may be free: runs the oldest waiting item, and waits for the next.
+    pub(crate) fn run_backlog(&mut self, n: NodeId) {
+        let node = &mut self.nodes[n];
+        node.backlog_scheduled = false;
+        if node.busy_until > self.now {
+            self.schedule_backlog(n);
+            return;
+        }
+        let Some((inc, work)) = node.backlog.pop_front() else {
+            return;
+        };
+        if node.is_up() && inc == node.incarnation {
+            self.execute(n, work);
+        }
+        if !self.nodes[n].backlog.is_empty() {
+            self.schedule_backlog(n);
+        }
+    }
+
+    /// Runs `work` on `n`'s engine now (its CPU is free) and charges its cost.
+    fn execute(&mut self, n: NodeId, work: Work) {
+        let t = self.now;
+        let node = &self.nodes[n];
         let now_ms = node.engine_now_ms(t);
         let mut cost: Micros = 0;
         match work {
