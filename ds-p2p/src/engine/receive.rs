@@ -588,11 +588,19 @@ impl Engine {
         }
         let active_epoch = rt.group.epoch().as_u64();
         let oldest = rt.record.tree.states().map(|s| s.epoch).min().unwrap_or(0);
+        // A beacon naming a commit this member applied itself is old news from a fork it
+        // saw — one the window resolved long ago (a replayed or synced beacon from before its
+        // sender switched) — not a split: across a split, the other side's commits were never
+        // seen here. (A real split still shows through its later commits.)
+        let stale = beacon.recent_commits.iter().any(|(_, r)| {
+            rt.record.known.contains(r) && !rt.record.log.iter().any(|(_, m)| m == r)
+        });
         // The sender's log parts from this member's below every state it holds (and after it
         // joined): a split older than the window, even if both sides share recent history.
         if let Some(parted) = super::heal::first_difference(&rt.record.log, &beacon.recent_commits)
             && parted >= rt.record.joined_epoch
             && parted < oldest
+            && !stale
         {
             self.emit(Event::ForkBeyondWindow {
                 group,
@@ -612,7 +620,7 @@ impl Engine {
                 epoch: beacon.epoch,
                 commits: Vec::new(),
             });
-        } else if beacon.epoch < oldest {
+        } else if beacon.epoch < oldest && !stale {
             self.emit(Event::ForkBeyondWindow {
                 group,
                 epoch: beacon.epoch,
