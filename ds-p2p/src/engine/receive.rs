@@ -588,10 +588,12 @@ impl Engine {
         }
         let active_epoch = rt.group.epoch().as_u64();
         let oldest = rt.record.tree.states().map(|s| s.epoch).min().unwrap_or(0);
-        // A beacon naming a commit this member applied itself is old news from a fork it
-        // saw — one the window resolved long ago (a replayed or synced beacon from before its
-        // sender switched) — not a split: across a split, the other side's commits were never
-        // seen here. (A real split still shows through its later commits.)
+        // A beacon naming a commit this member applied on a branch it left shows a fork it
+        // saw itself: usually old news the window resolved (a beacon replayed at a restart
+        // or synced late), not a split to tell the user of (across a split, the other side's
+        // commits were never seen here). It still offers a heal, quietly: a member that came
+        // back from a crash on its own losing branch, past the window, is brought over by it
+        // (the offers' logs decide; if all agree, nothing happens).
         let stale = beacon.recent_commits.iter().any(|(_, r)| {
             rt.record.known.contains(r) && !rt.record.log.iter().any(|(_, m)| m == r)
         });
@@ -600,12 +602,13 @@ impl Engine {
         if let Some(parted) = super::heal::first_difference(&rt.record.log, &beacon.recent_commits)
             && parted >= rt.record.joined_epoch
             && parted < oldest
-            && !stale
         {
-            self.emit(Event::ForkBeyondWindow {
-                group,
-                epoch: parted,
-            });
+            if !stale {
+                self.emit(Event::ForkBeyondWindow {
+                    group,
+                    epoch: parted,
+                });
+            }
             return self.offer_heal(now_ms, group);
         }
         let same_lineage = beacon.recent_commits.iter().any(|(_, r)| {
@@ -620,11 +623,13 @@ impl Engine {
                 epoch: beacon.epoch,
                 commits: Vec::new(),
             });
-        } else if beacon.epoch < oldest && !stale {
-            self.emit(Event::ForkBeyondWindow {
-                group,
-                epoch: beacon.epoch,
-            });
+        } else if beacon.epoch < oldest {
+            if !stale {
+                self.emit(Event::ForkBeyondWindow {
+                    group,
+                    epoch: beacon.epoch,
+                });
+            }
             return self.offer_heal(now_ms, group);
         }
         Ok(())
