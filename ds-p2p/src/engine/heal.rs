@@ -266,6 +266,19 @@ impl HealRuntime {
         })
     }
 
+    /// Whether an offer may go out now — at most one per epoch and `interval` — and if so,
+    /// notes it as made.
+    fn may_offer(&mut self, epoch: u64, now_ms: u64, interval: u64) -> bool {
+        if self
+            .last_offer
+            .is_some_and(|(e, at)| e == epoch && now_ms < at.saturating_add(interval))
+        {
+            return false;
+        }
+        self.last_offer = Some((epoch, now_ms));
+        true
+    }
+
     /// Notes a rejoin applied in this step (see [`Engine::resend_after_rejoin`]).
     pub fn note_rejoin(&mut self, fork_epoch: u64) {
         self.rejoined_from = Some(self.rejoined_from.map_or(fork_epoch, |f| f.min(fork_epoch)));
@@ -534,14 +547,9 @@ impl Engine {
         if evicted || !rt.group.is_active() {
             return Ok(());
         }
-        if rt
-            .heal
-            .last_offer
-            .is_some_and(|(e, at)| e == epoch && now_ms < at.saturating_add(interval))
-        {
+        if !rt.heal.may_offer(epoch, now_ms, interval) {
             return Ok(());
         }
-        rt.heal.last_offer = Some((epoch, now_ms));
         let log = rt.record.log.clone();
         let offer = HealOffer {
             epoch,
@@ -646,14 +654,9 @@ impl Engine {
         let interval = self.config.beacon_interval_ms;
         let rt = self.runtime(group)?;
         let epoch = rt.group.epoch().as_u64();
-        if rt
-            .heal
-            .last_offer
-            .is_some_and(|(e, at)| e == epoch && now_ms < at.saturating_add(interval))
-        {
+        if !rt.heal.may_offer(epoch, now_ms, interval) {
             return Ok(());
         }
-        rt.heal.last_offer = Some((epoch, now_ms));
         let key_package = self.key_package(now_ms)?;
         let group_info = self.group_info(group)?;
         self.step(Some(group), |engine| {
