@@ -50,7 +50,7 @@ pub struct ContactRecord {
 }
 
 /// An envelope a round produced, kept until the network layer has it (see
-/// [`NodeStore::put_outbox`]).
+/// [`NodeStore::write_round`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxEntry {
     pub topic: String,
@@ -119,42 +119,62 @@ impl NodeStore {
         Ok(out)
     }
 
-    /// Appends a delivered message; returns its sequence number on this node.
+    /// Appends a delivered message at once; returns its sequence number on this node. The
+    /// daemon stages its appends instead and writes them with its round ([`Self::write_round`]).
     pub fn append_message(&self, group: GroupRef, msg: &StoredMessage) -> Result<u64, StoreError> {
+        let seq = self.reserve_seq(group)?;
+        self.write_round(&[(group, seq, msg.clone())], &[])?;
+        Ok(seq)
+    }
+
+    /// The sequence number the next message of `group` gets on this node. Reserved, not
+    /// written: a round whose write fails stops the node, and the next process finds the
+    /// sequence from the records again, so a reserved number that was never written leaves
+    /// no gap.
+    pub fn reserve_seq(&self, group: GroupRef) -> Result<u64, StoreError> {
         let mut next = self.next_seq.lock().expect("sequence lock");
         let seq = match next.get(&group) {
             Some(seq) => *seq,
             None => self.scan_next_seq(group)?,
         };
-        let mut batch = WriteBatch::default();
-        batch.put(&message_key(group, seq), &Self::encode(msg));
-        self.kv.write(batch)?;
-        // Counted only once written, so a failed write does not leave a gap.
         next.insert(group, seq + 1);
         Ok(seq)
     }
 
-    /// Keeps a round's envelopes, in one batch, until [`NodeStore::delete_outbox`]: written
-    /// before the round's fsync, so that a node killed after the fsync and before the network
-    /// layer took the envelopes publishes them when it starts again (its state, its history
-    /// and its peers' view then agree). Returns the entries' keys.
-    pub fn put_outbox(&self, entries: &[OutboxEntry]) -> Result<Vec<u64>, StoreError> {
+    /// Writes a round's history appends (numbered by [`Self::reserve_seq`]) and the envelopes
+    /// it publishes in one batch, before the round's fsync. One batch, because a message in
+    /// the sender's history whose envelope is not kept would never reach anyone (and an
+    /// envelope kept without its history entry would reach everyone but the sender): after a
+    /// crash or a full disk, both are there or neither is. The outbox entries stay until
+    /// [`NodeStore::delete_outbox`], so that a node killed after the fsync and before the
+    /// network layer took them publishes them when it starts again. Returns the entries' keys.
+    pub fn write_round(
+        &self,
+        messages: &[(GroupRef, u64, StoredMessage)],
+        outbox: &[OutboxEntry],
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut batch = WriteBatch::default();
+        for (group, seq, msg) in messages {
+            batch.put(&message_key(*group, *seq), &Self::encode(msg));
+        }
         let mut next = self.next_outbox.lock().expect("outbox lock");
-        let first = match *next {
-            Some(seq) => seq,
-            None => self
+        let first = match (*next, outbox.is_empty()) {
+            (_, true) => 0,
+            (Some(seq), false) => seq,
+            (None, false) => self
                 .kv
                 .scan_prefix(b"o")?
                 .last()
                 .map_or(0, |(k, _)| seq_of(&k[1..]) + 1),
         };
-        let mut batch = WriteBatch::default();
-        let seqs: Vec<u64> = (first..).take(entries.len()).collect();
-        for (seq, entry) in seqs.iter().zip(entries) {
+        let seqs: Vec<u64> = (first..).take(outbox.len()).collect();
+        for (seq, entry) in seqs.iter().zip(outbox) {
             batch.put(&outbox_key(*seq), &Self::encode(entry));
         }
         self.kv.write(batch)?;
-        *next = Some(first + entries.len() as u64);
+        if !outbox.is_empty() {
+            *next = Some(first + outbox.len() as u64);
+        }
         Ok(seqs)
     }
 
@@ -322,10 +342,10 @@ mod tests {
             envelope: vec![n; 3],
         };
         let first = NodeStore::new(kv.clone());
-        let a = first.put_outbox(&[entry(1), entry(2)]).unwrap();
+        let a = first.write_round(&[], &[entry(1), entry(2)]).unwrap();
         first.delete_outbox(&a[..1]).unwrap();
         let reopened = NodeStore::new(kv);
-        let b = reopened.put_outbox(&[entry(3)]).unwrap();
+        let b = reopened.write_round(&[], &[entry(3)]).unwrap();
         assert!(b[0] > a[1], "a reopened store does not reuse keys");
         let kept: Vec<_> = reopened
             .outbox()

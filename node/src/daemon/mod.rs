@@ -2,6 +2,7 @@
 //! the local API, and drives them until SIGINT/SIGTERM or `POST /v1/shutdown`.
 
 mod core;
+mod disk_space;
 mod key_exchange;
 mod lookups;
 mod present;
@@ -131,7 +132,9 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
     core.replay(replay).await;
     core.publish_outbox().await?;
     core.publish_records(now_ms()).await;
-    core.commit().await?;
+    core.commit()
+        .await
+        .map_err(|e| disk_space::explain(e, &data.db()))?;
 
     let listener = tokio::net::TcpListener::bind(config.api)
         .await
@@ -194,7 +197,9 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
                 break;
             }
         }
-        core.commit().await?;
+        core.commit()
+            .await
+            .map_err(|e| disk_space::explain(e, &data.db()))?;
         if core.shutdown {
             break;
         }

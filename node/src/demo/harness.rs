@@ -295,7 +295,22 @@ impl LocalNode {
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, or fails after `limit` with `what`.
-pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<T>
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    wait_for_every(what, limit, Duration::from_millis(100), check).await
+}
+
+/// [`wait_for`] polling every `every`: for checks that are heavy for the nodes themselves
+/// (listing megabytes of messages), so that polling does not starve the work it waits for.
+pub async fn wait_for_every<T, F, Fut>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
@@ -314,7 +329,7 @@ where
                 .unwrap_or_default();
             anyhow::bail!("timed out after {limit:?} waiting for {what}{detail}");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(every).await;
     }
 }
 

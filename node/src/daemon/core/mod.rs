@@ -63,7 +63,8 @@ pub struct Core {
     pending_invites: BTreeMap<[u8; 16], PendingInvite>,
     offers: OfferBudget,
     split: split::Splits,
-    /// Messages stored in the history since the engine was last told (`confirm_delivered`).
+    /// Messages staged for the history since the engine was last told
+    /// (`confirm_delivered`, once the round has written them).
     delivered: Vec<(GroupRef, MessageId)>,
     subscribed: BTreeSet<String>,
     peers: BTreeSet<PeerId>,
@@ -86,6 +87,9 @@ pub struct Core {
 /// What a round produced that must not leave the node before its state is durable.
 #[derive(Default)]
 struct HeldEffects {
+    /// History appends, numbered: written in one batch with `publish` (see
+    /// [`NodeStore::write_round`]).
+    history: Vec<(GroupRef, u64, StoredMessage)>,
     publish: Vec<(String, Vec<u8>)>,
     events: Vec<EventView>,
     answers: Vec<(oneshot::Sender<ApiResult>, ApiResult)>,
@@ -93,7 +97,10 @@ struct HeldEffects {
 
 impl HeldEffects {
     fn is_empty(&self) -> bool {
-        self.publish.is_empty() && self.events.is_empty() && self.answers.is_empty()
+        self.history.is_empty()
+            && self.publish.is_empty()
+            && self.events.is_empty()
+            && self.answers.is_empty()
     }
 }
 
@@ -156,22 +163,27 @@ impl Core {
         // The envelopes go into the outbox inside the round, so the fsync covers them: killed
         // after it and before the network layer has them, the node publishes them at its next
         // start (`publish_outbox`) instead of holding state and history nobody else will see.
+        // The history appends share their batch: a full disk refusing it leaves neither.
         let outbox: Vec<OutboxEntry> = held
             .publish
             .into_iter()
             .map(|(topic, envelope)| OutboxEntry { topic, envelope })
             .collect();
-        let kept = if outbox.is_empty() {
-            Vec::new()
-        } else {
-            self.store.put_outbox(&outbox).map_err(|e| {
-                anyhow::anyhow!("the outbox could not be written ({e}); stopping the node")
-            })?
-        };
+        let kept = self
+            .store
+            .write_round(&held.history, &outbox)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "the history and outbox could not be written ({e}); stopping the node"
+                )
+            })?;
         (self.sync)().map_err(|e| {
             anyhow::anyhow!("the database could not be synced ({e}); stopping the node")
         })?;
         self.metrics.commits.inc();
+        // Only now: told before the history holds them, the engine would not offer them again
+        // after a crash.
+        self.confirm_delivered();
         for entry in outbox {
             self.publish_now(entry.topic, entry.envelope).await;
         }
@@ -398,7 +410,6 @@ impl Core {
                 }
             }
         }
-        self.confirm_delivered();
         refusals
     }
 
@@ -459,7 +470,6 @@ impl Core {
                 self.delivered.push((group, id));
             }
         }
-        self.confirm_delivered();
         if stored > 0 {
             tracing::info!(
                 messages = stored,
@@ -619,22 +629,32 @@ impl Core {
         refusal
     }
 
-    /// Appends a delivered message to the history; whether it was stored.
+    /// Stages a delivered message for the history (written when the round commits); whether
+    /// it was staged.
     fn store_message(&mut self, group: GroupRef, stored: StoredMessage) -> bool {
-        match self.store.append_message(group, &stored) {
-            Ok(seq) => {
-                let message = message_view(seq, stored);
-                self.emit(EventView::Message {
-                    group: group_hex(group),
-                    message,
-                });
-                true
-            }
+        match self.stage_message(group, stored) {
+            Ok(_) => true,
             Err(e) => {
                 tracing::error!(error = %e, "cannot store a delivered message");
                 false
             }
         }
+    }
+
+    /// Numbers a message, stages it for the round's history write and emits it.
+    fn stage_message(
+        &mut self,
+        group: GroupRef,
+        stored: StoredMessage,
+    ) -> Result<MessageView, crate::store::StoreError> {
+        let seq = self.store.reserve_seq(group)?;
+        let message = message_view(seq, stored.clone());
+        self.held.history.push((group, seq, stored));
+        self.emit(EventView::Message {
+            group: group_hex(group),
+            message: message.clone(),
+        });
+        Ok(message)
     }
 
     /// Emits when the round commits.
@@ -981,15 +1001,9 @@ impl Core {
             received_at_ms: now,
             text,
         };
-        let seq = self
-            .store
-            .append_message(group, &stored)
+        let view = self
+            .stage_message(group, stored)
             .map_err(ApiError::internal)?;
-        let view = message_view(seq, stored);
-        self.emit(EventView::Message {
-            group: group_hex(group),
-            message: view.clone(),
-        });
         Ok(MessageView { queued, ..view })
     }
 
