@@ -74,6 +74,15 @@ pub struct EngineConfig {
     /// so that a crash in between loses nothing. Off by default (the simulator keeps no
     /// history of its own).
     pub confirm_delivery: bool,
+    /// Keep every envelope queued for publishing in the store until the embedder calls
+    /// [`Engine::confirm_published`](super::Engine::confirm_published), and hand back the
+    /// unconfirmed ones through [`Engine::take_unpublished`](super::Engine::take_unpublished):
+    /// for an embedder that publishes after the engine's step, so that a crash in between
+    /// does not leave a state (an own commit, a ratchet step) that no one else hears of. With
+    /// `confirm_delivery` as well, an own message is kept among the undelivered ones in the
+    /// step that sends it, so its history entry cannot be missing either. Off by default
+    /// (the simulator does not crash).
+    pub confirm_publish: bool,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +101,7 @@ impl Default for EngineConfig {
             consistency: ConsistencyMode::default(),
             group_consistency: BTreeMap::new(),
             confirm_delivery: false,
+            confirm_publish: false,
         }
     }
 }

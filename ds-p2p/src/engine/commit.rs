@@ -21,6 +21,14 @@ use crate::wire::{
     ApplicationPayload, CommitRef, EnvelopeKind, GroupRef, MessageId, WelcomeBundle, inbox_topic,
 };
 
+/// Whether a message goes out for the first time, or again (queued by a settle, re-sent after
+/// a branch switch or a heal): only a first send is new to the embedder's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sending {
+    New,
+    Again,
+}
+
 /// A membership change to commit.
 pub(crate) enum CommitOp {
     Add(Box<KeyPackage>),
@@ -82,6 +90,7 @@ impl Engine {
         }
         if result.is_err() {
             self.outputs.truncate(outputs_before);
+            self.ledger.withdraw_from(outputs_before);
             if let (Some(g), Some(record)) = (group, record_before)
                 && let Some(rt) = self.groups.get_mut(&g)
             {
@@ -203,7 +212,7 @@ impl Engine {
         let Some(body) = self.queue_if_settling(now_ms, group, id, body)? else {
             return Ok(id); // goes out when the settle ends
         };
-        self.send_payload(now_ms, group, id, now_ms, body)?;
+        self.send_payload(now_ms, group, id, now_ms, body, Sending::New)?;
         Ok(id)
     }
 
@@ -215,8 +224,22 @@ impl Engine {
         id: MessageId,
         sent_at_ms: u64,
         body: Vec<u8>,
+        sending: Sending,
     ) -> Result<(), EngineError> {
+        let keep_for_history = sending == Sending::New && self.config.confirm_delivery;
         self.step(Some(group), |engine| {
+            if keep_for_history {
+                // In the step that encrypts it: the embedder's history cannot miss a message
+                // that went out (see `delivery`).
+                super::delivery::stage(
+                    engine.provider.mls_storage().staged(),
+                    &group,
+                    &id,
+                    engine.credential.credential.serialized_content(),
+                    sent_at_ms,
+                    &body,
+                )?;
+            }
             let payload = ApplicationPayload {
                 id,
                 sent_at_ms,

@@ -815,7 +815,14 @@ impl Engine {
             .collect();
         let mut redelivered = Vec::new();
         for message in resend {
-            self.send_payload(now_ms, group, message.id, message.sent_at_ms, message.body)?;
+            self.send_payload(
+                now_ms,
+                group,
+                message.id,
+                message.sent_at_ms,
+                message.body,
+                super::commit::Sending::Again,
+            )?;
             redelivered.push(message.id);
         }
         Ok(redelivered)

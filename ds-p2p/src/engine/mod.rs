@@ -20,6 +20,7 @@ pub mod credentials;
 mod delivery;
 mod group_state;
 mod heal;
+mod kept_outputs;
 mod key_packages;
 mod leave;
 mod receive;
@@ -84,6 +85,8 @@ pub struct Engine {
     pub(crate) rng: ChaCha20Rng,
     pub(crate) groups: BTreeMap<GroupRef, GroupRuntime>,
     pub(crate) outputs: VecDeque<Output>,
+    /// Which queued envelopes are kept in the store (`EngineConfig::confirm_publish`).
+    pub(crate) ledger: kept_outputs::OutputLedger,
     /// TOFU records of the people met in groups; `None` checks certificates only.
     pub(crate) trust: Option<credentials::SharedTrustStore>,
     pub(crate) own_identity_key: identity_tofu::IdentityPublicKey,
@@ -131,6 +134,7 @@ impl Engine {
             rng: ChaCha20Rng::seed_from_u64(seed),
             groups: BTreeMap::new(),
             outputs: VecDeque::new(),
+            ledger: kept_outputs::OutputLedger::default(),
             trust: None,
             own_identity_key: own.identity_key,
             last_resort_refs: Vec::new(),
@@ -142,6 +146,7 @@ impl Engine {
             engine.groups.insert(runtime.group_ref, runtime);
         }
         engine.load_modes()?;
+        engine.ledger = kept_outputs::OutputLedger::resume(engine.provider.mls_storage().staged())?;
         Ok(engine)
     }
 
@@ -222,7 +227,9 @@ impl Engine {
 
     /// The next thing the engine wants done or reported.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let output = self.outputs.pop_front()?;
+        self.ledger.polled_one();
+        Some(output)
     }
 
     pub(crate) fn emit(&mut self, event: Event) {
@@ -236,11 +243,7 @@ impl Engine {
         payload: Vec<u8>,
     ) -> Result<(), EngineError> {
         let envelope = Envelope::new(kind, group, payload).encode()?;
-        self.outputs.push_back(Output::Publish {
-            topic: group.topic(),
-            envelope,
-        });
-        Ok(())
+        self.queue_publish(group, group.topic(), envelope)
     }
 
     /// Publishes an envelope of this member's on the group topic and remembers its id, so
@@ -266,8 +269,7 @@ impl Engine {
         if let Some(rt) = self.groups.get_mut(&group) {
             rt.own_envelopes.insert(Envelope::id_of(&envelope));
         }
-        self.outputs.push_back(Output::Publish { topic, envelope });
-        Ok(())
+        self.queue_publish(group, topic, envelope)
     }
 
     pub(crate) fn random_bytes<const N: usize>(&mut self) -> [u8; N] {

@@ -170,7 +170,14 @@ impl Engine {
             .collect();
         let mut resent = Vec::new();
         for message in lost {
-            self.send_payload(now_ms, group, message.id, message.sent_at_ms, message.body)?;
+            self.send_payload(
+                now_ms,
+                group,
+                message.id,
+                message.sent_at_ms,
+                message.body,
+                super::commit::Sending::Again,
+            )?;
             resent.push(message.id);
         }
         Ok(resent)

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 /// Besides the MLS state above, the engine keeps per-group records here, each under a tag and
 /// the 16-byte [`GroupRef`](crate::wire::GroupRef): `e` group record, `s` / `n` window lists,
 /// `u` undelivered messages, `m` consistency mode, `h` / `r` own messages and Removes kept
-/// for healing a split. Per-client items (`c`) name keys and key
+/// for healing a split, `o` envelopes not yet confirmed published. Per-client items (`c`) name keys and key
 /// packages, not groups or contacts, and stay readable as keys (their values are sealed).
 pub fn sealed_layout() -> KeySchema {
     let by_group_ref = |tag: &[u8]| KeyRule::starting_with(tag).secret(16).plain_rest();
@@ -44,6 +44,7 @@ pub fn sealed_layout() -> KeySchema {
         by_group_ref(b"m"),
         by_group_ref(b"h"),
         by_group_ref(b"r"),
+        by_group_ref(b"o"),
     ])
 }
 

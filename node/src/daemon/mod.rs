@@ -63,6 +63,8 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
         policy: crate::policy::parse_policy(&config.policy)?,
         // The history is written after the engine's step: see `Core::deliver_unconfirmed`.
         confirm_delivery: true,
+        // Envelopes are published after the round's fsync: see `Core::publish_unsent`.
+        confirm_publish: true,
         ..EngineConfig::default()
     };
     let limits = engine_config.limits;
@@ -130,6 +132,8 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
     core.deliver_unconfirmed()
         .context("storing the messages read before the last stop")?;
     core.replay(replay).await;
+    core.publish_unsent()
+        .context("reading what the engine made before the last stop")?;
     core.publish_outbox().await?;
     core.publish_records(now_ms()).await;
     core.commit()

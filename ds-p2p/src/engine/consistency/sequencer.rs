@@ -293,8 +293,7 @@ impl Engine {
         let changed = !ready.is_empty() || waiting.len() != held_count;
         self.consistency_mut(group).held_welcomes = waiting;
         for (topic, envelope) in ready {
-            self.outputs
-                .push_back(super::super::Output::Publish { topic, envelope });
+            self.queue_publish(group, topic, envelope)?;
         }
         if changed {
             self.persist_mode(group)?;

@@ -85,8 +85,27 @@ impl Engine {
         if !settling || !self.groups.contains_key(&group) {
             return Ok(Some(body));
         }
-        self.consistency_mut(group).queued.push((id, now_ms, body));
-        if let Err(e) = self.persist_mode(group) {
+        let keep_for_history = self.config.confirm_delivery;
+        self.consistency_mut(group)
+            .queued
+            .push((id, now_ms, body.clone()));
+        // Queued and kept for the embedder's history in one write (see `delivery`); it goes
+        // out with a plain re-send when the settle ends.
+        let stored = self.step(None, |engine| {
+            engine.persist_mode(group)?;
+            if keep_for_history {
+                crate::engine::delivery::stage(
+                    engine.provider.mls_storage().staged(),
+                    &group,
+                    &id,
+                    engine.credential.credential.serialized_content(),
+                    now_ms,
+                    &body,
+                )?;
+            }
+            Ok(())
+        });
+        if let Err(e) = stored {
             // Not stored, so not queued: the caller reports the error instead of "sent".
             self.consistency_mut(group).queued.pop();
             return Err(e);
@@ -109,7 +128,14 @@ impl Engine {
         // message): a crash in between sends one again, with the same id.
         let queued = std::mem::take(&mut self.consistency_mut(group).queued);
         for (id, sent_at_ms, body) in queued {
-            if let Err(e) = self.send_payload(now_ms, group, id, sent_at_ms, body) {
+            if let Err(e) = self.send_payload(
+                now_ms,
+                group,
+                id,
+                sent_at_ms,
+                body,
+                crate::engine::commit::Sending::Again,
+            ) {
                 self.emit(super::super::Event::Rejected {
                     group: Some(group),
                     reason: format!("a message queued during a settle could not be sent: {e}"),

@@ -84,13 +84,23 @@ pub struct Core {
     replaying: bool,
 }
 
+/// Who keeps an envelope until it has been handed to the network layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeptBy {
+    Engine,
+    Outbox,
+}
+
 /// What a round produced that must not leave the node before its state is durable.
 #[derive(Default)]
 struct HeldEffects {
-    /// History appends, numbered: written in one batch with `publish` (see
+    /// History appends, numbered: written in one batch with the node's own envelopes (see
     /// [`NodeStore::write_round`]).
     history: Vec<(GroupRef, u64, StoredMessage)>,
-    publish: Vec<(String, Vec<u8>)>,
+    /// Envelopes to publish, in order, and who keeps each until it is out: the engine
+    /// (`EngineConfig::confirm_publish`, stored in the step that made it) or the node's outbox
+    /// (what the node makes itself: KeyPackage offers and requests).
+    publish: Vec<(String, Vec<u8>, KeptBy)>,
     events: Vec<EventView>,
     answers: Vec<(oneshot::Sender<ApiResult>, ApiResult)>,
 }
@@ -160,14 +170,19 @@ impl Core {
             return Ok(());
         }
         let held = std::mem::take(&mut self.held);
-        // The envelopes go into the outbox inside the round, so the fsync covers them: killed
-        // after it and before the network layer has them, the node publishes them at its next
-        // start (`publish_outbox`) instead of holding state and history nobody else will see.
-        // The history appends share their batch: a full disk refusing it leaves neither.
+        // The node's own envelopes go into the outbox inside the round, so the fsync covers
+        // them: killed after it and before the network layer has them, the node publishes
+        // them at its next start (`publish_outbox`). The engine's are kept by the engine
+        // already, from the step that made them (`publish_unsent`). The history appends share
+        // the outbox's batch: a full disk refusing it leaves neither.
         let outbox: Vec<OutboxEntry> = held
             .publish
-            .into_iter()
-            .map(|(topic, envelope)| OutboxEntry { topic, envelope })
+            .iter()
+            .filter(|(_, _, by)| *by == KeptBy::Outbox)
+            .map(|(topic, envelope, _)| OutboxEntry {
+                topic: topic.clone(),
+                envelope: envelope.clone(),
+            })
             .collect();
         let kept = self
             .store
@@ -184,8 +199,13 @@ impl Core {
         // Only now: told before the history holds them, the engine would not offer them again
         // after a crash.
         self.confirm_delivered();
-        for entry in outbox {
-            self.publish_now(entry.topic, entry.envelope).await;
+        for (topic, envelope, _) in held.publish {
+            self.publish_now(topic, envelope).await;
+        }
+        if let Err(e) = self.engine.confirm_published() {
+            // Harmless: they are published again at the next start, and the log and every
+            // peer drop an envelope they already hold.
+            tracing::warn!(error = %e, "published envelopes stay kept by the engine");
         }
         if !kept.is_empty()
             && let Err(e) = self.store.delete_outbox(&kept)
@@ -401,7 +421,7 @@ impl Core {
                     {
                         tracing::warn!(%topic, error = %e, "cannot subscribe");
                     }
-                    self.publish(topic, envelope);
+                    self.held.publish.push((topic, envelope, KeptBy::Engine));
                 }
                 Output::Event(event) => {
                     if let Some(reason) = self.on_engine_event(now, event).await {
@@ -517,9 +537,28 @@ impl Core {
         Ok(seqs.len())
     }
 
-    /// Publishes when the round commits.
+    /// Publishes an envelope the node made itself when the round commits (kept in the
+    /// outbox until then).
     fn publish(&mut self, topic: String, envelope: Vec<u8>) {
-        self.held.publish.push((topic, envelope));
+        self.held.publish.push((topic, envelope, KeptBy::Outbox));
+    }
+
+    /// Publishes, when the round commits, what the engine queued in an earlier run and that
+    /// run never handed to the network layer (killed between the engine's step and its
+    /// round's end): an own commit or message nobody else would ever see.
+    pub fn publish_unsent(&mut self) -> anyhow::Result<usize> {
+        let unsent = self.engine.take_unpublished()?;
+        let count = unsent.len();
+        for (topic, envelope) in unsent {
+            self.held.publish.push((topic, envelope, KeptBy::Engine));
+        }
+        if count > 0 {
+            tracing::info!(
+                envelopes = count,
+                "publishing what the engine made before the last stop and never sent"
+            );
+        }
+        Ok(count)
     }
 
     async fn publish_now(&mut self, topic: String, envelope: Vec<u8>) {
@@ -1004,6 +1043,9 @@ impl Core {
         let view = self
             .stage_message(group, stored)
             .map_err(ApiError::internal)?;
+        // The engine kept it for the history in the step that sent it: confirmed once the
+        // round has written it.
+        self.delivered.push((group, id));
         Ok(MessageView { queued, ..view })
     }
 
