@@ -24,6 +24,13 @@
 //!   each read message until the node confirms its history holds it, and a restarted node
 //!   stores the unconfirmed ones (seed 5897078249001933958 found it, about 1 run in 12).
 //!
+//! - a node killed after the step that made its own commit was stored and before its round
+//!   published the envelope came back in an epoch no one else would ever hear of; its commit
+//!   won the tie-break on its side only and it stayed one or two epochs behind on its own
+//!   branch (4 of 15 runs on 2026-12-02): the engine now keeps every envelope it queues, in the
+//!   step's own batch, until the node confirms it sent it, and a restarted node publishes what
+//!   is left (seed 8903357410315252182, which failed 2 of 3, passes; 9 random seeds passed).
+//!
 //! Seed 2, which failed once (round 2 did not converge within 120 s), passed every run since.
 //!
 //! `CHORUS_CRASH_SEED=2 cargo nextest run --workspace --run-ignored all
