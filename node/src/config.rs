@@ -67,6 +67,10 @@ pub struct Config {
     /// Seconds of those rates a peer may send at once; a peer that goes on sending once a
     /// further burst's worth over is rejected, and gossipsub's scoring graylists it.
     pub peer_burst_s: u32,
+    /// Seconds a peer whose gossipsub score falls to the graylist threshold is disconnected
+    /// and refused (counted in `chorus_gossip_banned_total`); 0 keeps it connected and
+    /// ignored.
+    pub ban_graylisted_s: u64,
 }
 
 impl Default for Config {
@@ -97,6 +101,9 @@ impl Default for Config {
             peer_messages_per_s: gossip::net::PeerBudgetConfig::default().messages_per_s,
             peer_bytes_per_s: gossip::net::PeerBudgetConfig::default().bytes_per_s,
             peer_burst_s: gossip::net::PeerBudgetConfig::default().burst_s,
+            ban_graylisted_s: gossip::net::NetConfig::default()
+                .ban_graylisted_for
+                .as_secs(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! An attacker that floods a group's topic with forged envelopes — well-formed, for the right
 //! group, passing every check but a member's decryption — is cut off by the per-peer budget:
-//! its messages are shed, then rejected, and gossipsub's scoring graylists it. The honest
-//! nodes keep talking. (Garbage alone is refused by the validator; `bad_peer.rs` shows that.)
+//! its messages are shed, then rejected, gossipsub's scoring graylists it, and the node
+//! disconnects and refuses it (`ban_graylisted_s`). The honest nodes keep talking. (Garbage alone is refused by the validator; `bad_peer.rs` shows that.)
 //!
 //! Without the budget this flood would be accepted and forwarded, and the attacker's score
 //! would never go negative, so the test fails if the budget is not applied.
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use node::api::views::StatusView;
-use node::bench::attack::{GRAYLIST_THRESHOLD, metrics_text, sample};
+use node::bench::attack::{metrics_text, sample};
 use node::bench::attacker::{Attacker, FloodMix};
 use node::demo::harness::{LocalNode, NodeOptions, converged, wait_for};
 
@@ -58,25 +58,36 @@ async fn a_flood_of_forged_envelopes_gets_the_attacker_graylisted() -> anyhow::R
     let attacker_id = attacker.peer_id();
     let stop = Arc::new(AtomicBool::new(false));
     let ann_client = ann.client()?.clone();
-    let (sent, score) = tokio::join!(
+    let ann_ref = &ann;
+    // Graylisted, then cut off: ann's scoring gets the attacker to the threshold and she
+    // disconnects and refuses it (`chorus_gossip_banned_total`), while ben stays connected.
+    let (sent, cut_off) = tokio::join!(
         attacker.flood(400, FloodMix::FORGED_ONLY, seed, stop.clone()),
         async {
-            let score = wait_for("ann to graylist the attacker", LIMIT, || async {
+            let cut_off = wait_for("ann to cut the graylisted attacker off", LIMIT, || async {
                 let s: StatusView = ann_client.get("/v1/status").await?;
-                Ok(s.peers
-                    .iter()
-                    .find(|p| p.peer_id == attacker_id)
-                    .and_then(|p| p.score)
-                    .filter(|score| *score <= GRAYLIST_THRESHOLD))
+                let connected = s.peers.iter().any(|p| p.peer_id == attacker_id);
+                let banned = sample(&metrics_text(ann_ref).await?, "chorus_gossip_banned_total");
+                Ok((banned >= 1.0 && !connected).then_some(banned))
             })
             .await;
             stop.store(true, Ordering::Relaxed);
-            score
+            cut_off
         }
     );
-    let (sent, score) = (sent?, score?);
-    eprintln!("attacker sent {sent:?}; its score at ann: {score}");
+    let (sent, banned) = (sent?, cut_off?);
+    eprintln!("attacker sent {sent:?}; ann cut off {banned} peer(s)");
     assert_eq!(sent.garbage + sent.replayed, 0, "only forged envelopes");
+    let status: StatusView = ann_client.get("/v1/status").await?;
+    let ben_status: StatusView = ben.client()?.get("/v1/status").await?;
+    assert!(
+        status
+            .peers
+            .iter()
+            .any(|p| p.peer_id == ben_status.id.peer_id),
+        "ann keeps her honest peer: {:?}",
+        status.peers
+    );
 
     let text = metrics_text(&ann).await?;
     let over = sample(&text, "chorus_gossip_shed_total{verdict=\"over_budget\"}");

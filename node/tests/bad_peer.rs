@@ -16,6 +16,12 @@ async fn a_garbage_peer_is_scored_down_and_honest_nodes_carry_on() -> anyhow::Re
     let options = NodeOptions::default();
     let mut ann = LocalNode::init(dir.path(), "ann")?;
     let mut ben = LocalNode::init(dir.path(), "ben")?;
+    // Ann keeps the attacker connected (no cut-off once graylisted), so that its score stays
+    // in her peer list to be read; `attacker.rs` shows the cut-off.
+    std::fs::write(
+        ann.data.root().join("config.toml"),
+        "ban_graylisted_s = 0\n",
+    )?;
     ann.start(&options, 0, &[]).await?;
     let boot = ann.listen.clone().expect("ann listens");
     ben.start(&options, 0, std::slice::from_ref(&boot)).await?;

@@ -29,7 +29,7 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, autonat, dcutr, identify, kad, mdns, ping, relay};
+use libp2p::{StreamProtocol, allow_block_list, autonat, dcutr, identify, kad, mdns, ping, relay};
 use sha2::{Digest, Sha256};
 
 use super::config::{MAX_RECORD_VALUE_BYTES, NetConfig};
@@ -63,6 +63,8 @@ pub(crate) struct Behaviour {
     pub dcutr: dcutr::Behaviour,
     pub autonat_client: autonat::v2::client::Behaviour,
     pub autonat_server: autonat::v2::server::Behaviour,
+    /// Peers cut off for being graylisted (see [`super::ban`]).
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
 }
 
 impl Behaviour {
@@ -146,6 +148,7 @@ impl Behaviour {
             dcutr: dcutr::Behaviour::new(peer_id),
             autonat_client: autonat::v2::client::Behaviour::default(),
             autonat_server: autonat::v2::server::Behaviour::default(),
+            blocked: allow_block_list::Behaviour::default(),
         })
     }
 }

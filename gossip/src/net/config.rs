@@ -75,6 +75,10 @@ pub struct NetConfig {
     /// [`PeerBudgetConfig`]): beyond it messages are dropped, and a peer that keeps on is
     /// rejected until its score graylists it.
     pub peer_budget: PeerBudgetConfig,
+    /// How long a peer whose gossipsub score falls to the graylist threshold is disconnected
+    /// and refused (see `net::ban`); zero turns the cut-off off (the peer stays connected and
+    /// ignored).
+    pub ban_graylisted_for: Duration,
 }
 
 /// How and how often the node runs `/chorus/sync/1` with its peers.
@@ -120,6 +124,9 @@ impl Default for NetConfig {
             sync: SyncConfig::default(),
             retention_interval: Duration::from_secs(10 * 60),
             peer_budget: PeerBudgetConfig::default(),
+            // About how long gossipsub takes to forgive the three invalid messages that
+            // graylist a peer (see `behaviour::topic_score_params`).
+            ban_graylisted_for: Duration::from_secs(10 * 60),
         }
     }
 }

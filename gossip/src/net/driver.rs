@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 use tracing::warn;
 
+use super::ban::{self, Bans};
 use super::behaviour::Behaviour;
 use super::config::NetConfig;
 use super::dht::DhtQuery;
@@ -74,6 +75,8 @@ pub(super) struct Driver<S> {
     pub metrics: NetMetrics,
     /// How much pubsub traffic each peer has left.
     pub budgets: PeerBudgets<PeerId>,
+    /// Graylisted peers cut off, and until when.
+    pub bans: Bans,
 }
 
 impl<S: KvStore + 'static> Driver<S> {
@@ -105,6 +108,7 @@ impl<S: KvStore + 'static> Driver<S> {
             dht: HashMap::new(),
             budgets,
             metrics,
+            bans: Bans::default(),
         })
     }
 
@@ -112,6 +116,7 @@ impl<S: KvStore + 'static> Driver<S> {
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut anti_entropy = ticker(self.config.sync.anti_entropy_interval);
         let mut retention = ticker(self.config.retention_interval);
+        let mut ban_check = ticker(ban::CHECK_EVERY);
         let done: Option<oneshot::Sender<()>> = loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -122,12 +127,43 @@ impl<S: KvStore + 'static> Driver<S> {
                 },
                 _ = anti_entropy.tick() => self.anti_entropy_tick(),
                 _ = retention.tick() => self.enforce_retention(),
+                _ = ban_check.tick() => self.cut_off_graylisted(),
             }
         };
         // Close connections and release the store before saying we are done.
         drop(self);
         if let Some(done) = done {
             let _ = done.send(());
+        }
+    }
+
+    /// Disconnects and refuses the peers scoring graylisted; lets those whose ban is over
+    /// connect again.
+    fn cut_off_graylisted(&mut self) {
+        let ban_for = self.config.ban_graylisted_for;
+        if ban_for.is_zero() {
+            return;
+        }
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        let scores: Vec<(PeerId, Option<f64>)> = self
+            .swarm
+            .connected_peers()
+            .map(|peer| (*peer, gossipsub.peer_score(peer)))
+            .collect();
+        let changes = self.bans.check(scores, Instant::now(), ban_for);
+        for (peer, score) in changes.banned {
+            tracing::warn!(
+                %peer,
+                score,
+                minutes = ban_for.as_secs() / 60,
+                "peer graylisted: disconnected and refused"
+            );
+            self.metrics.banned();
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
+        }
+        for peer in changes.lifted {
+            tracing::info!(%peer, "ban over: the peer may connect again");
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
         }
     }
 

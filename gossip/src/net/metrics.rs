@@ -22,6 +22,7 @@ pub(super) struct NetMetrics {
     recorder: Metrics,
     /// Pubsub messages dropped because their peer was over its budget, by verdict.
     shed: Family<ShedLabels, Counter>,
+    banned: Counter,
 }
 
 /// The label of `chorus_gossip_shed_total`.
@@ -41,10 +42,22 @@ impl NetMetrics {
             "Pubsub messages dropped because the peer that handed them over was over its budget",
             shed.clone(),
         );
+        let banned = Counter::default();
+        registry.register(
+            "chorus_gossip_banned",
+            "Peers disconnected and refused for a while because their score graylisted them",
+            banned.clone(),
+        );
         Self {
             recorder: Metrics::new(registry),
             shed,
+            banned,
         }
+    }
+
+    /// Counts a peer cut off for being graylisted.
+    pub fn banned(&self) {
+        self.banned.inc();
     }
 
     /// Counts a message shed under `verdict` and returns how many such were shed so far.

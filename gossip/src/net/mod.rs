@@ -35,6 +35,7 @@
 
 mod admit;
 mod anti_entropy;
+mod ban;
 mod behaviour;
 mod commands;
 pub mod config;

@@ -37,6 +37,9 @@ pub struct AttackOptions {
 pub struct Victim {
     pub name: String,
     pub score: Option<f64>,
+    /// Peers the node cut off for being graylisted (`chorus_gossip_banned_total`): honest
+    /// nodes send nothing invalid, so in this bench that is the attacker.
+    pub banned: f64,
     pub shed_over_budget: f64,
     pub shed_abusive: f64,
     pub rejected: f64,
@@ -80,8 +83,8 @@ pub async fn run(o: AttackOptions) -> anyhow::Result<()> {
     let attacked = rig
         .throughput(o.messages, o.payload, o.in_flight, 2_000_000)
         .await;
-    // Read the victims while the attacker is still connected (scores are kept per connected
-    // peer).
+    // Read the victims while the flood runs: a node lists the score of a peer it is still
+    // connected to, and counts the peers it cut off.
     let mut victims = Vec::new();
     for node in &rig.nodes {
         victims.push(victim(node, &attacker_id).await?);
@@ -124,14 +127,12 @@ fn print_report(
         sent.garbage
     );
     for v in victims {
-        let score = v.score.map_or("not connected".to_string(), |s| {
-            let gray = if s <= GRAYLIST_THRESHOLD {
-                "graylisted"
-            } else {
-                "NOT graylisted"
-            };
-            format!("{s:.1} ({gray})")
-        });
+        let score = match (v.score, v.banned > 0.0) {
+            (_, true) => "graylisted: cut off".to_string(),
+            (None, false) => "not connected".to_string(),
+            (Some(s), false) if s <= GRAYLIST_THRESHOLD => format!("{s:.1} (graylisted)"),
+            (Some(s), false) => format!("{s:.1} (NOT graylisted)"),
+        };
         println!(
             "at {:<4} attacker's score {score}; shed {} over budget, {} abusive; {} refused by the validator",
             v.name, v.shed_over_budget, v.shed_abusive, v.rejected
@@ -139,7 +140,7 @@ fn print_report(
     }
     let graylisted = victims
         .iter()
-        .filter(|v| v.score.is_some_and(|s| s <= GRAYLIST_THRESHOLD))
+        .filter(|v| v.banned > 0.0 || v.score.is_some_and(|s| s <= GRAYLIST_THRESHOLD))
         .count();
     println!(
         "goals: attacked ≥ 0.9× clean: {}; attacker graylisted by every honest node: {} ({graylisted} of {})",
@@ -164,6 +165,7 @@ async fn victim(node: &LocalNode, attacker_id: &str) -> anyhow::Result<Victim> {
     Ok(Victim {
         name: node.name.clone(),
         score,
+        banned: sample(&text, "chorus_gossip_banned_total"),
         shed_over_budget: sample(&text, "chorus_gossip_shed_total{verdict=\"over_budget\"}"),
         shed_abusive: sample(&text, "chorus_gossip_shed_total{verdict=\"abusive\"}"),
         rejected: sample(&text, "chorus_envelopes_rejected_total"),

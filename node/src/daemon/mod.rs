@@ -248,6 +248,7 @@ fn net_config(config: &Config) -> anyhow::Result<NetConfig> {
             burst_s: config.peer_burst_s,
             ..Default::default()
         },
+        ban_graylisted_for: Duration::from_secs(config.ban_graylisted_s),
         ..NetConfig::default()
     };
     net.sync.anti_entropy_interval = Duration::from_millis(config.anti_entropy_ms);
