@@ -12,7 +12,8 @@ use libp2p::PeerId;
 use libp2p::gossipsub::PeerScoreThresholds;
 use tokio::time::Instant;
 
-/// How often connected peers' scores are looked at.
+/// How often every connected peer's score is looked at (a peer is also looked at the moment
+/// one of its messages is rejected).
 pub(super) const CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// Peers cut off, each until when.
@@ -58,7 +59,6 @@ impl Bans {
         changes
     }
 
-    #[cfg(test)]
     pub fn is_banned(&self, peer: &PeerId) -> bool {
         self.until.contains_key(peer)
     }

@@ -127,7 +127,7 @@ impl<S: KvStore + 'static> Driver<S> {
                 },
                 _ = anti_entropy.tick() => self.anti_entropy_tick(),
                 _ = retention.tick() => self.enforce_retention(),
-                _ = ban_check.tick() => self.cut_off_graylisted(),
+                _ = ban_check.tick() => self.cut_off_graylisted(None),
             }
         };
         // Close connections and release the store before saying we are done.
@@ -137,19 +137,22 @@ impl<S: KvStore + 'static> Driver<S> {
         }
     }
 
-    /// Disconnects and refuses the peers scoring graylisted; lets those whose ban is over
-    /// connect again.
-    fn cut_off_graylisted(&mut self) {
+    /// Disconnects and refuses `peer` (or, given `None`, every connected peer) if it scores
+    /// graylisted; lets those whose ban is over connect again.
+    pub(super) fn cut_off_graylisted(&mut self, peer: Option<PeerId>) {
         let ban_for = self.config.ban_graylisted_for;
         if ban_for.is_zero() {
             return;
         }
         let gossipsub = &self.swarm.behaviour().gossipsub;
-        let scores: Vec<(PeerId, Option<f64>)> = self
-            .swarm
-            .connected_peers()
-            .map(|peer| (*peer, gossipsub.peer_score(peer)))
-            .collect();
+        let scores: Vec<(PeerId, Option<f64>)> = match peer {
+            Some(peer) => vec![(peer, gossipsub.peer_score(&peer))],
+            None => self
+                .swarm
+                .connected_peers()
+                .map(|peer| (*peer, gossipsub.peer_score(peer)))
+                .collect(),
+        };
         let changes = self.bans.check(scores, Instant::now(), ban_for);
         for (peer, score) in changes.banned {
             tracing::warn!(

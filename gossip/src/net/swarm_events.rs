@@ -88,10 +88,16 @@ impl<S: KvStore + 'static> Driver<S> {
                 message,
             } => {
                 let acceptance = self.on_pubsub_message(propagation_source, &message);
+                let rejected = matches!(acceptance, MessageAcceptance::Reject);
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                if rejected {
+                    // The rejection may have just graylisted the peer: cut it off now, not at
+                    // the next periodic check (a flood sends a thousand more in between).
+                    self.cut_off_graylisted(Some(propagation_source));
+                }
             }
             gossipsub::Event::Subscribed { peer_id, topic, .. } => {
                 let Ok(topic) = Topic::new(topic.as_str()) else {
@@ -132,6 +138,10 @@ impl<S: KvStore + 'static> Driver<S> {
         source: PeerId,
         message: &gossipsub::Message,
     ) -> MessageAcceptance {
+        if self.bans.is_banned(&source) {
+            // Read off the connection before it closed: not worth a look.
+            return MessageAcceptance::Ignore;
+        }
         let verdict = self.budgets.charge(&source, message.data.len(), now_ms());
         if verdict != BudgetVerdict::Within {
             let shed = self.metrics.shed(verdict);

@@ -2,9 +2,10 @@
 //! on loopback, measured in one run, side by side, printed as a ratio; and what became of the
 //! attacker (its score at each honest node, the messages they shed).
 //!
-//! The same honest nodes (real `chorus run` processes in one group) are measured twice: a
-//! clean round of `messages` sends from the first node to the last, then the same under a
-//! flood from an attacker connected to every honest node. The attacker is a process of its
+//! The same honest nodes (real `chorus run` processes in one group) are measured three times:
+//! a clean round of `messages` sends from the first node to the last, the same under a flood
+//! from an attacker connected to every honest node, and a clean round again; the attacked
+//! round is compared with the mean of the two clean ones around it. The attacker is a process of its
 //! own (`chorus attacker`) at the lowest CPU priority: on one machine it shares the honest
 //! nodes' cores, and what it would take from them is a cost of the machine, not of the
 //! protocol — on the internet it has its own.
@@ -65,8 +66,12 @@ pub async fn run(o: AttackOptions) -> anyhow::Result<()> {
         }
     );
     let mut rig = Rig::start(o.nodes, "synced", true).await?;
+    // Clean rounds before and after the attacked one: a later round runs on a larger store
+    // and log and is slower by itself (with no attacker at all the second of two clean
+    // rounds measured ~0.7× the first), so the attacked round is held against the mean of
+    // the two around it.
     eprintln!("· clean round…");
-    let clean = rig
+    let clean_before = rig
         .throughput(o.messages, o.payload, o.in_flight, 1_000_000)
         .await?;
 
@@ -92,14 +97,35 @@ pub async fn run(o: AttackOptions) -> anyhow::Result<()> {
     let sent = attacker.finish().await?;
     let flood_s = flood_started.elapsed().as_secs_f64();
     let attacked = attacked?;
+    eprintln!("· clean round again…");
+    let clean_after = rig
+        .throughput(o.messages, o.payload, o.in_flight, 3_000_000)
+        .await?;
     rig.stop().await?;
+    let clean = Clean {
+        before: clean_before,
+        after: clean_after,
+    };
     print_report(&o, clean, attacked, sent, flood_s, &victims);
     Ok(())
 }
 
+/// The clean rounds' throughput (msg/s), before and after the attacked round.
+#[derive(Debug, Clone, Copy)]
+struct Clean {
+    before: f64,
+    after: f64,
+}
+
+impl Clean {
+    fn mean(self) -> f64 {
+        (self.before + self.after) / 2.0
+    }
+}
+
 fn print_report(
     o: &AttackOptions,
-    clean: f64,
+    clean: Clean,
     attacked: f64,
     sent: FloodCounts,
     flood_s: f64,
@@ -113,10 +139,15 @@ fn print_report(
         "{:<22} {:>10} {:>10} {:>8}",
         "", "clean", "attacked", "ratio"
     );
-    let ratio = attacked / clean;
+    let ratio = attacked / clean.mean();
     println!(
-        "{:<22} {clean:>10.1} {attacked:>10.1} {ratio:>7.2}×",
-        "throughput (msg/s)"
+        "{:<22} {:>10.1} {attacked:>10.1} {ratio:>7.2}×",
+        "throughput (msg/s)",
+        clean.mean()
+    );
+    println!(
+        "(clean: {:.1} before the attacked round, {:.1} after it)",
+        clean.before, clean.after
     );
     println!(
         "\nattacker: {} messages in {flood_s:.1} s ({:.0}/s): {} forged, {} replayed, {} garbage",
