@@ -65,6 +65,9 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
 }
 
+/// Every group's record, in key order.
+pub type GroupList = Vec<(GroupRef, GroupMeta)>;
+
 /// The node's own records over one column family.
 #[derive(Clone)]
 pub struct NodeStore {
@@ -74,6 +77,9 @@ pub struct NodeStore {
     next_seq: Arc<std::sync::Mutex<std::collections::BTreeMap<GroupRef, u64>>>,
     /// The next outbox sequence number, once known (found from the records, as messages').
     next_outbox: Arc<std::sync::Mutex<Option<u64>>>,
+    /// The group records, once read: every API call that names a group looks it up by name,
+    /// and reading them opens (decrypts) each. Only this store writes them.
+    groups: Arc<std::sync::Mutex<Option<GroupList>>>,
 }
 
 impl NodeStore {
@@ -82,6 +88,7 @@ impl NodeStore {
             kv,
             next_seq: Arc::default(),
             next_outbox: Arc::default(),
+            groups: Arc::default(),
         }
     }
 
@@ -97,7 +104,19 @@ impl NodeStore {
     }
 
     pub fn put_group(&self, group: GroupRef, meta: &GroupMeta) -> Result<(), StoreError> {
-        Ok(self.kv.put(&group_key(group), &Self::encode(meta))?)
+        let mut cached = self.groups.lock().expect("groups lock");
+        self.kv.put(&group_key(group), &Self::encode(meta))?;
+        // Updated only once written, so the cache never shows what the store lacks.
+        if let Some(groups) = cached.as_mut() {
+            match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, m)) => *m = meta.clone(),
+                None => {
+                    groups.push((group, meta.clone()));
+                    groups.sort_by_key(|(g, _)| group_key(*g));
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn group(&self, group: GroupRef) -> Result<Option<GroupMeta>, StoreError> {
@@ -108,7 +127,17 @@ impl NodeStore {
         }
     }
 
-    pub fn groups(&self) -> Result<Vec<(GroupRef, GroupMeta)>, StoreError> {
+    pub fn groups(&self) -> Result<GroupList, StoreError> {
+        let mut cached = self.groups.lock().expect("groups lock");
+        if let Some(groups) = cached.as_ref() {
+            return Ok(groups.clone());
+        }
+        let groups = self.read_groups()?;
+        *cached = Some(groups.clone());
+        Ok(groups)
+    }
+
+    fn read_groups(&self) -> Result<GroupList, StoreError> {
         let mut out = Vec::new();
         for (key, value) in self.kv.scan_prefix(b"g")? {
             let Ok(raw) = <[u8; 16]>::try_from(&key[1..]) else {
@@ -303,6 +332,28 @@ mod tests {
             received_at_ms: 2,
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn the_group_list_follows_writes_and_matches_a_fresh_read() {
+        let kv = Arc::new(MemoryStore::new());
+        let store = NodeStore::new(kv.clone());
+        let meta = |name: &str| GroupMeta {
+            name: name.into(),
+            joined_at_ms: 1,
+        };
+        store.put_group(GroupRef([2; 16]), &meta("b")).unwrap();
+        assert_eq!(
+            store.groups().unwrap().len(),
+            1,
+            "read once, kept from now on"
+        );
+        store.put_group(GroupRef([1; 16]), &meta("a")).unwrap();
+        store.put_group(GroupRef([2; 16]), &meta("b2")).unwrap();
+        let fresh = NodeStore::new(kv).groups().unwrap();
+        assert_eq!(store.groups().unwrap(), fresh);
+        let names: Vec<_> = fresh.iter().map(|(_, m)| m.name.as_str()).collect();
+        assert_eq!(names, ["a", "b2"]);
     }
 
     #[test]

@@ -14,7 +14,6 @@ use super::fork_tree::{ForkTree, HeldState};
 use super::group_state::{GroupRuntime, branch_id, load_active, members, own_leaf_hash};
 use super::record::{GroupRecord, Intent, IntentKind, SentMessage};
 use super::tie_break::CommitFacts;
-use super::window_lists::StoredLists;
 use super::{CIPHERSUITE, Engine, EngineError, mls_err, wire_bytes};
 use crate::storage::StorageError;
 use crate::wire::{
@@ -62,7 +61,17 @@ impl Engine {
         let staged = self.provider.mls_storage().staged().clone();
         staged.begin().map_err(StorageError::from)?;
         let outputs_before = self.outputs.len();
-        let record_before = group.and_then(|g| self.groups.get(&g).map(|rt| rt.record.clone()));
+        // The record's two window lists journal their own changes (putting them back is
+        // cheap, copying them is not: they hold the whole window); the rest is copied.
+        for rt in self.groups.values_mut() {
+            rt.record.sent.begin_step();
+            rt.record.seen.begin_step();
+        }
+        let record_before = group.and_then(|g| {
+            self.groups
+                .get_mut(&g)
+                .map(|rt| rt.record.with_lists_apart(|r| r.clone()))
+        });
         let scope = group.and_then(|g| self.groups.get(&g).map(|rt| rt.group_id()));
         let result = self
             .provider
@@ -80,20 +89,22 @@ impl Engine {
                 Err(e)
             }
         };
-        // A rolled-back step's saves never reached the store: what each saving group's lists
-        // hold there is read again (a failed read leaves them empty, so the next save writes
-        // them whole).
+        // A rolled-back step's saves never reached the store: the lists save what it changed
+        // again next time. The record of the step's group is put back as it was.
+        let failed = result.is_err();
         for (g, rt) in self.groups.iter_mut() {
-            if std::mem::take(&mut rt.lists.saved_in_step) && result.is_err() {
-                rt.lists = StoredLists::read(&staged, g).unwrap_or_default();
-            }
+            let undo = failed && group == Some(*g);
+            rt.record.sent.end_step(failed, undo);
+            rt.record.seen.end_step(failed, undo);
         }
-        if result.is_err() {
+        if failed {
             self.outputs.truncate(outputs_before);
             self.ledger.withdraw_from(outputs_before);
-            if let (Some(g), Some(record)) = (group, record_before)
+            if let (Some(g), Some(mut record)) = (group, record_before)
                 && let Some(rt) = self.groups.get_mut(&g)
             {
+                std::mem::swap(&mut record.sent, &mut rt.record.sent);
+                std::mem::swap(&mut record.seen, &mut rt.record.seen);
                 rt.record = record;
                 // The in-memory group may have run ahead of the store: load it again.
                 if reload_on_error
@@ -163,7 +174,7 @@ impl Engine {
                     group_id: group_id.clone(),
                     tree,
                     active,
-                    sent: Vec::new(),
+                    sent: Default::default(),
                     intents: Vec::new(),
                     reissues: Vec::new(),
                     seen: Default::default(),
@@ -179,7 +190,6 @@ impl Engine {
                 buffered: Default::default(),
                 just_applied: None,
                 holds: None,
-                lists: Default::default(),
                 heal: Default::default(),
             };
             runtime.save(&engine.provider)?;
@@ -272,14 +282,13 @@ impl Engine {
             };
             rt.heal
                 .keep(provider.mls_storage().staged(), &group, &kept)?;
-            rt.record.sent.retain(|m| m.id != id);
-            rt.record.sent.push(SentMessage {
+            rt.record.sent.put(SentMessage {
                 id,
                 sent_at_ms,
                 body,
                 on,
             });
-            rt.record.seen.entry(id).or_insert(now_ms);
+            rt.record.seen.insert_if_absent(id, now_ms);
             rt.save(provider)?;
             engine.publish_own(group, EnvelopeKind::Application, bytes)
         })

@@ -5,7 +5,6 @@ use std::collections::{BTreeSet, VecDeque};
 use openmls::prelude::*;
 
 use super::record::GroupRecord;
-use super::window_lists::StoredLists;
 use super::{EngineError, GroupStatus, mls_err};
 use crate::storage::{BranchId, ChorusProvider, StorageError};
 use crate::wire::{EnvelopeId, GroupRef};
@@ -23,9 +22,7 @@ fn record_key(group_ref: &GroupRef) -> Vec<u8> {
 
 /// Every stored group record, with its own messages and seen ids (stored apart: see
 /// `window_lists`).
-pub(crate) fn load_records(
-    provider: &ChorusProvider,
-) -> Result<Vec<(GroupRecord, StoredLists)>, EngineError> {
+pub(crate) fn load_records(provider: &ChorusProvider) -> Result<Vec<GroupRecord>, EngineError> {
     let staged = provider.mls_storage().staged();
     let mut out = Vec::new();
     for (_, bytes) in staged
@@ -37,8 +34,8 @@ pub(crate) fn load_records(
                 what: "group record",
                 detail: e.to_string(),
             })?;
-        let lists = StoredLists::load(staged, &GroupRef::of(&record.group_id), &mut record)?;
-        out.push((record, lists));
+        super::window_lists::load(staged, &GroupRef::of(&record.group_id), &mut record)?;
+        out.push(record);
     }
     Ok(out)
 }
@@ -91,19 +88,13 @@ pub(crate) struct GroupRuntime {
     /// applied in place. The switch right after either makes it active or reloads the active
     /// state. Never kept across steps.
     pub holds: Option<BranchId>,
-    /// What the store holds of the record's `sent` and `seen` lists (saved as differences).
-    pub lists: StoredLists,
     /// Healing splits older than the window: offers made, own messages kept.
     pub heal: super::heal::HealRuntime,
 }
 
 impl GroupRuntime {
     /// Loads the active branch of a stored group.
-    pub fn resume(
-        record: GroupRecord,
-        lists: StoredLists,
-        provider: &ChorusProvider,
-    ) -> Result<Self, EngineError> {
+    pub fn resume(record: GroupRecord, provider: &ChorusProvider) -> Result<Self, EngineError> {
         let group_id = GroupId::from_slice(&record.group_id);
         let group = load_active(provider, &group_id, record.active)?;
         let group_ref = GroupRef::of(&record.group_id);
@@ -116,7 +107,6 @@ impl GroupRuntime {
             buffered: VecDeque::new(),
             just_applied: None,
             holds: None,
-            lists,
             heal,
         })
     }
@@ -126,17 +116,13 @@ impl GroupRuntime {
     }
 
     /// Writes the record (inside the caller's storage step): its growing lists as the
-    /// differences since the last save, the rest as one value.
+    /// entries changed since the last save, the rest as one value.
     pub fn save(&mut self, provider: &ChorusProvider) -> Result<(), EngineError> {
         let staged = provider.mls_storage().staged();
-        self.lists.save(staged, &self.group_ref, &self.record)?;
-        // The lists are stored apart: encode the record without them (taken out and put
-        // back, so nothing is copied).
-        let sent = std::mem::take(&mut self.record.sent);
-        let seen = std::mem::take(&mut self.record.seen);
-        let encoded = identity_tofu::codec::encode(&self.record);
-        self.record.sent = sent;
-        self.record.seen = seen;
+        super::window_lists::save(staged, &self.group_ref, &mut self.record)?;
+        let encoded = self
+            .record
+            .with_lists_apart(|r| identity_tofu::codec::encode(r));
         let bytes = encoded
             .map_err(|e| EngineError::Refused(format!("group record cannot be encoded: {e}")))?;
         staged

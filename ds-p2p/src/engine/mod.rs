@@ -141,8 +141,8 @@ impl Engine {
             retired_purge_due: Some(0),
             consistency: BTreeMap::new(),
         };
-        for (record, lists) in group_state::load_records(&engine.provider)? {
-            let runtime = GroupRuntime::resume(record, lists, &engine.provider)?;
+        for record in group_state::load_records(&engine.provider)? {
+            let runtime = GroupRuntime::resume(record, &engine.provider)?;
             engine.groups.insert(runtime.group_ref, runtime);
         }
         engine.load_modes()?;

@@ -385,8 +385,7 @@ impl Engine {
             if state != active {
                 provider.mls_storage().activate(&group_id, active)?;
             }
-            let fresh = !rt.record.seen.contains_key(&payload.id);
-            rt.record.seen.entry(payload.id).or_insert(now_ms);
+            let fresh = rt.record.seen.insert_if_absent(payload.id, now_ms);
             rt.save(provider)?;
             if fresh && confirm_delivery {
                 super::delivery::stage(
@@ -512,7 +511,7 @@ impl Engine {
                         group_id: group_id.as_slice().to_vec(),
                         tree,
                         active: state_id,
-                        sent: Vec::new(),
+                        sent: Default::default(),
                         intents: Vec::new(),
                         reissues: Vec::new(),
                         seen: Default::default(),
@@ -531,7 +530,6 @@ impl Engine {
                     buffered: Default::default(),
                     just_applied: None,
                     holds: None,
-                    lists: Default::default(),
                     heal: Default::default(),
                 };
                 runtime.save(provider)?;

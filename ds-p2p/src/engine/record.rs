@@ -1,11 +1,10 @@
 //! What the engine keeps per group besides the MLS state, stored next to it so that one
 //! atomic step writes both.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::fork_tree::ForkTree;
+pub use super::window_lists::{SeenIds, SentList};
 use crate::storage::BranchId;
 use crate::wire::{CommitRef, MessageId};
 
@@ -70,14 +69,15 @@ pub struct GroupRecord {
     pub tree: ForkTree,
     /// The state openmls currently works on.
     pub active: BranchId,
-    /// Own application messages still inside the window.
-    pub sent: Vec<SentMessage>,
+    /// Own application messages still inside the window (stored apart: see `window_lists`).
+    pub sent: SentList,
     /// Own membership changes still inside the window.
     pub intents: Vec<Intent>,
     /// Lost intents waiting to be re-done.
     pub reissues: Vec<Reissue>,
-    /// Application message ids already delivered (or sent), with when they were first seen.
-    pub seen: BTreeMap<MessageId, u64>,
+    /// Application message ids already delivered (or sent), with when they were first seen
+    /// (stored apart: see `window_lists`).
+    pub seen: SeenIds,
     /// The public log of the active branch: (epoch the commit was made on, commit ref), oldest
     /// first, bounded. Lets two members find their fork point, and recognises old commits.
     pub log: Vec<(u64, CommitRef)>,
@@ -95,6 +95,18 @@ pub struct GroupRecord {
 }
 
 impl GroupRecord {
+    /// Runs `f` on the record with its `sent` and `seen` lists taken out (empty), then puts
+    /// them back: for what concerns the rest of the record only — its encoding (the lists are
+    /// stored apart) and the copy a step keeps to roll back to (the lists undo themselves).
+    pub(crate) fn with_lists_apart<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let sent = std::mem::take(&mut self.sent);
+        let seen = std::mem::take(&mut self.seen);
+        let out = f(self);
+        self.sent = sent;
+        self.seen = seen;
+        out
+    }
+
     /// Queues lost intents for re-issue at `due_ms`, each once (one already waiting for the
     /// same change is kept as it is). Returns how many were newly queued.
     pub fn queue_reissues(&mut self, lost: Vec<Intent>, due_ms: u64) -> usize {
@@ -186,10 +198,10 @@ mod tests {
             group_id: Vec::new(),
             tree: ForkTree::default(),
             active: BranchId(0),
-            sent: Vec::new(),
+            sent: Default::default(),
             intents: Vec::new(),
             reissues: Vec::new(),
-            seen: BTreeMap::new(),
+            seen: Default::default(),
             log: Vec::new(),
             known: Vec::new(),
             next_beacon_ms: 0,

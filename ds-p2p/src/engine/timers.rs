@@ -112,13 +112,8 @@ impl Engine {
                     || state.parent.is_some_and(|p| tree.get(p).is_some())
             })
         };
-        let sent_after: Vec<_> = rt
-            .record
-            .sent
-            .iter()
-            .filter(|m| at_risk(m.on))
-            .cloned()
-            .collect();
+        // Which own messages stay, in list order (the list does not change before the step).
+        let keep_sent: Vec<bool> = rt.record.sent.iter().map(|m| at_risk(m.on)).collect();
         let intents_after: Vec<_> = rt
             .record
             .intents
@@ -131,7 +126,7 @@ impl Engine {
             && rt.record.seen.values().any(|t| *t < seen_horizon);
         if doomed.is_empty()
             && !stale_seen
-            && sent_after.len() == rt.record.sent.len()
+            && keep_sent.iter().all(|keep| *keep)
             && intents_after.len() == rt.record.intents.len()
         {
             return Ok(());
@@ -146,8 +141,9 @@ impl Engine {
             for id in &doomed {
                 provider.mls_storage().prune(&group_id, *id)?;
             }
+            let mut keep_sent = keep_sent.into_iter();
+            rt.record.sent.retain(|_| keep_sent.next().unwrap_or(true));
             rt.record.tree = tree;
-            rt.record.sent = sent_after;
             rt.record.intents = intents_after;
             // A re-sent copy of a message can arrive long after the first (a member back
             // from a partition), so besides the time horizon the newest ids are always kept.
@@ -156,7 +152,7 @@ impl Engine {
                 times.sort_unstable();
                 let newest_cut = times[times.len() - MIN_SEEN_KEPT];
                 let keep_from = seen_horizon.min(newest_cut);
-                rt.record.seen.retain(|_, t| *t >= keep_from);
+                rt.record.seen.retain(|_, t| t >= keep_from);
             }
             rt.save(provider)
         })?;

@@ -199,9 +199,12 @@ impl Core {
         // Only now: told before the history holds them, the engine would not offer them again
         // after a crash.
         self.confirm_delivered();
-        for (topic, envelope, _) in held.publish {
-            self.publish_now(topic, envelope).await;
-        }
+        let out = held
+            .publish
+            .into_iter()
+            .map(|(topic, envelope, _)| OutboxEntry { topic, envelope })
+            .collect();
+        self.publish_now(out).await;
         if let Err(e) = self.engine.confirm_published() {
             // Harmless: they are published again at the next start, and the log and every
             // peer drop an envelope they already hold.
@@ -524,9 +527,8 @@ impl Core {
     pub async fn publish_outbox(&mut self) -> anyhow::Result<usize> {
         let kept = self.store.outbox()?;
         let seqs: Vec<u64> = kept.iter().map(|(seq, _)| *seq).collect();
-        for (_, entry) in kept {
-            self.publish_now(entry.topic, entry.envelope).await;
-        }
+        self.publish_now(kept.into_iter().map(|(_, entry)| entry).collect())
+            .await;
         if !seqs.is_empty() {
             self.store.delete_outbox(&seqs)?;
             tracing::info!(
@@ -561,17 +563,26 @@ impl Core {
         Ok(count)
     }
 
-    async fn publish_now(&mut self, topic: String, envelope: Vec<u8>) {
-        let Ok(t) = Topic::new(topic.clone()) else {
-            tracing::error!(%topic, "engine produced an invalid topic");
-            return;
-        };
-        match self.net.publish(&t, envelope).await {
-            Ok(_) => {
-                self.metrics.envelopes_published.inc();
+    /// Hands envelopes to the network layer, in order. They are all asked for at once: the
+    /// network task takes them in the order asked and the core waits for the last answer, not
+    /// for each in turn (a round trip to the network task per envelope held up the core, and
+    /// with it the round's answers and events).
+    async fn publish_now(&self, entries: Vec<OutboxEntry>) {
+        let (net, metrics) = (&self.net, &self.metrics);
+        let publishes = entries.into_iter().map(|entry| async move {
+            let topic = entry.topic;
+            let Ok(t) = Topic::new(topic.clone()) else {
+                tracing::error!(%topic, "engine produced an invalid topic");
+                return;
+            };
+            match net.publish(&t, entry.envelope).await {
+                Ok(_) => {
+                    metrics.envelopes_published.inc();
+                }
+                Err(e) => tracing::warn!(%topic, error = %e, "publish failed"),
             }
-            Err(e) => tracing::warn!(%topic, error = %e, "publish failed"),
-        }
+        });
+        futures::future::join_all(publishes).await;
     }
 
     async fn on_engine_event(&mut self, now: u64, event: Event) -> Option<String> {
