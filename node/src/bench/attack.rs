@@ -46,6 +46,17 @@ pub struct Victim {
     pub rejected: f64,
 }
 
+/// How long the flood may go on after the attacked round for every honest node to find the
+/// attacker out.
+const GRAYLIST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Victim {
+    /// Graylisted: cut off, or still connected with a score at or below the threshold.
+    fn found_out(&self) -> bool {
+        self.banned > 0.0 || self.score.is_some_and(|s| s <= GRAYLIST_THRESHOLD)
+    }
+}
+
 pub async fn run(o: AttackOptions) -> anyhow::Result<()> {
     if o.nodes < 2 || o.messages == 0 || o.in_flight == 0 || o.flood_rate == 0 {
         anyhow::bail!("--nodes must be ≥ 2; --messages, --in-flight and --flood-rate ≥ 1");
@@ -89,11 +100,20 @@ pub async fn run(o: AttackOptions) -> anyhow::Result<()> {
         .throughput(o.messages, o.payload, o.in_flight, 2_000_000)
         .await;
     // Read the victims while the flood runs: a node lists the score of a peer it is still
-    // connected to, and counts the peers it cut off.
-    let mut victims = Vec::new();
-    for node in &rig.nodes {
-        victims.push(victim(node, &attacker_id).await?);
-    }
+    // connected to, and counts the peers it cut off. A short round may end before the
+    // attacker's garbage reached every node: the flood goes on for up to `GRAYLIST_WAIT`
+    // until each has found it out ("the attacker ends up graylisted").
+    let waited = Instant::now();
+    let victims = loop {
+        let mut victims = Vec::new();
+        for node in &rig.nodes {
+            victims.push(victim(node, &attacker_id).await?);
+        }
+        if victims.iter().all(Victim::found_out) || waited.elapsed() >= GRAYLIST_WAIT {
+            break victims;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     let sent = attacker.finish().await?;
     let flood_s = flood_started.elapsed().as_secs_f64();
     let attacked = attacked?;
@@ -169,10 +189,7 @@ fn print_report(
             v.name, v.shed_over_budget, v.shed_abusive, v.rejected
         );
     }
-    let graylisted = victims
-        .iter()
-        .filter(|v| v.banned > 0.0 || v.score.is_some_and(|s| s <= GRAYLIST_THRESHOLD))
-        .count();
+    let graylisted = victims.iter().filter(|v| v.found_out()).count();
     println!(
         "goals: attacked ≥ 0.9× clean: {}; attacker graylisted by every honest node: {} ({graylisted} of {})",
         if ratio >= 0.9 { "met" } else { "NOT met" },
