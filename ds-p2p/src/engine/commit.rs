@@ -239,16 +239,7 @@ impl Engine {
         let keep_for_history = sending == Sending::New && self.config.confirm_delivery;
         self.step(Some(group), |engine| {
             if keep_for_history {
-                // In the step that encrypts it: the embedder's history cannot miss a message
-                // that went out (see `delivery`).
-                super::delivery::stage(
-                    engine.provider.mls_storage().staged(),
-                    &group,
-                    &id,
-                    engine.credential.credential.serialized_content(),
-                    sent_at_ms,
-                    &body,
-                )?;
+                engine.stage_own(&group, &id, sent_at_ms, &body)?;
             }
             let payload = ApplicationPayload {
                 id,

@@ -67,6 +67,25 @@ pub(crate) fn stage(
 }
 
 impl Engine {
+    /// Stages this member's own message as not yet confirmed, in the step that sends or
+    /// queues it: the embedder's history cannot then miss a message that went out.
+    pub(crate) fn stage_own(
+        &self,
+        group: &GroupRef,
+        id: &MessageId,
+        sent_at_ms: u64,
+        body: &[u8],
+    ) -> Result<(), EngineError> {
+        stage(
+            self.provider.mls_storage().staged(),
+            group,
+            id,
+            self.credential.credential.serialized_content(),
+            sent_at_ms,
+            body,
+        )
+    }
+
     /// The embedder has its own durable copy of these messages: forget them here.
     pub fn confirm_delivered(
         &mut self,

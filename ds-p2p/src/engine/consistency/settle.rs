@@ -94,14 +94,7 @@ impl Engine {
         let stored = self.step(None, |engine| {
             engine.persist_mode(group)?;
             if keep_for_history {
-                crate::engine::delivery::stage(
-                    engine.provider.mls_storage().staged(),
-                    &group,
-                    &id,
-                    engine.credential.credential.serialized_content(),
-                    now_ms,
-                    &body,
-                )?;
+                engine.stage_own(&group, &id, now_ms, &body)?;
             }
             Ok(())
         });
