@@ -182,6 +182,10 @@ impl NodeStore {
         messages: &[(GroupRef, u64, StoredMessage)],
         outbox: &[OutboxEntry],
     ) -> Result<Vec<u64>, StoreError> {
+        if messages.is_empty() && outbox.is_empty() {
+            // Most rounds: only engine envelopes (kept by the engine) and events.
+            return Ok(Vec::new());
+        }
         let mut batch = WriteBatch::default();
         for (group, seq, msg) in messages {
             batch.put(&message_key(*group, *seq), &Self::encode(msg));
