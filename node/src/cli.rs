@@ -184,7 +184,15 @@ pub enum Command {
     /// partitions for a bounded time, then check that every acknowledged message reached every
     /// member exactly once and print each node's memory (peak, and growth after warm-up)
     #[command(
-        after_help = "The first half of the nodes (the bootstrap node among them) is         never restarted, so its memory is followed over the whole run; crashes and partitions         hit the other half. A partition restarts a few nodes as an island on new ports and         later brings them back; partitions last at most a third of the fork window. Exits         non-zero if a message was lost or shown twice, or a group did not converge.\n\n        Example: chorus soak --duration 10m --nodes 10 --groups 3 --json soak.json"
+        after_help = "The first half of the nodes (the bootstrap node among them) is never \
+                      restarted, so its memory is followed over the whole run; crashes and \
+                      partitions hit the other half. A partition restarts a few nodes as an \
+                      island on new ports and later brings them back; partitions last at most \
+                      a third of the fork window. Exits non-zero if a message was lost or \
+                      shown twice, or a group did not converge. The memory table splits each \
+                      node's resident set into the database's part (memtables and block \
+                      cache, bounded by the nodes' db_memory_mib) and the rest.\n\n\
+                      Example: chorus soak --duration 10m --nodes 10 --groups 3 --json soak.json"
     )]
     Soak {
         /// Nodes (at least 4)

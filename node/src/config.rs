@@ -71,7 +71,13 @@ pub struct Config {
     /// and refused (counted in `chorus_gossip_banned_total`); 0 keeps it connected and
     /// ignored.
     pub ban_graylisted_s: u64,
+    /// MiB the database may hold in memory (memtables, block cache, index and filter blocks,
+    /// all column families together); memtables take at most half and are flushed beyond.
+    pub db_memory_mib: u64,
 }
+
+/// The largest `db_memory_mib` taken (1 TiB): beyond it the setting is surely a typo.
+const MAX_DB_MEMORY_MIB: u64 = 1 << 20;
 
 impl Default for Config {
     fn default() -> Self {
@@ -104,6 +110,7 @@ impl Default for Config {
             ban_graylisted_s: gossip::net::NetConfig::default()
                 .ban_graylisted_for
                 .as_secs(),
+            db_memory_mib: 16,
         }
     }
 }
@@ -152,10 +159,17 @@ impl Config {
             ("peer_messages_per_s", u64::from(self.peer_messages_per_s)),
             ("peer_bytes_per_s", self.peer_bytes_per_s),
             ("peer_burst_s", u64::from(self.peer_burst_s)),
+            ("db_memory_mib", self.db_memory_mib),
         ] {
             if value == 0 {
                 anyhow::bail!("{name} must be positive");
             }
+        }
+        if self.db_memory_mib > MAX_DB_MEMORY_MIB {
+            anyhow::bail!(
+                "db_memory_mib = {}: at most {MAX_DB_MEMORY_MIB} (1 TiB)",
+                self.db_memory_mib
+            );
         }
         Ok(())
     }

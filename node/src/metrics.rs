@@ -36,7 +36,50 @@ pub struct Metrics {
     /// The consistency-mode figures (see `daemon::core::mode_meter`); names as in the
     /// simulator's summary.json where they mean the same.
     pub modes: ModeMetrics,
+    /// Read at each scrape (see `daemon::memory`).
+    pub memory: MemoryMetrics,
     registry: Registry,
+}
+
+/// The node's memory, as gauges in bytes (`chorus_memory_*`).
+#[derive(Debug)]
+pub struct MemoryMetrics {
+    pub resident: Gauge,
+    pub db_memtables: Gauge,
+    pub db_block_cache: Gauge,
+}
+
+impl MemoryMetrics {
+    fn register(r: &mut Registry) -> Self {
+        let gauge = |r: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            r.register(name, help, g.clone());
+            g
+        };
+        Self {
+            resident: gauge(r, "memory_resident_bytes", "The node's resident set"),
+            db_memtables: gauge(
+                r,
+                "memory_db_memtables_bytes",
+                "The database's memtables (written, not yet flushed)",
+            ),
+            db_block_cache: gauge(
+                r,
+                "memory_db_block_cache_bytes",
+                "The database's block cache (index and filter blocks included)",
+            ),
+        }
+    }
+
+    /// Shows `view`.
+    pub fn set(&self, view: &crate::api::views::MemoryView) {
+        let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
+        if let Some(rss) = view.rss_bytes {
+            self.resident.set(bytes(rss));
+        }
+        self.db_memtables.set(bytes(view.db_memtables_bytes));
+        self.db_block_cache.set(bytes(view.db_block_cache_bytes));
+    }
 }
 
 /// What this member measures of its groups' consistency modes (issue 8).
@@ -198,6 +241,7 @@ impl Default for Metrics {
             "Rounds of steps made durable together (one fsync each under durability synced)",
         );
         let modes = ModeMetrics::register(r);
+        let memory = MemoryMetrics::register(r);
         Self {
             peers,
             envelopes_received,
@@ -210,6 +254,7 @@ impl Default for Metrics {
             syncs,
             commits,
             modes,
+            memory,
             registry,
         }
     }
@@ -231,7 +276,8 @@ impl Metrics {
 
 /// Serves `/metrics` until the listener fails.
 ///
-/// `libp2p` renders the network layer's metrics at each scrape.
+/// `libp2p` is called at each scrape: it refreshes the gauges read on demand and renders the
+/// network layer's metrics.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: std::sync::Arc<Metrics>,

@@ -16,7 +16,7 @@ pub use batch::{BatchOp, WriteBatch, prefix_successor};
 pub use durability::Durability;
 pub use memory::MemoryStore;
 #[cfg(feature = "rocksdb")]
-pub use rocks::{RocksDb, RocksStore};
+pub use rocks::{DbMemoryBudget, DbMemoryUsage, RocksDb, RocksStore};
 pub use sealed::{KeyRule, KeySchema, MasterKey, SealedKv, SealedOpenError};
 
 /// A stored key and its value, as returned by a prefix scan.

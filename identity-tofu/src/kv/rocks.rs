@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocksdb::{
-    BottommostLevelCompaction, ColumnFamilyDescriptor, CompactOptions, DBCompressionType,
-    Direction, FlushOptions, IteratorMode, Options, ReadOptions, WriteOptions,
+    BlockBasedOptions, BottommostLevelCompaction, Cache, ColumnFamilyDescriptor, CompactOptions,
+    DBCompressionType, Direction, FlushOptions, IteratorMode, Options, ReadOptions,
+    WriteBufferManager, WriteOptions,
 };
 
 use super::{BatchOp, Durability, KvError, KvPair, KvStore, WriteBatch, prefix_successor};
@@ -14,12 +15,60 @@ fn backend(e: rocksdb::Error) -> KvError {
     KvError::Backend(e.into_string())
 }
 
+/// How much memory the database may hold in memory, all column families together.
+///
+/// RocksDB's defaults are sized for servers: a 64 MiB memtable per column family before it
+/// is flushed and a 32 MiB block cache per table factory, so a node's memory grew with its
+/// traffic for a long time before levelling off (the soak's "memory not flat"). Here one LRU
+/// cache holds the blocks read *and* is charged for the memtables (a write-buffer manager),
+/// so the total stays near [`DbMemoryBudget::total_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbMemoryBudget {
+    /// Memtables, block cache, index and filter blocks together.
+    pub total_bytes: usize,
+}
+
+impl DbMemoryBudget {
+    /// The default: 16 MiB, of which memtables take at most half.
+    pub const DEFAULT: Self = Self {
+        total_bytes: 16 << 20,
+    };
+
+    /// A budget of `mib` MiB (at least 1).
+    pub fn mib(mib: usize) -> Self {
+        Self {
+            total_bytes: mib.max(1).saturating_mul(1 << 20),
+        }
+    }
+
+    fn memtable_bytes(self) -> usize {
+        self.total_bytes / 2
+    }
+}
+
+impl Default for DbMemoryBudget {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// What the database holds in memory now, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbMemoryUsage {
+    /// Memtables (written, not yet flushed to a table file).
+    pub memtables: u64,
+    /// The block cache, memtable reservations not counted.
+    pub block_cache: u64,
+}
+
 /// A node's RocksDB, opened with a fixed set of column families.
 pub struct RocksDb {
     db: rocksdb::DB,
     path: PathBuf,
     column_families: Vec<String>,
     durability: Durability,
+    cache: Cache,
+    write_buffers: WriteBufferManager,
 }
 
 impl std::fmt::Debug for RocksDb {
@@ -31,23 +80,68 @@ impl std::fmt::Debug for RocksDb {
     }
 }
 
-fn column_family_options() -> Options {
+/// The memory parts every column family shares.
+struct SharedMemory {
+    cache: Cache,
+    write_buffers: WriteBufferManager,
+    memtable_bytes: usize,
+}
+
+impl SharedMemory {
+    fn new(budget: DbMemoryBudget) -> Self {
+        let cache = Cache::new_lru_cache(budget.total_bytes);
+        // Not stalling writers: a round's write waits for nothing but its own fsync; a flush
+        // is started when the memtables pass the limit.
+        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
+            budget.memtable_bytes(),
+            false,
+            cache.clone(),
+        );
+        Self {
+            cache,
+            write_buffers,
+            memtable_bytes: budget.memtable_bytes(),
+        }
+    }
+}
+
+fn column_family_options(memory: &SharedMemory) -> Options {
     let mut opts = Options::default();
     // Values are MLS secrets and (later) sealed ciphertexts: compression gains nothing, and
     // uncompressed files are what the forward-secrecy tests can inspect.
     opts.set_compression_type(DBCompressionType::None);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&memory.cache);
+    // Index and filter blocks in the bounded cache too, not on the heap per open table file.
+    table.set_cache_index_and_filter_blocks(true);
+    opts.set_block_based_table_factory(&table);
+    opts.set_write_buffer_manager(&memory.write_buffers);
+    // One column family's memtable never exceeds the shared limit on its own.
+    opts.set_write_buffer_size(memory.memtable_bytes.clamp(1 << 20, 64 << 20));
     opts
 }
 
 impl RocksDb {
-    /// Opens (creating if needed) the database at `path` with the given column families.
+    /// Opens (creating if needed) the database at `path` with the given column families and
+    /// the default memory budget.
     pub fn open(
         path: impl AsRef<Path>,
         column_families: &[&str],
         durability: Durability,
     ) -> Result<Arc<Self>, KvError> {
+        Self::open_with_budget(path, column_families, durability, DbMemoryBudget::DEFAULT)
+    }
+
+    /// Opens (creating if needed) the database at `path`, holding about `budget` in memory.
+    pub fn open_with_budget(
+        path: impl AsRef<Path>,
+        column_families: &[&str],
+        durability: Durability,
+        budget: DbMemoryBudget,
+    ) -> Result<Arc<Self>, KvError> {
         let path = path.as_ref().to_path_buf();
-        let mut opts = column_family_options();
+        let memory = SharedMemory::new(budget);
+        let mut opts = column_family_options(&memory);
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         // Obsolete write-ahead logs are deleted, never archived or recycled: they hold secrets.
@@ -57,14 +151,28 @@ impl RocksDb {
         opts.set_keep_log_file_num(4);
         let descriptors = column_families
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, column_family_options()));
+            .map(|name| ColumnFamilyDescriptor::new(*name, column_family_options(&memory)));
         let db = rocksdb::DB::open_cf_descriptors(&opts, &path, descriptors).map_err(backend)?;
         Ok(Arc::new(Self {
             db,
             path,
             column_families: column_families.iter().map(|s| s.to_string()).collect(),
             durability,
+            cache: memory.cache,
+            write_buffers: memory.write_buffers,
         }))
+    }
+
+    /// What the database holds in memory now (for metrics and the soak's attribution).
+    pub fn memory_usage(&self) -> DbMemoryUsage {
+        let memtables = self.write_buffers.get_usage() as u64;
+        // The memtables are charged to the cache as reservations: take them out so the two
+        // figures add up rather than overlap.
+        let block_cache = (self.cache.get_usage() as u64).saturating_sub(memtables);
+        DbMemoryUsage {
+            memtables,
+            block_cache,
+        }
     }
 
     /// The directory the database lives in.

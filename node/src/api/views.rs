@@ -90,6 +90,18 @@ pub struct StatusView {
     pub id: IdView,
     pub peers: Vec<PeerView>,
     pub groups: Vec<GroupStatusView>,
+    /// What the node holds in memory (absent from nodes that do not report it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryView>,
+}
+
+/// A node's memory: its resident set, and how much of it the database's memtables and block
+/// cache hold (bounded together by `db_memory_mib`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryView {
+    pub rss_bytes: Option<u64>,
+    pub db_memtables_bytes: u64,
+    pub db_block_cache_bytes: u64,
 }
 
 /// One line of the event stream (`GET /v1/events`).

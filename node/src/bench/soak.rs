@@ -23,6 +23,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+use crate::api::views::StatusView;
 use crate::demo::harness::{LocalNode, NodeOptions, converged_keeping, wait_for};
 
 /// What `chorus soak` runs; see `chorus soak --help` for each field.
@@ -99,6 +100,10 @@ pub struct MemoryFigures {
     /// VmRSS at the first sample after warm-up, and at the last sample of the run.
     pub rss_after_warmup_kb: Option<u64>,
     pub rss_at_end_kb: Option<u64>,
+    /// Of that, what the database held (memtables and block cache, from `status`), at the
+    /// same two samples: what the RSS growth owes to the database and what to the rest.
+    pub db_after_warmup_kb: Option<u64>,
+    pub db_at_end_kb: Option<u64>,
 }
 
 impl MemoryFigures {
@@ -263,7 +268,7 @@ impl Soak {
             if now >= next_sample {
                 let after_warmup = now >= warmup && !warm;
                 warm |= after_warmup;
-                self.sample_memory(after_warmup);
+                self.sample_memory(after_warmup).await;
                 next_sample = now + Duration::from_secs(5);
             }
             if now >= next_progress {
@@ -272,7 +277,7 @@ impl Soak {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        self.sample_memory(false);
+        self.sample_memory(false).await;
         self.report.duration_s = start.elapsed().as_secs_f64();
         eprintln!("· healing every fault and waiting for every group to converge…");
         self.heal_all().await?;
@@ -474,7 +479,7 @@ impl Soak {
         self.restart_due(far).await
     }
 
-    fn sample_memory(&mut self, after_warmup: bool) {
+    async fn sample_memory(&mut self, after_warmup: bool) {
         for (i, node) in self.nodes.iter().enumerate() {
             let Some(pid) = node.child.as_ref().and_then(|c| c.id()) else {
                 continue;
@@ -482,12 +487,23 @@ impl Soak {
             let Some((rss, hwm)) = proc_memory(pid) else {
                 continue;
             };
+            let db_kb = match node.client() {
+                Ok(client) => client
+                    .get::<StatusView>("/v1/status")
+                    .await
+                    .ok()
+                    .and_then(|s| s.memory)
+                    .map(|m| (m.db_memtables_bytes + m.db_block_cache_bytes) / 1024),
+                Err(_) => None,
+            };
             let m = &mut self.memory[i];
             m.peak_rss_kb = m.peak_rss_kb.max(hwm);
             if after_warmup {
                 m.rss_after_warmup_kb = Some(rss);
+                m.db_after_warmup_kb = db_kb;
             }
             m.rss_at_end_kb = Some(rss);
+            m.db_at_end_kb = db_kb;
         }
     }
 
@@ -584,26 +600,29 @@ fn print_report(r: &SoakReport) {
         r.expected_deliveries, r.delivered, r.lost, r.duplicates, r.converged
     );
     println!(
-        "\n{:<6} {:>9} {:>9} {:>16} {:>12} {:>8}",
-        "node", "kind", "restarts", "RSS warm→end MiB", "peak MiB", "growth"
+        "\n{:<6} {:>9} {:>9} {:>16} {:>12} {:>8} {:>17}",
+        "node", "kind", "restarts", "RSS warm→end MiB", "peak MiB", "growth", "of it DB MiB"
     );
+    let warm_to_end = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.1}→{:.1}", mib(a), mib(b)),
+        _ => "-".into(),
+    };
     for m in &r.memory {
-        let warm_end = match (m.rss_after_warmup_kb, m.rss_at_end_kb) {
-            (Some(a), Some(b)) => format!("{:.1}→{:.1}", mib(a), mib(b)),
-            _ => "-".into(),
-        };
+        let warm_end = warm_to_end(m.rss_after_warmup_kb, m.rss_at_end_kb);
+        let db = warm_to_end(m.db_after_warmup_kb, m.db_at_end_kb);
         let growth = m
             .growth_percent()
             .map(|g| format!("{g:+.1}%"))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<6} {:>9} {:>9} {:>16} {:>12.1} {:>8}",
+            "{:<6} {:>9} {:>9} {:>16} {:>12.1} {:>8} {:>17}",
             m.name,
             if m.stable { "stable" } else { "volatile" },
             m.restarts,
             warm_end,
             mib(m.peak_rss_kb),
-            growth
+            growth,
+            db
         );
     }
     let growths: Vec<f64> = r.memory.iter().filter_map(|m| m.growth_percent()).collect();

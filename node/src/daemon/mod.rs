@@ -5,6 +5,7 @@ mod core;
 mod disk_space;
 mod key_exchange;
 mod lookups;
+pub mod memory;
 mod present;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use ds_p2p::storage::ChorusProvider;
 use ds_p2p::wire::{Envelope, EnvelopeKind, WireLimits};
 use gossip::net::{Keypair, NetConfig, Node};
 use gossip::{Log, LogConfig, Topic};
-use identity_tofu::kv::RocksDb;
+use identity_tofu::kv::{DbMemoryBudget, RocksDb};
 use identity_tofu::{LocalIdentity, TrustStore};
 use openmls::prelude::SignatureScheme;
 use openmls_basic_credential::SignatureKeyPair;
@@ -42,13 +43,18 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
     let me = LocalIdentity::load_sealed(&data.keys(), Some(&key_files_seal(&master)))
         .with_context(|| format!("reading the identity in {}", data.keys().display()))?;
     let keypair = read_peer_key(&data)?;
-    let db =
-        RocksDb::open(data.db(), &COLUMN_FAMILIES, config.durability()?).with_context(|| {
-            format!(
-                "opening the database in {} (is another `chorus run` using this data dir?)",
-                data.db().display()
-            )
-        })?;
+    let db = RocksDb::open_with_budget(
+        data.db(),
+        &COLUMN_FAMILIES,
+        config.durability()?,
+        DbMemoryBudget::mib(usize::try_from(config.db_memory_mib).unwrap_or(usize::MAX)),
+    )
+    .with_context(|| {
+        format!(
+            "opening the database in {} (is another `chorus run` using this data dir?)",
+            data.db().display()
+        )
+    })?;
     let sealed = SealedColumns::open(&db, &master)
         .with_context(|| format!("opening the sealed database in {}", data.db().display()))?;
     drop(master);
@@ -93,6 +99,7 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
         .context("starting the network")?;
 
     let metrics = Arc::new(crate::metrics::Metrics::default());
+    let memory = memory::probe(db.clone());
     if let Some(addr) = config.metrics {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -100,11 +107,14 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
         let bound = listener.local_addr()?;
         write_private(&data.metrics_addr(), bound.to_string().as_bytes())?;
         eprintln!("chorus: metrics at http://{bound}/metrics");
-        let net = net.clone();
+        let (net, scraped, memory) = (net.clone(), metrics.clone(), memory.clone());
         tokio::spawn(crate::metrics::serve(
             listener,
             metrics.clone(),
-            move || net.libp2p_metrics(),
+            move || {
+                scraped.memory.set(&memory());
+                net.libp2p_metrics()
+            },
         ));
     }
 
@@ -125,6 +135,7 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
             Box::new(move || db.sync().map_err(anyhow::Error::from))
         },
     );
+    core.memory = Some(memory);
     if let Some(server) = config.dns_server {
         core.dns = crate::lookup::DnsResolverConfig::Nameserver(server);
     }

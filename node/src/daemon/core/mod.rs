@@ -70,6 +70,8 @@ pub struct Core {
     peers: BTreeSet<PeerId>,
     /// Where `contact add <dns-name>` looks up `_chorus.<name>` TXT records.
     pub dns: crate::lookup::DnsResolverConfig,
+    /// Reads the node's memory figures for `status` (set by the daemon; absent in tests).
+    pub memory: Option<super::memory::MemoryProbe>,
     /// Lookups running on other tasks report here (the daemon loop feeds them to `on_found`).
     found: tokio::sync::mpsc::UnboundedSender<Found>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -151,6 +153,7 @@ impl Core {
             subscribed: BTreeSet::new(),
             peers: BTreeSet::new(),
             dns: crate::lookup::DnsResolverConfig::System,
+            memory: None,
             found,
             metrics,
             meter: Default::default(),
@@ -846,6 +849,7 @@ impl Core {
             id: self.id_view().await?,
             peers,
             groups: self.group_views()?,
+            memory: self.memory.as_ref().map(|probe| probe()),
         })
     }
 

@@ -1,0 +1,72 @@
+//! What the node holds in memory: its resident set and the database's share of it, for
+//! `status --json` (`memory`) and the metrics (`chorus_memory_*`). The soak reads them to say
+//! where a node's memory goes.
+
+use std::sync::Arc;
+
+use identity_tofu::kv::RocksDb;
+
+use crate::api::views::MemoryView;
+
+/// Reads the node's memory figures now.
+pub type MemoryProbe = Arc<dyn Fn() -> MemoryView + Send + Sync>;
+
+/// A probe of this process and `db`.
+pub fn probe(db: Arc<RocksDb>) -> MemoryProbe {
+    Arc::new(move || {
+        let db_usage = db.memory_usage();
+        MemoryView {
+            rss_bytes: resident_bytes(),
+            db_memtables_bytes: db_usage.memtables,
+            db_block_cache_bytes: db_usage.block_cache,
+        }
+    })
+}
+
+/// This process's resident set (`VmRSS` in `/proc/self/status`), if the system says.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_rss(&status)
+}
+
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resident_set_is_read_from_proc_status() {
+        let status = "Name:\tchorus\nVmHWM:\t   50000 kB\nVmRSS:\t   41234 kB\nThreads:\t9\n";
+        assert_eq!(parse_vm_rss(status), Some(41234 * 1024));
+        assert_eq!(parse_vm_rss("Name:\tchorus\n"), None);
+        assert_eq!(parse_vm_rss("VmRSS:\t lots kB\n"), None);
+    }
+
+    #[test]
+    fn a_probe_reports_this_process_and_a_real_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = RocksDb::open(dir.path(), &["a"], identity_tofu::kv::Durability::Synced).unwrap();
+        let store = db.store("a").unwrap();
+        use identity_tofu::kv::KvStore as _;
+        let mut batch = identity_tofu::kv::WriteBatch::default();
+        for i in 0u32..1000 {
+            batch.put(&i.to_be_bytes(), &[7; 512]);
+        }
+        store.write(batch).unwrap();
+        let view = probe(db)();
+        assert!(view.rss_bytes.is_some_and(|b| b > 1 << 20), "{view:?}");
+        // 1000 × 512 B written and not flushed: the memtables hold at least that.
+        assert!(view.db_memtables_bytes >= 512_000, "{view:?}");
+    }
+}
