@@ -1,5 +1,7 @@
 //! The MLS part of a message's latency, measured in this process: one member encrypts a
-//! message (the engine's `send`, in-memory store) and another decrypts it.
+//! message (the engine's `send`) and another decrypts it — on an in-memory store (the crypto
+//! alone), and on RocksDB without and with sealing (what encryption at rest adds to each
+//! message's store work), side by side in one run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,13 +9,42 @@ use std::time::{Duration, Instant};
 use ds_p2p::engine::{Command, Engine, EngineConfig, Event, Output};
 use ds_p2p::storage::ChorusProvider;
 use identity_tofu::LocalIdentity;
-use identity_tofu::kv::{KvStore, MemoryStore};
+use identity_tofu::kv::{Durability, KvStore, MasterKey, MemoryStore, RocksDb, SealedKv};
 use openmls::prelude::SignatureScheme;
 use openmls_basic_credential::SignatureKeyPair;
 
-fn engine(name: &str, now: u64) -> anyhow::Result<Engine> {
+/// Where the measured engines keep their state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// An ordered map in memory: the MLS crypto and the engine's own work only.
+    Memory,
+    /// RocksDB on disk, values stored as they are (not fsynced: CPU, not the disk).
+    Rocks,
+    /// The same RocksDB column, sealed as the node seals it.
+    RocksSealed,
+}
+
+/// A store of `kind`; RocksDB ones live in `dir`.
+fn store(kind: StoreKind, dir: &std::path::Path) -> anyhow::Result<Arc<dyn KvStore>> {
+    if kind == StoreKind::Memory {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    let db = RocksDb::open(dir, &["mls"], Durability::ProcessCrashSafe)?;
+    let column = db.store("mls")?;
+    Ok(match kind {
+        StoreKind::RocksSealed => Arc::new(SealedKv::open(
+            column,
+            "mls",
+            &MasterKey::generate(&mut rand::rngs::OsRng),
+            ds_p2p::storage::layout::sealed_layout(),
+            rand::random(),
+        )?),
+        _ => Arc::new(column),
+    })
+}
+
+fn engine(name: &str, now: u64, kv: Arc<dyn KvStore>) -> anyhow::Result<Engine> {
     let me = LocalIdentity::create(name, &mut rand::rngs::OsRng, now)?;
-    let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
     let device = me.device_key();
     let signer = SignatureKeyPair::from_raw(
         SignatureScheme::ED25519,
@@ -39,11 +70,13 @@ fn publishes(engine: &mut Engine) -> Vec<Vec<u8>> {
     out
 }
 
-/// Median time to encrypt one `payload`-byte message and decrypt it at another member.
-pub fn per_message(payload: usize, rounds: usize) -> anyhow::Result<Duration> {
+/// Median time to encrypt one `payload`-byte message and decrypt it at another member, both
+/// keeping their state in a store of `kind`.
+pub fn per_message(payload: usize, rounds: usize, kind: StoreKind) -> anyhow::Result<Duration> {
     let now = crate::daemon::now_ms();
-    let mut a = engine("ann", now)?;
-    let mut b = engine("ben", now)?;
+    let dir = tempfile::tempdir()?;
+    let mut a = engine("ann", now, store(kind, &dir.path().join("ann"))?)?;
+    let mut b = engine("ben", now, store(kind, &dir.path().join("ben"))?)?;
     let group = a.create_group(now)?;
     publishes(&mut a);
     let key_package = b.key_package(now)?;
@@ -71,4 +104,47 @@ pub fn per_message(payload: usize, rounds: usize) -> anyhow::Result<Duration> {
     }
     times.sort();
     Ok(times[times.len() / 2])
+}
+
+/// The per-message time on each kind of store, medians over interleaved repeats.
+#[derive(Debug, Clone, Copy)]
+pub struct PerStore {
+    pub memory: Duration,
+    pub rocks: Duration,
+    pub sealed: Duration,
+}
+
+/// Measures [`per_message`] on each store kind, three times each, interleaved so that a
+/// change in the machine's load touches every kind alike; each figure is the median of its
+/// three medians.
+pub fn per_store(payload: usize) -> anyhow::Result<PerStore> {
+    let kinds = [StoreKind::Memory, StoreKind::Rocks, StoreKind::RocksSealed];
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    for _ in 0..3 {
+        for (i, kind) in kinds.into_iter().enumerate() {
+            times[i].push(per_message(payload, 50, kind)?);
+        }
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    Ok(PerStore {
+        memory: median(&mut times[0]),
+        rocks: median(&mut times[1]),
+        sealed: median(&mut times[2]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_delivered_on_every_kind_of_store() {
+        for kind in [StoreKind::Memory, StoreKind::Rocks, StoreKind::RocksSealed] {
+            let time = per_message(64, 2, kind).unwrap_or_else(|e| panic!("{kind:?}: {e:#}"));
+            assert!(time > Duration::ZERO, "{kind:?}");
+        }
+    }
 }
