@@ -189,9 +189,10 @@ pub enum Command {
                       partitions hit the other half. A partition restarts a few nodes as an \
                       island on new ports and later brings them back; partitions last at most \
                       a third of the fork window. Exits non-zero if a message was lost or \
-                      shown twice, or a group did not converge. The memory table splits each \
-                      node's resident set into the database's part (memtables and block \
-                      cache, bounded by the nodes' db_memory_mib) and the rest.\n\n\
+                      shown twice, or a group did not converge. The memory table gives each \
+                      node's resident set, the allocator's bytes in use (RSS growing while \
+                      they stay flat is fragmentation) and the database's part of them \
+                      (memtables and block cache, bounded by db_memory_mib).\n\n\
                       Example: chorus soak --duration 10m --nodes 10 --groups 3 --json soak.json"
     )]
     Soak {

@@ -45,6 +45,8 @@ pub struct Metrics {
 #[derive(Debug)]
 pub struct MemoryMetrics {
     pub resident: Gauge,
+    pub heap_in_use: Gauge,
+    pub heap_free: Gauge,
     pub db_memtables: Gauge,
     pub db_block_cache: Gauge,
 }
@@ -58,6 +60,16 @@ impl MemoryMetrics {
         };
         Self {
             resident: gauge(r, "memory_resident_bytes", "The node's resident set"),
+            heap_in_use: gauge(
+                r,
+                "memory_heap_in_use_bytes",
+                "Allocated and not freed (the database's part included)",
+            ),
+            heap_free: gauge(
+                r,
+                "memory_heap_free_bytes",
+                "Freed but kept by the allocator (fragmentation)",
+            ),
             db_memtables: gauge(
                 r,
                 "memory_db_memtables_bytes",
@@ -74,8 +86,14 @@ impl MemoryMetrics {
     /// Shows `view`.
     pub fn set(&self, view: &crate::api::views::MemoryView) {
         let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
-        if let Some(rss) = view.rss_bytes {
-            self.resident.set(bytes(rss));
+        for (gauge, value) in [
+            (&self.resident, view.rss_bytes),
+            (&self.heap_in_use, view.heap_in_use_bytes),
+            (&self.heap_free, view.heap_free_bytes),
+        ] {
+            if let Some(v) = value {
+                gauge.set(bytes(v));
+            }
         }
         self.db_memtables.set(bytes(view.db_memtables_bytes));
         self.db_block_cache.set(bytes(view.db_block_cache_bytes));

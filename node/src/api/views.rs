@@ -100,6 +100,9 @@ pub struct StatusView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryView {
     pub rss_bytes: Option<u64>,
+    /// The allocator's bytes in use (the database's included) and freed-but-kept (glibc).
+    pub heap_in_use_bytes: Option<u64>,
+    pub heap_free_bytes: Option<u64>,
     pub db_memtables_bytes: u64,
     pub db_block_cache_bytes: u64,
 }

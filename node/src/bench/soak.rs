@@ -104,6 +104,10 @@ pub struct MemoryFigures {
     /// same two samples: what the RSS growth owes to the database and what to the rest.
     pub db_after_warmup_kb: Option<u64>,
     pub db_at_end_kb: Option<u64>,
+    /// The allocator's bytes in use (the database's included) at the same samples: RSS
+    /// growing while this stays flat is the heap fragmenting, not the node holding more.
+    pub heap_after_warmup_kb: Option<u64>,
+    pub heap_at_end_kb: Option<u64>,
 }
 
 impl MemoryFigures {
@@ -487,23 +491,26 @@ impl Soak {
             let Some((rss, hwm)) = proc_memory(pid) else {
                 continue;
             };
-            let db_kb = match node.client() {
+            let reported = match node.client() {
                 Ok(client) => client
                     .get::<StatusView>("/v1/status")
                     .await
                     .ok()
-                    .and_then(|s| s.memory)
-                    .map(|m| (m.db_memtables_bytes + m.db_block_cache_bytes) / 1024),
+                    .and_then(|s| s.memory),
                 Err(_) => None,
             };
+            let db_kb = reported.map(|m| (m.db_memtables_bytes + m.db_block_cache_bytes) / 1024);
+            let heap_kb = reported.and_then(|m| m.heap_in_use_bytes).map(|b| b / 1024);
             let m = &mut self.memory[i];
             m.peak_rss_kb = m.peak_rss_kb.max(hwm);
             if after_warmup {
                 m.rss_after_warmup_kb = Some(rss);
                 m.db_after_warmup_kb = db_kb;
+                m.heap_after_warmup_kb = heap_kb;
             }
             m.rss_at_end_kb = Some(rss);
             m.db_at_end_kb = db_kb;
+            m.heap_at_end_kb = heap_kb;
         }
     }
 
@@ -600,8 +607,15 @@ fn print_report(r: &SoakReport) {
         r.expected_deliveries, r.delivered, r.lost, r.duplicates, r.converged
     );
     println!(
-        "\n{:<6} {:>9} {:>9} {:>16} {:>12} {:>8} {:>17}",
-        "node", "kind", "restarts", "RSS warm→end MiB", "peak MiB", "growth", "of it DB MiB"
+        "\n{:<6} {:>9} {:>9} {:>16} {:>12} {:>8} {:>17} {:>13}",
+        "node",
+        "kind",
+        "restarts",
+        "RSS warm→end MiB",
+        "peak MiB",
+        "growth",
+        "heap in use MiB",
+        "of it DB MiB"
     );
     let warm_to_end = |a: Option<u64>, b: Option<u64>| match (a, b) {
         (Some(a), Some(b)) => format!("{:.1}→{:.1}", mib(a), mib(b)),
@@ -610,18 +624,20 @@ fn print_report(r: &SoakReport) {
     for m in &r.memory {
         let warm_end = warm_to_end(m.rss_after_warmup_kb, m.rss_at_end_kb);
         let db = warm_to_end(m.db_after_warmup_kb, m.db_at_end_kb);
+        let heap = warm_to_end(m.heap_after_warmup_kb, m.heap_at_end_kb);
         let growth = m
             .growth_percent()
             .map(|g| format!("{g:+.1}%"))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<6} {:>9} {:>9} {:>16} {:>12.1} {:>8} {:>17}",
+            "{:<6} {:>9} {:>9} {:>16} {:>12.1} {:>8} {:>17} {:>13}",
             m.name,
             if m.stable { "stable" } else { "volatile" },
             m.restarts,
             warm_end,
             mib(m.peak_rss_kb),
             growth,
+            heap,
             db
         );
     }
