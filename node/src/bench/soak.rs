@@ -108,12 +108,21 @@ pub struct MemoryFigures {
     /// growing while this stays flat is the heap fragmenting, not the node holding more.
     pub heap_after_warmup_kb: Option<u64>,
     pub heap_at_end_kb: Option<u64>,
+    /// VmRSS at the first sample after half the run: the second half's growth says whether
+    /// memory levels off, apart from the warm-up's caches filling.
+    pub rss_at_half_kb: Option<u64>,
 }
 
 impl MemoryFigures {
     /// Growth from warm-up to the end, in percent (stable nodes only: a restart resets it).
     pub fn growth_percent(&self) -> Option<f64> {
         let (a, b) = (self.rss_after_warmup_kb?, self.rss_at_end_kb?);
+        (self.stable && a > 0).then(|| (b as f64 - a as f64) * 100.0 / a as f64)
+    }
+
+    /// Growth over the second half of the run, in percent (stable nodes only).
+    pub fn second_half_growth_percent(&self) -> Option<f64> {
+        let (a, b) = (self.rss_at_half_kb?, self.rss_at_end_kb?);
         (self.stable && a > 0).then(|| (b as f64 - a as f64) * 100.0 / a as f64)
     }
 }
@@ -233,13 +242,14 @@ impl Soak {
         let start = Instant::now();
         let end = start + self.options.duration;
         let warmup = start + self.options.duration / 4;
+        let half = start + self.options.duration / 2;
         let mut next_send = start + self.send_gap();
         let mut next_commit = start + self.options.commit_every;
         let mut next_crash = start + self.options.crash_every;
         let mut next_partition = start + self.options.partition_every;
         let mut next_sample = start;
         let mut next_progress = start + Duration::from_secs(30);
-        let mut warm = false;
+        let (mut warm, mut halfway) = (false, false);
         while Instant::now() < end {
             let now = Instant::now();
             self.restart_due(now).await?;
@@ -272,7 +282,9 @@ impl Soak {
             if now >= next_sample {
                 let after_warmup = now >= warmup && !warm;
                 warm |= after_warmup;
-                self.sample_memory(after_warmup).await;
+                let at_half = now >= half && !halfway;
+                halfway |= at_half;
+                self.sample_memory(after_warmup, at_half).await;
                 next_sample = now + Duration::from_secs(5);
             }
             if now >= next_progress {
@@ -281,7 +293,7 @@ impl Soak {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        self.sample_memory(false).await;
+        self.sample_memory(false, false).await;
         self.report.duration_s = start.elapsed().as_secs_f64();
         eprintln!("· healing every fault and waiting for every group to converge…");
         self.heal_all().await?;
@@ -483,7 +495,7 @@ impl Soak {
         self.restart_due(far).await
     }
 
-    async fn sample_memory(&mut self, after_warmup: bool) {
+    async fn sample_memory(&mut self, after_warmup: bool, at_half: bool) {
         for (i, node) in self.nodes.iter().enumerate() {
             let Some(pid) = node.child.as_ref().and_then(|c| c.id()) else {
                 continue;
@@ -507,6 +519,9 @@ impl Soak {
                 m.rss_after_warmup_kb = Some(rss);
                 m.db_after_warmup_kb = db_kb;
                 m.heap_after_warmup_kb = heap_kb;
+            }
+            if at_half {
+                m.rss_at_half_kb = Some(rss);
             }
             m.rss_at_end_kb = Some(rss);
             m.db_at_end_kb = db_kb;
@@ -645,6 +660,23 @@ fn print_report(r: &SoakReport) {
     if let Some(max) = growths.iter().cloned().reduce(f64::max) {
         println!("\nlargest growth of a stable node after warm-up: {max:+.1}%");
     }
+    let second_half: Vec<String> = r
+        .memory
+        .iter()
+        .filter_map(|m| {
+            Some(format!(
+                "{} {:+.1}%",
+                m.name,
+                m.second_half_growth_percent()?
+            ))
+        })
+        .collect();
+    if !second_half.is_empty() {
+        println!(
+            "growth over the second half of the run: {}",
+            second_half.join(", ")
+        );
+    }
     println!(
         "goals: zero lost: {}; no duplicates: {}",
         if r.lost == 0 { "met" } else { "NOT met" },
@@ -677,7 +709,11 @@ mod tests {
             ..MemoryFigures::default()
         };
         assert_eq!(m.growth_percent(), Some(10.0));
+        assert_eq!(m.second_half_growth_percent(), None);
+        m.rss_at_half_kb = Some(1050);
+        assert_eq!(m.second_half_growth_percent(), Some(50.0 * 100.0 / 1050.0));
         m.stable = false;
         assert_eq!(m.growth_percent(), None);
+        assert_eq!(m.second_half_growth_percent(), None);
     }
 }

@@ -100,6 +100,7 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
 
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let memory = memory::probe(db.clone());
+    memory::trim_heap_every(Duration::from_secs(60));
     if let Some(addr) = config.metrics {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
