@@ -4,8 +4,10 @@
 
 mod support;
 
-use ds_p2p::engine::{Command, Event, TieBreak};
-use ds_p2p::wire::{Beacon, CommitRef, Envelope, EnvelopeKind, WireLimits};
+use ds_p2p::engine::{Command, EngineConfig, Event, TieBreak};
+use ds_p2p::wire::{Beacon, CommitRef, Envelope, EnvelopeKind, GroupRef, SignedBeacon, WireLimits};
+use openmls::prelude::SignatureScheme;
+use openmls_basic_credential::SignatureKeyPair;
 use support::net::Net;
 use support::scenario::*;
 
@@ -146,39 +148,209 @@ fn a_message_from_a_pruned_epoch_is_refused() {
     still_works(&mut net, group);
 }
 
-/// Known issue, found by the `engine_ingest` fuzz target (fuzz/): beacons are not
-/// authenticated, so anyone who can publish on the group topic can forge one showing "another
-/// commit at the epoch of your Add". Bob then marks his join lost (`JoinLost`, his state
-/// evicted) although nothing forked. Fixing it needs signed beacons (checked against the
-/// members of a held state); until then this test is ignored. `cargo test --test bad_input --
-/// --ignored` shows it failing.
-#[test]
-#[ignore = "known issue: beacons are unauthenticated; a forged one marks a join lost"]
-fn a_forged_beacon_does_not_mark_a_join_lost() {
-    let (mut net, group) = setup();
-    let epoch = net.status("bob", group).epoch;
-    // Bob was added by alice's commit on epoch 0; the forger claims another commit there.
-    let forged = Beacon {
-        epoch: epoch + 1,
+/// The claim the `engine_ingest` fuzz target found forgeable: "the group went on from another
+/// commit at the epoch of your Add". Bob was added by alice's commit on epoch 0; a beacon
+/// saying so, from a member, makes him mark his join lost.
+fn displacing_beacon(net: &Net, group: GroupRef) -> Beacon {
+    Beacon {
+        epoch: net.status("bob", group).epoch + 1,
         branch_id: [0x50; 16],
         recent_commits: vec![(0, CommitRef([0x42; 32]))],
-    };
-    let payload = identity_tofu::codec::encode(&forged).unwrap();
-    let bytes = Envelope::new(EnvelopeKind::Beacon, group, payload)
+    }
+}
+
+/// A beacon envelope signed with `signer`.
+fn signed_beacon(group: GroupRef, beacon: Beacon, signer: &SignatureKeyPair) -> Vec<u8> {
+    let signed = SignedBeacon::sign(group, beacon, signer, signer.public()).expect("signs");
+    Envelope::new(EnvelopeKind::Beacon, group, signed.encode().unwrap())
         .encode()
-        .unwrap();
-    net.inject("bob", &bytes);
+        .unwrap()
+}
+
+/// `refused`, and the one error names `why`.
+fn refused_because(net: &mut Net, group: GroupRef, bytes: &[u8], what: &str, why: &str) {
     let bob = net.index("bob");
+    let before = net.nodes[bob].rejections().len();
+    refused(net, group, bytes, what);
+    let reasons = net.nodes[bob].rejections();
     assert!(
-        !net.nodes[bob]
-            .events
-            .iter()
-            .any(|e| matches!(e, Event::JoinLost { .. })),
+        reasons[before..].iter().any(|r| r.contains(why)),
+        "{what}: expected a refusal saying {why:?}, got {:?}",
+        &reasons[before..]
+    );
+}
+
+fn join_lost(net: &Net, name: &str) -> bool {
+    net.nodes[net.index(name)]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::JoinLost { .. }))
+}
+
+/// Found by the `engine_ingest` fuzz target (fuzz/): beacons were not authenticated, so
+/// anyone who could publish on the group topic could make a joiner mark its join lost
+/// (`JoinLost`, its state evicted) although nothing forked. Beacons are now signed by a
+/// member: the same claim unsigned (the old format) or signed by a key that is no member's is
+/// refused, and bob stays in.
+#[test]
+fn a_forged_beacon_does_not_mark_a_join_lost() {
+    let (mut net, group) = setup();
+    let forged = displacing_beacon(&net, group);
+    let unsigned = Envelope::new(
+        EnvelopeKind::Beacon,
+        group,
+        identity_tofu::codec::encode(&forged).unwrap(),
+    )
+    .encode()
+    .unwrap();
+    refused_because(
+        &mut net,
+        group,
+        &unsigned,
+        "unsigned beacon",
+        "malformed beacon",
+    );
+    let stranger = SignatureKeyPair::new(SignatureScheme::ED25519).unwrap();
+    let bytes = signed_beacon(group, forged, &stranger);
+    refused_because(&mut net, group, &bytes, "stranger's beacon", "not a member");
+    assert!(
+        !join_lost(&net, "bob"),
         "a forged beacon made bob's join lost"
     );
     assert!(
         !net.status("bob", group).evicted,
         "a forged beacon evicted bob"
+    );
+    still_works(&mut net, group);
+}
+
+/// The check above is the signature, not a weaker lost-join rule: the same claim signed by a
+/// member (carol) is taken as her word, and bob marks his join lost — what a genuine beacon
+/// from a member on a competing branch does (the scenario tests show that with real forks).
+#[test]
+fn the_same_beacon_signed_by_a_member_is_accepted() {
+    let (mut net, group) = setup();
+    let claim = displacing_beacon(&net, group);
+    let carol = net.index("carol");
+    let bytes = signed_beacon(group, claim, &net.nodes[carol].signer);
+    net.inject("bob", &bytes);
+    assert!(net.nodes[net.index("bob")].rejections().is_empty());
+    assert!(join_lost(&net, "bob"), "carol's beacon was not acted on");
+    assert!(net.status("bob", group).evicted);
+}
+
+/// A member removed before it signs is no longer a member's word, although bob still holds
+/// the state before the removal (for the fork window).
+#[test]
+fn a_beacon_from_a_removed_member_is_refused() {
+    let (mut net, group) = setup();
+    net.command(
+        "alice",
+        Command::Remove {
+            group,
+            member: net.identity("carol"),
+        },
+    );
+    net.deliver_all();
+    assert_eq!(net.status("bob", group).members.len(), 2);
+    assert!(
+        net.status("bob", group).held_states > 1,
+        "bob holds the state before"
+    );
+    let claim = displacing_beacon(&net, group);
+    let carol = net.index("carol");
+    let bytes = signed_beacon(group, claim, &net.nodes[carol].signer);
+    refused_because(
+        &mut net,
+        group,
+        &bytes,
+        "removed member",
+        "removed on every branch",
+    );
+    assert!(!join_lost(&net, "bob"));
+    say(&mut net, "alice", group, "after the removal");
+    net.deliver_all();
+    assert_delivered_once(&net, &["bob"], &[("alice", "after the removal".into())]);
+}
+
+/// A genuine beacon with any field changed after signing (or moved to another group) is
+/// refused; unchanged, it is accepted.
+#[test]
+fn a_genuine_beacon_with_altered_fields_is_refused() {
+    let (mut net, group) = setup();
+    net.advance(EngineConfig::default().beacon_interval_ms + 1);
+    let genuine = net
+        .published_by("carol")
+        .into_iter()
+        .map(|(_, bytes)| bytes)
+        .rfind(|bytes| {
+            Envelope::decode(bytes, &WireLimits::default())
+                .is_ok_and(|e| e.kind == EnvelopeKind::Beacon)
+        })
+        .expect("carol sent a beacon");
+    let envelope = Envelope::decode(&genuine, &WireLimits::default()).unwrap();
+    let signed = SignedBeacon::decode(&envelope.payload).unwrap();
+    let rejections = net.nodes[net.index("bob")].rejections().len();
+    net.inject("bob", &genuine);
+    assert_eq!(net.nodes[net.index("bob")].rejections().len(), rejections);
+    type Alteration = Box<dyn Fn(&mut SignedBeacon)>;
+    let stranger = SignatureKeyPair::new(SignatureScheme::ED25519).unwrap();
+    let stranger_key = stranger.public().to_vec();
+    let alterations: Vec<(&str, Alteration)> = vec![
+        (
+            "epoch",
+            Box::new(|b: &mut SignedBeacon| b.beacon.epoch += 1),
+        ),
+        (
+            "branch id",
+            Box::new(|b: &mut SignedBeacon| b.beacon.branch_id[0] ^= 1),
+        ),
+        (
+            "log entry",
+            Box::new(|b: &mut SignedBeacon| {
+                b.beacon.recent_commits.push((0, CommitRef([0x42; 32])))
+            }),
+        ),
+        (
+            "signature",
+            Box::new(|b: &mut SignedBeacon| b.signature[0] ^= 1),
+        ),
+        (
+            "named signer",
+            Box::new(move |b: &mut SignedBeacon| b.signer = stranger_key.clone()),
+        ),
+    ];
+    for (what, alter) in alterations {
+        let mut altered = signed.clone();
+        alter(&mut altered);
+        let bytes = Envelope::new(EnvelopeKind::Beacon, group, altered.encode().unwrap())
+            .encode()
+            .unwrap();
+        let why = if what == "named signer" {
+            "not a member"
+        } else {
+            "does not verify"
+        };
+        refused_because(&mut net, group, &bytes, what, why);
+    }
+    // Signed for another group, re-labelled for this one.
+    let carol = net.index("carol");
+    let other = SignedBeacon::sign(
+        GroupRef([9; 16]),
+        signed.beacon.clone(),
+        &net.nodes[carol].signer,
+        net.nodes[carol].signer.public(),
+    )
+    .unwrap();
+    let bytes = Envelope::new(EnvelopeKind::Beacon, group, other.encode().unwrap())
+        .encode()
+        .unwrap();
+    refused_because(
+        &mut net,
+        group,
+        &bytes,
+        "another group's",
+        "does not verify",
     );
     still_works(&mut net, group);
 }

@@ -7,12 +7,9 @@
 #![no_main]
 
 use chorus_fuzz::{group::Fixture, seeds};
-use ds_p2p::wire::{Beacon, Envelope, EnvelopeKind, WelcomeBundle, WireLimits};
+use ds_p2p::wire::{Envelope, EnvelopeKind, SignedBeacon, WelcomeBundle, WireLimits};
 use gossip::net::frame;
 use libfuzzer_sys::fuzz_target;
-
-/// The engine's bound on a beacon payload (ds-p2p engine/receive.rs).
-const MAX_BEACON_BYTES: usize = 64 * 1024;
 
 fuzz_target!(
     init: {
@@ -47,12 +44,9 @@ fn check_envelope(data: &[u8], limits: &WireLimits) {
     assert_eq!(decoded, envelope, "envelope round trip");
     match envelope.kind {
         EnvelopeKind::Beacon => {
-            if let Ok(beacon) =
-                identity_tofu::codec::decode::<Beacon>(&envelope.payload, MAX_BEACON_BYTES)
-            {
-                let bytes = identity_tofu::codec::encode(&beacon).expect("a beacon encodes");
-                let decoded: Beacon = identity_tofu::codec::decode(&bytes, MAX_BEACON_BYTES)
-                    .expect("an encoded beacon decodes");
+            if let Ok(beacon) = SignedBeacon::decode(&envelope.payload) {
+                let bytes = beacon.encode().expect("a beacon encodes");
+                let decoded = SignedBeacon::decode(&bytes).expect("an encoded beacon decodes");
                 assert_eq!(decoded, beacon, "beacon round trip");
             }
         }

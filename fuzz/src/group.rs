@@ -8,8 +8,8 @@
 //! - it delivers no message that no member sent (nobody can forge MLS ciphertext);
 //! - bob's state is not damaged: `probe`, a message alice sent after the snapshot, is still
 //!   delivered afterwards, exactly once counting the fuzzed input itself (which may be a
-//!   copy of the probe), and bob is still in the group with its three members (one known
-//!   exception, a forged beacon: see `ingest`).
+//!   copy of the probe), and bob is still in the group with its three members and has not
+//!   marked his join lost (no input can sign a beacon as a member: see `ingest`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use ds_p2p::engine::{Command, Engine, EngineConfig, Event, Output};
 use ds_p2p::storage::ChorusProvider;
 use ds_p2p::storage::kv::{KvPair, KvStore, MemoryStore, WriteBatch};
-use ds_p2p::wire::{Envelope, EnvelopeKind, GroupRef, WireLimits, inbox_topic};
+use ds_p2p::wire::{GroupRef, inbox_topic};
 use identity_tofu::{LocalIdentity, TrustStore};
 use openmls::prelude::SignatureScheme;
 use openmls_basic_credential::SignatureKeyPair;
@@ -306,16 +306,12 @@ impl Fixture {
         let status = bob
             .group_status(self.group)
             .expect("bob is still in the group");
-        // Known issue (found by this target; ds-p2p's ignored test
-        // `a_forged_beacon_does_not_mark_a_join_lost`): beacons are not authenticated, so a
-        // forged one can make a joiner believe its Add lost a fork. Tolerated here only in
-        // that exact form — a beacon, and the engine said so with `JoinLost` — so that every
-        // other way of evicting bob still fails the run. Remove once beacons are signed.
-        let forged_beacon = is_beacon(input) && join_lost;
-        assert!(
-            !status.evicted || forged_beacon,
-            "bob was evicted by this input"
-        );
+        // Found by this target (ds-p2p's test `a_forged_beacon_does_not_mark_a_join_lost`):
+        // unsigned beacons let any input make bob believe his Add lost a fork. Beacons are
+        // signed by a member now, and no fuzz input can sign as one, so a lost join is a
+        // finding like any other eviction.
+        assert!(!join_lost, "this input made bob mark his join lost");
+        assert!(!status.evicted, "bob was evicted by this input");
         assert_eq!(status.members.len(), 3, "the group lost or gained a member");
     }
 }
@@ -350,8 +346,4 @@ fn drain(engine: &mut Engine, delivered: &mut Vec<(Vec<u8>, Vec<u8>)>) -> bool {
         }
     }
     join_lost
-}
-
-fn is_beacon(input: &[u8]) -> bool {
-    Envelope::decode(input, &WireLimits::default()).is_ok_and(|e| e.kind == EnvelopeKind::Beacon)
 }

@@ -191,6 +191,7 @@ impl Engine {
                 just_applied: None,
                 holds: None,
                 heal: Default::default(),
+                member_keys: Default::default(),
             };
             runtime.save(&engine.provider)?;
             let epoch = runtime.group.epoch().as_u64();

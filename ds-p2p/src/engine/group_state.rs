@@ -90,6 +90,9 @@ pub(crate) struct GroupRuntime {
     pub holds: Option<BranchId>,
     /// Healing splits older than the window: offers made, own messages kept.
     pub heal: super::heal::HealRuntime,
+    /// The members' signature keys of held states, filled when a beacon needs them (not
+    /// stored: see `beacon_auth`).
+    pub member_keys: super::beacon_auth::MemberKeys,
 }
 
 impl GroupRuntime {
@@ -108,6 +111,7 @@ impl GroupRuntime {
             just_applied: None,
             holds: None,
             heal,
+            member_keys: Default::default(),
         })
     }
 

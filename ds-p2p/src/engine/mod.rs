@@ -8,6 +8,7 @@
 //! - [`record`]: what the engine stores per group next to the MLS state.
 //! - `commit`, `receive`, `switch`, `timers`: the engine's steps.
 //! - `heal`: healing forks that outlive the window (a partition longer than it).
+//! - `beacon_auth`: which beacons are a member's word (they are signed; see `wire::beacon`).
 
 pub mod api;
 pub mod consistency;
@@ -15,6 +16,7 @@ pub mod fork_tree;
 pub mod record;
 pub mod tie_break;
 
+mod beacon_auth;
 mod commit;
 pub mod credentials;
 mod delivery;

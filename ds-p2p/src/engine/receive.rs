@@ -531,6 +531,7 @@ impl Engine {
                     just_applied: None,
                     holds: None,
                     heal: Default::default(),
+                    member_keys: Default::default(),
                 };
                 runtime.save(provider)?;
                 engine.groups.insert(group, runtime);
@@ -554,8 +555,8 @@ impl Engine {
         envelope: &Envelope,
     ) -> Result<(), EngineError> {
         let group = envelope.group_ref;
-        let beacon: Beacon = identity_tofu::codec::decode(&envelope.payload, 64 * 1024)
-            .map_err(|e| EngineError::Refused(format!("malformed beacon: {e}")))?;
+        // Everything below acts on what the beacon claims: only a member's word counts.
+        let beacon = self.authenticate_beacon(envelope)?;
         self.vouch_roots(now_ms, group, &beacon)?;
         // Before the same-branch shortcut: a beacon from this member's own branch is what
         // takes back a lost-join mark.

@@ -3,7 +3,7 @@
 use super::Engine;
 use super::api::Event;
 use crate::storage::BranchId;
-use crate::wire::{Beacon, EnvelopeKind, GroupRef};
+use crate::wire::{Beacon, EnvelopeKind, GroupRef, SignedBeacon};
 
 /// Delivered message ids always remembered per group, however old (dedup of late re-sends).
 const MIN_SEEN_KEPT: usize = 1024;
@@ -214,8 +214,8 @@ impl Engine {
                 .copied()
                 .collect(),
         };
-        let payload = identity_tofu::codec::encode(&beacon)
-            .map_err(|e| super::EngineError::Refused(format!("beacon cannot be encoded: {e}")))?;
-        self.publish(group, EnvelopeKind::Beacon, payload)
+        // Signed, so that nobody but a member can speak for the group (see `wire::beacon`).
+        let signed = SignedBeacon::sign(group, beacon, &self.signer, self.signer.public())?;
+        self.publish(group, EnvelopeKind::Beacon, signed.encode()?)
     }
 }

@@ -5,11 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{decode_limited, encode};
+use super::signed::{self, ECHO_LABEL};
 use super::{CommitRef, GroupRef, WireError};
-
-/// Domain separation of the echo signature: no other Chorus or MLS signature covers these
-/// bytes.
-const ECHO_LABEL: &[u8] = b"chorus sequencer echo v1";
 
 /// An echo is small: two numbers, a hash and an Ed25519 signature.
 const MAX_ECHO_BYTES: usize = 1024;
@@ -27,10 +24,10 @@ pub struct SequencerEcho {
 }
 
 impl SequencerEcho {
-    /// The bytes the signature covers: label, group, epoch, commit and signer leaf.
+    /// The bytes the signature covers: label, group, epoch, commit and signer leaf (see
+    /// [`signed`] for the label).
     pub fn signed_bytes(group: GroupRef, epoch: u64, commit_ref: &CommitRef, leaf: u32) -> Vec<u8> {
-        let mut out = ECHO_LABEL.to_vec();
-        out.extend_from_slice(&group.0);
+        let mut out = signed::labelled(ECHO_LABEL, group);
         out.extend_from_slice(&epoch.to_be_bytes());
         out.extend_from_slice(&commit_ref.0);
         out.extend_from_slice(&leaf.to_be_bytes());

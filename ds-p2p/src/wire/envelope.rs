@@ -25,6 +25,9 @@ pub enum WireError {
         what: &'static str,
         source: CodecError,
     },
+    /// A message of ours could not be signed (the signer refused).
+    #[error("cannot sign {what}: {reason}")]
+    Unsignable { what: &'static str, reason: String },
     /// Not a valid encoding.
     #[error("malformed {what}: {source}")]
     Malformed {
@@ -55,7 +58,7 @@ pub enum EnvelopeKind {
     KeyPackage,
     /// An MLS GroupInfo (for external joins).
     GroupInfo,
-    /// A [`Beacon`].
+    /// A [`SignedBeacon`](super::SignedBeacon).
     Beacon,
     /// A [`SequencerEcho`](super::SequencerEcho) (consistency mode `sequencer`). Last, so the
     /// encoding of the kinds before it is unchanged.
@@ -179,19 +182,6 @@ pub(crate) fn decode_limited<T: serde::de::DeserializeOwned>(
         });
     }
     codec::decode(bytes, max).map_err(|source| WireError::Malformed { what, source })
-}
-
-/// What a member announces periodically on the group topic (DESIGN §4, fork detection).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Beacon {
-    /// The epoch of the member's active branch.
-    pub epoch: u64,
-    /// The MLS exporter secret (label "chorus branch") of that state: equal for members of one
-    /// branch, meaningless to outsiders.
-    pub branch_id: [u8; 16],
-    /// The last few (epoch, commit ref) of the active branch, newest last, so that two members
-    /// can find their fork point.
-    pub recent_commits: Vec<(u64, CommitRef)>,
 }
 
 /// What a member publishes on the group topic (as an [`EnvelopeKind::GroupInfo`] envelope)

@@ -3,14 +3,17 @@
 //! with sizes checked before anything is decoded. MLS messages inside are RFC 9420 bytes.
 
 mod application;
+mod beacon;
 mod echo;
 mod envelope;
 mod limits;
+pub mod signed;
 
 pub use application::{ApplicationPayload, MessageId};
+pub use beacon::{Beacon, MAX_BEACON_BYTES, SignedBeacon};
 pub use echo::SequencerEcho;
 pub use envelope::{
-    Beacon, CommitRef, Envelope, EnvelopeId, EnvelopeKind, GroupRef, HealOffer, WIRE_VERSION,
+    CommitRef, Envelope, EnvelopeId, EnvelopeKind, GroupRef, HealOffer, WIRE_VERSION,
     WelcomeBundle, WireError, inbox_topic,
 };
 pub use limits::WireLimits;

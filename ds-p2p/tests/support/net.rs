@@ -50,6 +50,8 @@ pub struct Node {
     /// The credential identity: an encoded device certificate.
     pub identity: Vec<u8>,
     pub engine: Engine,
+    /// The node's MLS signature key (its device key), for tests that sign as it would.
+    pub signer: SignatureKeyPair,
     pub events: Vec<Event>,
     pub topics: BTreeSet<String>,
     pub kv: Arc<dyn KvStore>,
@@ -127,11 +129,14 @@ impl Net {
                 let kv = engine_store(&mut rng);
                 let provider = ChorusProvider::with_seed(kv.clone(), rng.r#gen());
                 let device = person.device_key();
-                let signer = SignatureKeyPair::from_raw(
-                    SignatureScheme::ED25519,
-                    device.to_secret_bytes().to_vec(),
-                    device.public().as_bytes().to_vec(),
-                );
+                let key_pair = || {
+                    SignatureKeyPair::from_raw(
+                        SignatureScheme::ED25519,
+                        device.to_secret_bytes().to_vec(),
+                        device.public().as_bytes().to_vec(),
+                    )
+                };
+                let signer = key_pair();
                 let device_key = (
                     device.to_secret_bytes().to_vec(),
                     device.public().as_bytes().to_vec(),
@@ -153,6 +158,7 @@ impl Net {
                     name: name.to_string(),
                     identity,
                     engine,
+                    signer: key_pair(),
                     events: Vec::new(),
                     topics,
                     kv,

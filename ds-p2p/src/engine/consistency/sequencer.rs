@@ -32,11 +32,10 @@
 //! sequencer echoes an epoch only once, so nothing else would move it on).
 
 use openmls::prelude::*;
-use openmls_traits::signatures::Signer as _;
 
 use super::super::{Engine, EngineError, TieBreak};
 use crate::storage::BranchId;
-use crate::wire::{CommitRef, Envelope, EnvelopeKind, GroupRef, SequencerEcho};
+use crate::wire::{CommitRef, Envelope, EnvelopeKind, GroupRef, SequencerEcho, signed};
 
 /// Echoes kept per group for epochs this member has not reached (a member far behind, or
 /// junk from a member that is not the sequencer); beyond it the furthest are dropped.
@@ -103,10 +102,7 @@ impl Engine {
         leaf: u32,
     ) -> Result<(), EngineError> {
         let bytes = SequencerEcho::signed_bytes(group, epoch, &commit_ref, leaf);
-        let signature = self
-            .signer
-            .sign(&bytes)
-            .map_err(|e| EngineError::Refused(format!("cannot sign a sequencer echo: {e:?}")))?;
+        let signature = signed::sign("sequencer echo", &self.signer, &bytes)?;
         let echo = SequencerEcho {
             epoch,
             commit_ref,
@@ -213,10 +209,7 @@ impl Engine {
     fn echo_signed_by(&self, group: GroupRef, echo: &SequencerEcho, key: &[u8]) -> bool {
         let bytes =
             SequencerEcho::signed_bytes(group, echo.epoch, &echo.commit_ref, echo.sequencer);
-        self.provider
-            .crypto()
-            .verify_signature(SignatureScheme::ED25519, &bytes, key, &echo.signature)
-            .is_ok()
+        signed::verifies(self.provider.crypto(), &bytes, key, &echo.signature)
     }
 
     /// An echo from the network: kept (checked when used: the key it must verify with is in
