@@ -6,7 +6,9 @@
 mod support;
 
 use ds_p2p::engine::{Command, Event, TieBreak};
-use ds_p2p::wire::{Beacon, CommitRef, Envelope, EnvelopeKind, GroupRef, HealOffer, WireLimits};
+use ds_p2p::wire::{
+    CommitRef, Envelope, EnvelopeKind, GroupRef, HealOffer, SignedBeacon, WireLimits,
+};
 use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
 use openmls_rust_crypto::OpenMlsRustCrypto;
@@ -295,7 +297,7 @@ fn offer_that_wins_over(net: &Net, name: &str, group: GroupRef, group_info: Vec<
         .filter_map(|(_, bytes)| Envelope::decode(&bytes, &WireLimits::default()).ok())
         .rfind(|e| e.kind == EnvelopeKind::Beacon)
         .expect("a beacon");
-    let beacon: Beacon = identity_tofu::codec::decode(&beacon.payload, 64 * 1024).unwrap();
+    let beacon = SignedBeacon::decode(&beacon.payload).unwrap().beacon;
     let mut log = beacon.recent_commits;
     assert!(log.len() >= 2, "a log with a common entry below the fork");
     log.last_mut().unwrap().1 = CommitRef([0; 32]);

@@ -179,6 +179,9 @@ fn check(run: &Run) {
             final_members[0]
         );
         // 3. Forward secrecy.
+        if status.held_states != 1 {
+            println!("{}", net.story());
+        }
         assert_eq!(status.held_states, 1, "{name} still holds forked states");
     }
     // 2. No loss, no duplicates.

@@ -88,6 +88,15 @@ impl Engine {
         ids.into_iter().map(|(_, id)| id).collect()
     }
 
+    /// A held state below `epoch` off the active path: another Welcome this member holds
+    /// (or a state grown from one), from which a commit at `epoch` may still be reached.
+    fn other_join_below(record: &GroupRecord, epoch: u64) -> bool {
+        record
+            .tree
+            .states()
+            .any(|s| s.epoch < epoch && !record.tree.is_ancestor_or_self(s.storage, record.active))
+    }
+
     pub(crate) fn receive_handshake(
         &mut self,
         now_ms: u64,
@@ -124,6 +133,13 @@ impl Engine {
         if candidates.is_empty() {
             let newest = rt.record.tree.states().map(|s| s.epoch).max().unwrap_or(0);
             if epoch > newest {
+                return self.buffer(group, epoch, raw);
+            }
+            if rt.record.joined_epoch > epoch && Self::other_join_below(&rt.record, epoch) {
+                // Before the join this member follows, but it also holds another Welcome's
+                // state below this epoch, whose lineage may be the one the group goes on
+                // with (its Add won): keep the commit, or a switch to that join would find
+                // the commit gone (the log holds it, so sync never hands it over again).
                 return self.buffer(group, epoch, raw);
             }
             if epoch < rt.record.joined_epoch || rt.record.before_log(epoch) {
