@@ -3,7 +3,7 @@
 use anyhow::Context;
 use identity_tofu::LocalIdentity;
 
-use crate::paths::{DataDir, write_private};
+use crate::paths::DataDir;
 use crate::sealing::{KeyProtection, create_master_key, key_files_seal};
 
 pub fn init(
@@ -35,10 +35,6 @@ pub fn init(
         &mut rand::rngs::OsRng,
     )
     .with_context(|| format!("writing keys to {}", data.keys().display()))?;
-    let peer = gossip::net::Keypair::generate_ed25519();
-    let encoded = peer
-        .to_protobuf_encoding()
-        .context("encoding the peer key")?;
-    write_private(&data.peer_key(), &encoded)?;
+    crate::peer_key::create(data, &master)?;
     Ok(me)
 }

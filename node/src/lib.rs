@@ -21,6 +21,7 @@ pub mod invite_code;
 pub mod lookup;
 pub mod metrics;
 pub mod paths;
+pub mod peer_key;
 pub mod policy;
 pub mod sealing;
 pub mod store;

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <data>/keys/          identity and device keys (LocalIdentity), 0600
-//! <data>/p2p.key        the libp2p peer key, 0600
+//! <data>/p2p.key        the libp2p peer key, sealed under the master key, 0600
 //! <data>/master.key     the master key of encryption at rest: wrapped by a passphrase, the
 //!                       key itself (0600), or a pointer to a key file elsewhere
 //! <data>/db/            RocksDB: column families mls, trust, gossip, node, every one sealed

@@ -15,7 +15,7 @@ use anyhow::Context;
 use ds_p2p::engine::{Engine, EngineConfig};
 use ds_p2p::storage::ChorusProvider;
 use ds_p2p::wire::{Envelope, EnvelopeKind, WireLimits};
-use gossip::net::{Keypair, NetConfig, Node};
+use gossip::net::{NetConfig, Node};
 use gossip::{Log, LogConfig, Topic};
 use identity_tofu::kv::{DbMemoryBudget, RocksDb};
 use identity_tofu::{LocalIdentity, TrustStore};
@@ -42,7 +42,7 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
     let master = unlock_master_key(&data, &unlock)?;
     let me = LocalIdentity::load_sealed(&data.keys(), Some(&key_files_seal(&master)))
         .with_context(|| format!("reading the identity in {}", data.keys().display()))?;
-    let keypair = read_peer_key(&data)?;
+    let keypair = crate::peer_key::read(&data, &master)?;
     let db = RocksDb::open_with_budget(
         data.db(),
         &COLUMN_FAMILIES,
@@ -227,13 +227,6 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
     let _ = net.shutdown().await;
     drop(db);
     Ok(())
-}
-
-fn read_peer_key(data: &DataDir) -> anyhow::Result<Keypair> {
-    let bytes = std::fs::read(data.peer_key())
-        .with_context(|| format!("reading {}", data.peer_key().display()))?;
-    Keypair::from_protobuf_encoding(&bytes)
-        .with_context(|| format!("{} is not a libp2p key", data.peer_key().display()))
 }
 
 fn net_config(config: &Config) -> anyhow::Result<NetConfig> {
