@@ -51,6 +51,12 @@ pub struct Config {
     pub beacon_interval_ms: u64,
     /// Anti-entropy interval, ms.
     pub anti_entropy_ms: u64,
+    /// Routine anti-entropy rounds reconcile only the envelopes of the last this many ms;
+    /// sessions on connect and one round per topic every `full_sync_ms` reconcile the whole
+    /// log. Keeps a round's cost from growing with the log.
+    pub sync_recent_ms: u64,
+    /// How often a routine anti-entropy round on a topic reconciles its whole log, ms.
+    pub full_sync_ms: u64,
     /// Gossipsub heartbeat, ms.
     pub heartbeat_ms: u64,
     /// `synced` (nothing is acknowledged, published or shown before it is fsynced: survives
@@ -101,6 +107,10 @@ impl Default for Config {
             group_consistency: Default::default(),
             beacon_interval_ms: 30_000,
             anti_entropy_ms: 30_000,
+            sync_recent_ms: gossip::net::SyncConfig::default().recent_window_ms,
+            full_sync_ms: gossip::net::SyncConfig::default()
+                .full_sync_interval
+                .as_millis() as u64,
             heartbeat_ms: 1_000,
             durability: "synced".into(),
             dns_server: None,
@@ -155,6 +165,8 @@ impl Config {
             ("fork_window_ms", self.fork_window_ms),
             ("beacon_interval_ms", self.beacon_interval_ms),
             ("anti_entropy_ms", self.anti_entropy_ms),
+            ("sync_recent_ms", self.sync_recent_ms),
+            ("full_sync_ms", self.full_sync_ms),
             ("heartbeat_ms", self.heartbeat_ms),
             ("peer_messages_per_s", u64::from(self.peer_messages_per_s)),
             ("peer_bytes_per_s", self.peer_bytes_per_s),

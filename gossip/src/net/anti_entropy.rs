@@ -5,12 +5,17 @@
 //! a connection opens), when we subscribe to a topic peers are on, on every anti-entropy
 //! tick with one random peer per topic, and on `sync_now`. At most one session runs per
 //! (peer, topic), and at most `max_sessions` in all.
+//!
+//! A tick's session reconciles only the recent envelopes (`recent_window_ms`), except one
+//! tick per topic every `full_sync_interval`; every other session reconciles the whole
+//! window (see [`Scope`]).
 
 use identity_tofu::kv::KvStore;
 use libp2p::PeerId;
 use libp2p::gossipsub::TopicHash;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use rand::seq::SliceRandom;
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::admit::{Admission, admit};
@@ -22,6 +27,16 @@ use super::sync::session::{Next, Outgoing};
 use super::sync::{SyncRequest, SyncResponse, WireEnvelope};
 use crate::envelope_id::EnvelopeId;
 use crate::topic::Topic;
+
+/// How far back a session reconciles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// The whole sync window: what a peer that was away or cut off brings can be old.
+    Full,
+    /// Only the recent envelopes, for a routine round: gossip's losses are recent, and the
+    /// cost of a session grows with the envelopes it reads.
+    Recent,
+}
 
 impl<S: KvStore + 'static> Driver<S> {
     /// Connected peers that told us they are on `topic`.
@@ -36,9 +51,9 @@ impl<S: KvStore + 'static> Driver<S> {
             .collect()
     }
 
-    /// Starts a session with `peer` on `topic` unless we are not on the topic, one runs
-    /// already, or too many do. True if it started.
-    pub(super) fn start_sync(&mut self, peer: PeerId, topic: Topic) -> bool {
+    /// Starts a session with `peer` on `topic` over `scope` unless we are not on the topic,
+    /// one runs already, or too many do. True if it started.
+    pub(super) fn start_sync(&mut self, peer: PeerId, topic: Topic, scope: Scope) -> bool {
         let key = (peer, topic);
         if !self.subscribed.contains(&key.1)
             || self.sync.sessions.contains_key(&key)
@@ -47,7 +62,15 @@ impl<S: KvStore + 'static> Driver<S> {
         {
             return false;
         }
-        let since = now_ms().saturating_sub(self.config.sync.window_ms);
+        let window = match scope {
+            Scope::Full => self.config.sync.window_ms,
+            Scope::Recent => self
+                .config
+                .sync
+                .recent_window_ms
+                .min(self.config.sync.window_ms),
+        };
+        let since = now_ms().saturating_sub(window);
         let salt = rand::random();
         let (session, request) = match Outgoing::open(
             key.1.clone(),
@@ -63,7 +86,7 @@ impl<S: KvStore + 'static> Driver<S> {
                 return false;
             }
         };
-        debug!(%peer, topic = %key.1, "sync: session started");
+        debug!(%peer, topic = %key.1, ?scope, "sync: session started");
         self.send_sync(key, session, request);
         true
     }
@@ -76,24 +99,34 @@ impl<S: KvStore + 'static> Driver<S> {
             self.sync.again.insert(key);
             return true;
         }
-        self.start_sync(key.0, key.1)
+        self.start_sync(key.0, key.1, Scope::Full)
     }
 
     /// Starts the session queued behind the one that just ended, if any.
     fn after_session(&mut self, peer: PeerId, topic: Topic) {
         let key = (peer, topic);
         if self.sync.again.remove(&key) {
-            self.start_sync(key.0, key.1);
+            self.start_sync(key.0, key.1, Scope::Full);
         }
     }
 
-    /// One anti-entropy round: each subscribed topic with one random peer on it.
+    /// One anti-entropy round: each subscribed topic with one random peer on it, over the
+    /// recent envelopes, or over the whole window if that is due for the topic.
     pub(super) fn anti_entropy_tick(&mut self) {
         let topics: Vec<Topic> = self.subscribed.iter().cloned().collect();
         let mut rng = rand::thread_rng();
+        let now = Instant::now();
         for topic in topics {
-            if let Some(peer) = self.topic_peers(&topic).choose(&mut rng) {
-                self.start_sync(*peer, topic);
+            let Some(peer) = self.topic_peers(&topic).choose(&mut rng).copied() else {
+                continue;
+            };
+            let full_due =
+                self.sync.last_full.get(&topic).is_none_or(|at| {
+                    now.duration_since(*at) >= self.config.sync.full_sync_interval
+                });
+            let scope = if full_due { Scope::Full } else { Scope::Recent };
+            if self.start_sync(peer, topic.clone(), scope) && full_due {
+                self.sync.last_full.insert(topic, now);
             }
         }
     }

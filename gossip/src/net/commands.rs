@@ -4,6 +4,7 @@ use identity_tofu::kv::KvStore;
 use libp2p::gossipsub::{IdentTopic, PublishError};
 use tracing::{debug, warn};
 
+use super::anti_entropy::Scope;
 use super::behaviour::topic_score_params;
 use super::driver::{Driver, now_ms};
 use super::error::NetError;
@@ -72,7 +73,7 @@ impl<S: KvStore + 'static> Driver<S> {
         self.subscribed.insert(topic.clone());
         // Peers already on the topic told us so before we cared: catch up with them now.
         for peer in self.topic_peers(&topic) {
-            self.start_sync(peer, topic.clone());
+            self.start_sync(peer, topic.clone(), Scope::Full);
         }
         debug!(%topic, new, "subscribed");
         Ok(new)
@@ -80,6 +81,7 @@ impl<S: KvStore + 'static> Driver<S> {
 
     fn unsubscribe(&mut self, topic: &Topic) -> Result<bool, NetError> {
         self.subscribed.remove(topic);
+        self.sync.last_full.remove(topic);
         let was = self
             .swarm
             .behaviour_mut()

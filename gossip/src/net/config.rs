@@ -89,6 +89,15 @@ pub struct SyncConfig {
     /// Sessions reconcile the envelopes of the last `window_ms` (both peers use the
     /// initiator's window). Defaults to the log's default retention age.
     pub window_ms: u64,
+    /// Routine anti-entropy rounds reconcile only the envelopes of the last
+    /// `recent_window_ms`: what gossip dropped is recent, and reading the whole log of a topic
+    /// every round would cost time and memory growing with the log. Sessions on connect, on
+    /// subscribe and on `sync_now`, and one round per topic every `full_sync_interval`,
+    /// reconcile the whole `window_ms` (what a peer that was away or cut off brings is old).
+    pub recent_window_ms: u64,
+    /// How often a routine round on a topic reconciles the whole window; see
+    /// `recent_window_ms`.
+    pub full_sync_interval: Duration,
     /// A request without a response after this long fails the session.
     pub request_timeout: Duration,
     /// The largest sync message sent or accepted, in bytes, checked before reading it. It must
@@ -136,6 +145,8 @@ impl Default for SyncConfig {
         Self {
             anti_entropy_interval: Duration::from_secs(60),
             window_ms: crate::log::LogConfig::default().retention.max_age_ms,
+            recent_window_ms: 10 * 60 * 1000,
+            full_sync_interval: Duration::from_secs(10 * 60),
             request_timeout: Duration::from_secs(30),
             max_message_bytes: 2 * 1024 * 1024,
             max_fetch_ids: 1024,

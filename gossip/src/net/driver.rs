@@ -47,6 +47,8 @@ pub(super) struct SyncState {
     /// running: each starts again when the running one ends, so that the caller gets a
     /// session that began after its request.
     pub again: HashSet<(PeerId, Topic)>,
+    /// When a routine round last reconciled each subscribed topic's whole window.
+    pub last_full: HashMap<Topic, Instant>,
 }
 
 impl SyncState {
@@ -104,6 +106,7 @@ impl<S: KvStore + 'static> Driver<S> {
                 in_flight: HashMap::new(),
                 refused: HashSet::new(),
                 again: HashSet::new(),
+                last_full: HashMap::new(),
             },
             dht: HashMap::new(),
             budgets,

@@ -10,6 +10,7 @@ use libp2p::{PeerId, StreamProtocol, identify, mdns};
 use tracing::{debug, trace, warn};
 
 use super::admit::{Admission, admit};
+use super::anti_entropy::Scope;
 use super::behaviour::{BehaviourEvent, KAD_PROTOCOL};
 use super::driver::{Driver, now_ms};
 use super::event::{NetEvent, Via};
@@ -110,7 +111,7 @@ impl<S: KvStore + 'static> Driver<S> {
                 // A peer joining a topic we are on is the "on connect" of anti-entropy:
                 // subscriptions are exchanged as soon as a connection opens.
                 if self.subscribed.contains(&topic) {
-                    self.start_sync(peer_id, topic);
+                    self.start_sync(peer_id, topic, Scope::Full);
                 }
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } => {

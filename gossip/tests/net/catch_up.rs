@@ -99,3 +99,64 @@ async fn envelopes_published_alone_are_delivered_on_first_contact() {
     .await;
     assert!(b.handle.has(&topic(), published.id).await.unwrap());
 }
+
+/// Routine anti-entropy rounds reconcile only recent envelopes; a full session (here on
+/// demand) reconciles the whole log. An hour-old envelope appears in A's log behind its back
+/// (as one a third peer brought would): B's routine rounds with A, after their first (full)
+/// one, do not hand it over, and `sync_now` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routine_rounds_reconcile_recent_envelopes_and_full_sessions_all() {
+    let routine = || {
+        let mut config = gossip::net::NetConfig::loopback();
+        config.sync.anti_entropy_interval = std::time::Duration::from_millis(200);
+        config.sync.recent_window_ms = 60_000;
+        config.sync.full_sync_interval = std::time::Duration::from_secs(3600);
+        config
+    };
+    let mut a = TestNode::start_with(routine(), honest).await;
+    let mut b = TestNode::start_with(routine(), honest).await;
+    a.join().await;
+    b.join().await;
+    connect(&mut a, &mut b).await;
+    // Each side's first routine round is a full one: wait until later rounds have ended.
+    let (pa, pb) = (a.peer_id(), b.peer_id());
+    let (a_first, b_first) = (a.seen.sessions_with(pb), b.seen.sessions_with(pa));
+    b.wait_until("two routine rounds with a", |seen| {
+        seen.sessions_with(pa) >= b_first + 2
+    })
+    .await;
+    a.wait_until("two routine rounds with b", |seen| {
+        seen.sessions_with(pb) >= a_first + 2
+    })
+    .await;
+
+    let old = b"chorus: from an hour ago".to_vec();
+    let an_hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 3_600_000;
+    let appended = gossip::Log::open(
+        std::sync::Arc::clone(&a.store),
+        gossip::LogConfig::default(),
+    )
+    .unwrap()
+    .append(&topic(), &old, an_hour_ago)
+    .unwrap();
+    assert!(matches!(appended, gossip::Appended::Stored { .. }));
+
+    let after = b.seen.sessions_with(pa);
+    b.wait_until("five more routine rounds with a", |seen| {
+        seen.sessions_with(pa) >= after + 5
+    })
+    .await;
+    assert!(
+        !b.seen.got(&old),
+        "a routine round handed over an hour-old envelope: {:?}",
+        b.seen
+    );
+    b.sync_all().await;
+    b.drain();
+    assert!(b.seen.got(&old), "a full session did not: {:?}", b.seen);
+    b.seen.assert_no_duplicates();
+}

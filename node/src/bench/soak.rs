@@ -120,6 +120,17 @@ impl MemoryFigures {
         (self.stable && a > 0).then(|| (b as f64 - a as f64) * 100.0 / a as f64)
     }
 
+    /// Growth from warm-up to the end of the RSS less the database's part, in percent
+    /// (stable nodes only). The database's part is bounded by `db_memory_mib` and fills as
+    /// the logs grow; this is the growth of everything else.
+    pub fn growth_outside_db_percent(&self) -> Option<f64> {
+        let a = self
+            .rss_after_warmup_kb?
+            .checked_sub(self.db_after_warmup_kb?)?;
+        let b = self.rss_at_end_kb?.checked_sub(self.db_at_end_kb?)?;
+        (self.stable && a > 0).then(|| (b as f64 - a as f64) * 100.0 / a as f64)
+    }
+
     /// Growth over the second half of the run, in percent (stable nodes only).
     pub fn second_half_growth_percent(&self) -> Option<f64> {
         let (a, b) = (self.rss_at_half_kb?, self.rss_at_end_kb?);
@@ -677,6 +688,23 @@ fn print_report(r: &SoakReport) {
             second_half.join(", ")
         );
     }
+    let outside_db: Vec<String> = r
+        .memory
+        .iter()
+        .filter_map(|m| {
+            Some(format!(
+                "{} {:+.1}%",
+                m.name,
+                m.growth_outside_db_percent()?
+            ))
+        })
+        .collect();
+    if !outside_db.is_empty() {
+        println!(
+            "growth after warm-up of the RSS less the database's bounded part: {}",
+            outside_db.join(", ")
+        );
+    }
     println!(
         "goals: zero lost: {}; no duplicates: {}",
         if r.lost == 0 { "met" } else { "NOT met" },
@@ -712,7 +740,12 @@ mod tests {
         assert_eq!(m.second_half_growth_percent(), None);
         m.rss_at_half_kb = Some(1050);
         assert_eq!(m.second_half_growth_percent(), Some(50.0 * 100.0 / 1050.0));
+        assert_eq!(m.growth_outside_db_percent(), None);
+        m.db_after_warmup_kb = Some(200);
+        m.db_at_end_kb = Some(290);
+        assert_eq!(m.growth_outside_db_percent(), Some(10.0 * 100.0 / 800.0));
         m.stable = false;
+        assert_eq!(m.growth_outside_db_percent(), None);
         assert_eq!(m.growth_percent(), None);
         assert_eq!(m.second_half_growth_percent(), None);
     }

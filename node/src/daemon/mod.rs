@@ -257,6 +257,8 @@ fn net_config(config: &Config) -> anyhow::Result<NetConfig> {
         ..NetConfig::default()
     };
     net.sync.anti_entropy_interval = Duration::from_millis(config.anti_entropy_ms);
+    net.sync.recent_window_ms = config.sync_recent_ms;
+    net.sync.full_sync_interval = Duration::from_millis(config.full_sync_ms);
     Ok(net)
 }
 
