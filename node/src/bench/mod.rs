@@ -181,7 +181,7 @@ async fn chorus_figures(o: &BenchOptions) -> anyhow::Result<Figures> {
         let start = Instant::now();
         let _: serde_json::Value = sender.post(&path, serde_json::json!({ "text": t })).await?;
         loop {
-            let (got, at) = tokio::time::timeout(LIMIT, next_message(&mut events)).await??;
+            let (got, at) = next_message_within(&mut events).await?;
             if got == t {
                 lat.push(at - start);
                 break;
@@ -203,12 +203,40 @@ async fn chorus_figures(o: &BenchOptions) -> anyhow::Result<Figures> {
 
 type EventLines = tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>;
 
+/// [`next_message`], failing after [`LIMIT`].
+async fn next_message_within(events: &mut EventLines) -> anyhow::Result<(String, Instant)> {
+    tokio::time::timeout(LIMIT, next_message(events))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "no message reached the receiver for {} s (see its log)",
+                LIMIT.as_secs()
+            )
+        })?
+}
+
 /// The next message event's text on `events`, and when it was read.
 async fn next_message(events: &mut EventLines) -> anyhow::Result<(String, Instant)> {
     loop {
         let line = events.next_line().await?.context("event stream closed")?;
-        if let Ok(EventView::Message { message, .. }) = serde_json::from_str(&line) {
-            return Ok((message.text, Instant::now()));
+        match serde_json::from_str(&line) {
+            Ok(EventView::Message { message, .. }) => return Ok((message.text, Instant::now())),
+            // An envelope the receiver refused is a message it will never show.
+            Ok(EventView::Rejected { reason, .. }) => {
+                anyhow::bail!("the receiver refused an envelope: {reason}")
+            }
+            _ => {}
+        }
+        // The node drops events for a reader that falls over a thousand behind, and says so;
+        // the messages it dropped would never be counted.
+        if let Ok(serde_json::Value::Object(event)) = serde_json::from_str(&line)
+            && event.get("type").and_then(|t| t.as_str()) == Some("lagged")
+        {
+            anyhow::bail!(
+                "the receiver's event stream fell behind and {} events were dropped; \
+                 measure with fewer --in-flight sends or a less loaded machine",
+                event.get("missed").unwrap_or(&serde_json::Value::Null)
+            );
         }
     }
 }
@@ -283,7 +311,7 @@ impl Rig {
             let mut last = start;
             let round = base..base + messages as u64;
             while seen < messages {
-                let (got, at) = tokio::time::timeout(LIMIT, next_message(&mut events)).await??;
+                let (got, at) = next_message_within(&mut events).await?;
                 let tag = got
                     .strip_prefix('m')
                     .and_then(|t| t.get(..15)?.parse::<u64>().ok());
