@@ -12,6 +12,9 @@ fn main() -> std::process::ExitCode {
     // to send, which is the point, not news.
     let quiet = matches!(cli.command, Command::Attacker { .. });
     init_logging(cli.json_logs, quiet);
+    if matches!(cli.command, Command::Run(..)) {
+        daemon::memory::limit_heap_arenas(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
