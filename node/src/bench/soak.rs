@@ -671,45 +671,33 @@ fn print_report(r: &SoakReport) {
     if let Some(max) = growths.iter().cloned().reduce(f64::max) {
         println!("\nlargest growth of a stable node after warm-up: {max:+.1}%");
     }
-    let second_half: Vec<String> = r
-        .memory
-        .iter()
-        .filter_map(|m| {
-            Some(format!(
-                "{} {:+.1}%",
-                m.name,
-                m.second_half_growth_percent()?
-            ))
-        })
-        .collect();
-    if !second_half.is_empty() {
-        println!(
-            "growth over the second half of the run: {}",
-            second_half.join(", ")
-        );
-    }
-    let outside_db: Vec<String> = r
-        .memory
-        .iter()
-        .filter_map(|m| {
-            Some(format!(
-                "{} {:+.1}%",
-                m.name,
-                m.growth_outside_db_percent()?
-            ))
-        })
-        .collect();
-    if !outside_db.is_empty() {
-        println!(
-            "growth after warm-up of the RSS less the database's bounded part: {}",
-            outside_db.join(", ")
-        );
-    }
+    print_growths(
+        r,
+        "growth over the second half of the run",
+        MemoryFigures::second_half_growth_percent,
+    );
+    print_growths(
+        r,
+        "growth after warm-up of the RSS less the database's bounded part",
+        MemoryFigures::growth_outside_db_percent,
+    );
     println!(
         "goals: zero lost: {}; no duplicates: {}",
         if r.lost == 0 { "met" } else { "NOT met" },
         if r.duplicates == 0 { "met" } else { "NOT met" }
     );
+}
+
+/// One line naming each stable node's `growth`, if any node has one.
+fn print_growths(r: &SoakReport, what: &str, growth: fn(&MemoryFigures) -> Option<f64>) {
+    let each: Vec<String> = r
+        .memory
+        .iter()
+        .filter_map(|m| Some(format!("{} {:+.1}%", m.name, growth(m)?)))
+        .collect();
+    if !each.is_empty() {
+        println!("{what}: {}", each.join(", "));
+    }
 }
 
 #[cfg(test)]
