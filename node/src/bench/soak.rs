@@ -116,7 +116,11 @@ pub struct MemoryFigures {
 impl MemoryFigures {
     /// Growth from warm-up to the end, in percent (stable nodes only: a restart resets it).
     pub fn growth_percent(&self) -> Option<f64> {
-        let (a, b) = (self.rss_after_warmup_kb?, self.rss_at_end_kb?);
+        self.stable_growth(self.rss_after_warmup_kb?, self.rss_at_end_kb?)
+    }
+
+    /// Growth from `a` to `b` in percent, for a stable node only (a restart resets it).
+    fn stable_growth(&self, a: u64, b: u64) -> Option<f64> {
         (self.stable && a > 0).then(|| (b as f64 - a as f64) * 100.0 / a as f64)
     }
 
@@ -128,13 +132,12 @@ impl MemoryFigures {
             .rss_after_warmup_kb?
             .checked_sub(self.db_after_warmup_kb?)?;
         let b = self.rss_at_end_kb?.checked_sub(self.db_at_end_kb?)?;
-        (self.stable && a > 0).then(|| (b as f64 - a as f64) * 100.0 / a as f64)
+        self.stable_growth(a, b)
     }
 
     /// Growth over the second half of the run, in percent (stable nodes only).
     pub fn second_half_growth_percent(&self) -> Option<f64> {
-        let (a, b) = (self.rss_at_half_kb?, self.rss_at_end_kb?);
-        (self.stable && a > 0).then(|| (b as f64 - a as f64) * 100.0 / a as f64)
+        self.stable_growth(self.rss_at_half_kb?, self.rss_at_end_kb?)
     }
 }
 
