@@ -48,7 +48,11 @@ pub(crate) struct RecentIds {
 }
 
 impl RecentIds {
-    const CAPACITY: usize = 4096;
+    /// An echo comes back within a gossip round trip, and the embedder's log drops later
+    /// copies by id anyway (an echo missed here only costs a failed decryption). Beacons count
+    /// too, so a larger bound filled for hours: 4,096 ids (~80 B each) per group took the
+    /// soak's nodes two hours to reach, and showed as the node's heap creeping up.
+    const CAPACITY: usize = 256;
 
     pub fn insert(&mut self, id: EnvelopeId) {
         if self.set.insert(id) {
@@ -215,4 +219,29 @@ pub(crate) fn branch_id(
     let mut out = [0u8; 16];
     out.copy_from_slice(&secret);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_ids_forget_the_oldest_beyond_their_bound() {
+        let id = |n: u32| {
+            let mut bytes = [0u8; 32];
+            bytes[..4].copy_from_slice(&n.to_be_bytes());
+            EnvelopeId(bytes)
+        };
+        let mut recent = RecentIds::default();
+        let total = RecentIds::CAPACITY as u32 + 10;
+        for n in 0..total {
+            recent.insert(id(n));
+            recent.insert(id(n)); // a second insert changes nothing
+        }
+        assert_eq!(recent.order.len(), RecentIds::CAPACITY);
+        assert_eq!(recent.set.len(), RecentIds::CAPACITY);
+        assert!(!recent.contains(&id(9)));
+        assert!(recent.contains(&id(10)));
+        assert!(recent.contains(&id(total - 1)));
+    }
 }

@@ -111,6 +111,27 @@ pub struct MemoryFigures {
     /// VmRSS at the first sample after half the run: the second half's growth says whether
     /// memory levels off, apart from the warm-up's caches filling.
     pub rss_at_half_kb: Option<u64>,
+    /// One sample a minute over the whole run, for plotting (the JSON report has them).
+    pub samples: Vec<MemorySample>,
+}
+
+/// A node's memory at one moment of the run (kB).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemorySample {
+    /// Seconds since traffic started.
+    pub at_s: u64,
+    pub rss_kb: u64,
+    /// The allocator's bytes in use, the database's included.
+    pub heap_kb: Option<u64>,
+    /// The database's memtables and block cache.
+    pub db_kb: Option<u64>,
+}
+
+impl MemorySample {
+    /// The RSS less the database's bounded part.
+    pub fn rss_outside_db_kb(&self) -> Option<u64> {
+        self.rss_kb.checked_sub(self.db_kb?)
+    }
 }
 
 impl MemoryFigures {
@@ -262,6 +283,7 @@ impl Soak {
         let mut next_crash = start + self.options.crash_every;
         let mut next_partition = start + self.options.partition_every;
         let mut next_sample = start;
+        let mut next_record = start;
         let mut next_progress = start + Duration::from_secs(30);
         let (mut warm, mut halfway) = (false, false);
         while Instant::now() < end {
@@ -298,8 +320,12 @@ impl Soak {
                 warm |= after_warmup;
                 let at_half = now >= half && !halfway;
                 halfway |= at_half;
-                self.sample_memory(after_warmup, at_half).await;
+                let record = (now >= next_record).then(|| (now - start).as_secs());
+                self.sample_memory(after_warmup, at_half, record).await;
                 next_sample = now + Duration::from_secs(5);
+                if record.is_some() {
+                    next_record = now + Duration::from_secs(60);
+                }
             }
             if now >= next_progress {
                 self.progress(now - start);
@@ -307,7 +333,8 @@ impl Soak {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        self.sample_memory(false, false).await;
+        self.sample_memory(false, false, Some(start.elapsed().as_secs()))
+            .await;
         self.report.duration_s = start.elapsed().as_secs_f64();
         eprintln!("· healing every fault and waiting for every group to converge…");
         self.heal_all().await?;
@@ -509,7 +536,9 @@ impl Soak {
         self.restart_due(far).await
     }
 
-    async fn sample_memory(&mut self, after_warmup: bool, at_half: bool) {
+    /// Reads every running node's memory; `record_at` (seconds into the run) also keeps the
+    /// sample in the node's series.
+    async fn sample_memory(&mut self, after_warmup: bool, at_half: bool, record_at: Option<u64>) {
         for (i, node) in self.nodes.iter().enumerate() {
             let Some(pid) = node.child.as_ref().and_then(|c| c.id()) else {
                 continue;
@@ -540,6 +569,14 @@ impl Soak {
             m.rss_at_end_kb = Some(rss);
             m.db_at_end_kb = db_kb;
             m.heap_at_end_kb = heap_kb;
+            if let Some(at_s) = record_at {
+                m.samples.push(MemorySample {
+                    at_s,
+                    rss_kb: rss,
+                    heap_kb,
+                    db_kb,
+                });
+            }
         }
     }
 
@@ -684,11 +721,51 @@ fn print_report(r: &SoakReport) {
         "growth after warm-up of the RSS less the database's bounded part",
         MemoryFigures::growth_outside_db_percent,
     );
+    print_series(r);
     println!(
         "goals: zero lost: {}; no duplicates: {}",
         if r.lost == 0 { "met" } else { "NOT met" },
         if r.duplicates == 0 { "met" } else { "NOT met" }
     );
+}
+
+/// Each stable node's RSS less the database's part, and the database's part, at every tenth
+/// of the run: whether memory levels off, at a glance (the JSON report has every minute).
+fn print_series(r: &SoakReport) {
+    let stable: Vec<&MemoryFigures> = r
+        .memory
+        .iter()
+        .filter(|m| m.stable && m.samples.len() > 1)
+        .collect();
+    let Some(first) = stable.first() else { return };
+    let picks = |n: usize| -> Vec<usize> {
+        let mut at: Vec<usize> = (0..=10).map(|k| k * (n - 1) / 10).collect();
+        at.dedup();
+        at
+    };
+    let minutes: Vec<String> = picks(first.samples.len())
+        .into_iter()
+        .map(|i| format!("{:>6}", format!("{}m", first.samples[i].at_s / 60)))
+        .collect();
+    println!(
+        "\nRSS less the database's part / the database's part, MiB, over the run:\n{:<6} {}",
+        "node",
+        minutes.join(" ")
+    );
+    for m in stable {
+        let cell = |f: fn(&MemorySample) -> Option<u64>| -> String {
+            picks(m.samples.len())
+                .into_iter()
+                .map(|i| match f(&m.samples[i]) {
+                    Some(kb) => format!("{:>6.1}", mib(kb)),
+                    None => format!("{:>6}", "-"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!("{:<6} {}", m.name, cell(MemorySample::rss_outside_db_kb));
+        println!("{:<6} {}", "  db", cell(|s| s.db_kb));
+    }
 }
 
 /// One line naming each stable node's `growth`, if any node has one.
@@ -737,6 +814,18 @@ mod tests {
         assert_eq!(m.growth_outside_db_percent(), Some(10.0 * 100.0 / 800.0));
         m.stable = false;
         assert_eq!(m.growth_outside_db_percent(), None);
+        let sample = MemorySample {
+            at_s: 60,
+            rss_kb: 1000,
+            heap_kb: Some(500),
+            db_kb: Some(300),
+        };
+        assert_eq!(sample.rss_outside_db_kb(), Some(700));
+        let unreported = MemorySample {
+            db_kb: None,
+            ..sample
+        };
+        assert_eq!(unreported.rss_outside_db_kb(), None);
         assert_eq!(m.growth_percent(), None);
         assert_eq!(m.second_half_growth_percent(), None);
     }
