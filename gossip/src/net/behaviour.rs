@@ -165,6 +165,7 @@ fn gossipsub_config(
         .max_transmit_size(NetConfig::max_transmit_bytes(max_envelope_bytes))
         .heartbeat_interval(config.heartbeat)
         .heartbeat_initial_delay(config.heartbeat)
+        .duplicate_cache_time(super::regossip::DUPLICATE_CACHE_TIME)
         .build()
         .map_err(|e| NetError::Setup(format!("gossipsub config: {e}")))
 }

@@ -106,7 +106,17 @@ impl<S: KvStore + 'static> Driver<S> {
             // Published again: keep the timestamp it is filed under everywhere already.
             Appended::Duplicate { id } => {
                 let filed = self.log.get(&topic, &id)?.map(|e| e.timestamp_ms);
-                (id, false, filed.unwrap_or(now))
+                let filed = filed.unwrap_or(now);
+                if !self.regossip.may_send(id, filed, now) {
+                    // gossipsub would refuse it (and warn); the log has it for sync.
+                    debug!(%topic, %id, "published again too soon: not gossiped");
+                    return Ok(Published {
+                        id,
+                        stored: false,
+                        gossiped: false,
+                    });
+                }
+                (id, false, filed)
             }
             Appended::Expired { .. } => return Err(NetError::Expired),
         };

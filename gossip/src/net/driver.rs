@@ -79,6 +79,8 @@ pub(super) struct Driver<S> {
     pub budgets: PeerBudgets<PeerId>,
     /// Graylisted peers cut off, and until when.
     pub bans: Bans,
+    /// When envelopes published again last went out on pubsub.
+    pub regossip: super::regossip::Regossip,
 }
 
 impl<S: KvStore + 'static> Driver<S> {
@@ -112,6 +114,7 @@ impl<S: KvStore + 'static> Driver<S> {
             budgets,
             metrics,
             bans: Bans::default(),
+            regossip: super::regossip::Regossip::new(now_ms()),
         })
     }
 

@@ -26,6 +26,7 @@
 //! - [`node`] and [`handle`]: starting a node and controlling it; [`event`]: what it reports.
 //! - [`metrics`]: libp2p's own metrics, rendered for Prometheus.
 //! - [`peer_budget`]: how much pubsub traffic each peer may hand us.
+//! - `regossip`: when an envelope published again may go out on pubsub again.
 //! - `driver`, `swarm_events`, `commands`, `anti_entropy`, `dht`: the node's task, by input.
 //!
 //! NAT traversal: relay client (and optionally server), DCUtR and AutoNAT v2 are part of the
@@ -48,6 +49,7 @@ pub mod handle;
 pub mod metrics;
 pub mod node;
 pub mod peer_budget;
+mod regossip;
 mod swarm_events;
 pub mod sync;
 pub mod validator;
