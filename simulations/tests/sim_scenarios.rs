@@ -218,7 +218,7 @@ fn churn_and_flapping_links_converge_without_loss() {
 ///
 /// - partition-heals seed 7: a message lost on gossip reached its receiver by anti-entropy
 ///   26 s later, after 6 newer messages of the same sender — beyond openmls's default
-///   out-of-order tolerance (5 generations) at the time; the engine now keeps 256
+///   out-of-order tolerance (5 generations) at the time; the engine now keeps 1,024
 ///   (`EngineConfig::out_of_order_tolerance`) and reports a message beyond it as rejected.
 /// - join-partition seed 22: a message sent on the losing side during the partition never
 ///   reached one member of the winning side (with the engine before 3b2c479).

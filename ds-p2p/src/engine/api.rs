@@ -20,15 +20,19 @@ pub const DEFAULT_MAX_PAST_EPOCHS: usize = 0;
 /// openmls's default (5) assumes a DS that delivers each sender's messages nearly in order. A
 /// gossip DS does not: a message lost on gossip comes back by anti-entropy seconds to minutes
 /// later, after everything its sender sent since, and after a partition heals a whole
-/// partition's worth of one sender's messages arrives in random order. 256 covers a sender
+/// partition's worth of one sender's messages arrives in random order. 256 covered a sender
 /// writing one message every 2 s through a 5-minute window (the longest window the simulator
-/// sweeps), i.e. everything the fork window is meant to absorb. The cost is bounded and only
-/// paid for gaps: openmls keeps a key only for a generation skipped and not yet read (one read
-/// in order leaves an empty slot of a few bytes), so at most 256 keys (~44 bytes each) per
-/// sender and epoch, and only while messages are actually missing. Those keys are what forward
-/// secrecy inside an epoch gives up for late messages; they go with the epoch (and a message
-/// later than this is refused with an event saying so, never dropped silently).
-pub const DEFAULT_OUT_OF_ORDER_TOLERANCE: u32 = 256;
+/// sweeps). It did not cover a fast sender: with one sender at ~1,300 messages a second on a
+/// saturated machine, gossip's paths (direct, and forwarded by a third node) drifted apart by
+/// more than 256 of its messages, and a receiver refused the late ones (`chorus bench
+/// --messages 8000 --in-flight 64` failed in 2 of 4 runs at 256, in none of 5 at 1024, nor in 2
+/// with 256 in flight). The cost is bounded and only paid for gaps: openmls keeps a key only
+/// for a generation skipped and not yet read (one read in order leaves an empty slot of one
+/// byte), so at most 1,024 keys (~44 bytes each) per sender and epoch, and only while messages
+/// are actually missing. Those keys are what forward secrecy inside an epoch gives up for late
+/// messages; they go with the epoch (and a message later than this is refused with an event
+/// saying so, never dropped silently).
+pub const DEFAULT_OUT_OF_ORDER_TOLERANCE: u32 = 1024;
 
 /// openmls's default: a receiver derives at most this many keys to catch up with a sender.
 pub const DEFAULT_MAXIMUM_FORWARD_DISTANCE: u32 = 1000;
