@@ -223,6 +223,11 @@ pub enum Command {
         /// The nodes' fork window
         #[arg(long, default_value = "120s", value_parser = crate::bench::soak::parse_duration)]
         fork_window: std::time::Duration,
+        /// The nodes' database memory budget (`db_memory_mib`, written to each node's
+        /// config.toml) [default: the node's default, 16]. A small one fills within the run, so
+        /// the whole RSS must level off
+        #[arg(long, value_name = "MIB")]
+        db_memory_mib: Option<u64>,
         /// Seed for the choices of groups, senders, victims and islands [default: random]
         #[arg(long)]
         seed: Option<u64>,

@@ -22,6 +22,9 @@ async fn a_short_soak_loses_nothing_and_converges() -> anyhow::Result<()> {
         crash_every: Duration::from_secs(12),
         partition_every: Duration::from_secs(15),
         fork_window: Duration::from_secs(30),
+        // A small database budget, written to each node's config.toml: a node that cannot
+        // read it does not start.
+        db_memory_mib: Some(4),
         seed,
         keep: false,
         json: None,

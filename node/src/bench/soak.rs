@@ -38,6 +38,8 @@ pub struct SoakOptions {
     pub crash_every: Duration,
     pub partition_every: Duration,
     pub fork_window: Duration,
+    /// Written to each node's config.toml when given.
+    pub db_memory_mib: Option<u64>,
     pub seed: Option<u64>,
     pub keep: bool,
     pub json: Option<PathBuf>,
@@ -55,6 +57,7 @@ impl Default for SoakOptions {
             crash_every: Duration::from_secs(60),
             partition_every: Duration::from_secs(120),
             fork_window: Duration::from_secs(120),
+            db_memory_mib: None,
             seed: None,
             keep: false,
             json: None,
@@ -344,6 +347,11 @@ impl Soak {
     async fn start(&mut self, root: &std::path::Path) -> anyhow::Result<()> {
         for i in 0..self.options.nodes {
             let mut node = LocalNode::init(root, &format!("n{i:02}"))?;
+            if let Some(mib) = self.options.db_memory_mib {
+                let path = node.data.config();
+                std::fs::write(&path, format!("db_memory_mib = {mib}\n"))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             let boot = self.nodes.first().map(|_| self.boot.clone());
             node.start(&self.node_options, 0, boot.as_slice()).await?;
             if i == 0 {
