@@ -49,9 +49,11 @@ pub(crate) struct RecentIds {
 
 impl RecentIds {
     /// An echo comes back within a gossip round trip, and the embedder's log drops later
-    /// copies by id anyway (an echo missed here only costs a failed decryption). Beacons count
-    /// too, so a larger bound filled for hours: 4,096 ids (~80 B each) per group took the
-    /// soak's nodes two hours to reach, and showed as the node's heap creeping up.
+    /// copies by id anyway. An own message whose echo is missed here fails to decrypt (its
+    /// sender cannot read it); it is refused as a replay while the window still knows its
+    /// id, else kept in the out-of-order buffer until that expires. Beacons count too, so a
+    /// larger bound filled for hours: 4,096 ids (~80 B each) per group took the soak's nodes
+    /// two hours to reach, and showed as the node's heap creeping up.
     const CAPACITY: usize = 256;
 
     pub fn insert(&mut self, id: EnvelopeId) {
