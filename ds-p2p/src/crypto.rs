@@ -44,6 +44,8 @@ use openmls_traits::types::{
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+use crate::signature_memo::SignatureMemo;
+
 /// `RustCrypto` with all randomness from one ChaCha20 stream (see the module docs).
 pub struct SeededCrypto {
     inner: RustCrypto,
@@ -52,6 +54,9 @@ pub struct SeededCrypto {
     hpke_key: [u8; 32],
     /// Ed25519 public keys already decompressed (see [`VerifyingKeys`]).
     verifying_keys: Mutex<VerifyingKeys>,
+    /// Verifications shared with other engines of the process (the simulator's); `None`
+    /// verifies every signature.
+    memo: Option<SignatureMemo>,
 }
 
 /// Decompressed Ed25519 verifying keys, by their encoding.
@@ -123,7 +128,15 @@ impl SeededCrypto {
             rng: Mutex::new(rng),
             hpke_key,
             verifying_keys: Mutex::default(),
+            memo: None,
         }
+    }
+
+    /// The same crypto, answering Ed25519 verifications already made (by any engine holding
+    /// `memo`) from the memo. Outcomes are unchanged: see [`SignatureMemo`].
+    pub fn with_signature_memo(mut self, memo: SignatureMemo) -> Self {
+        self.memo = Some(memo);
+        self
     }
 
     fn rng(&self) -> Result<MutexGuard<'_, ChaCha20Rng>, SeededRandError> {
@@ -283,15 +296,32 @@ impl OpenMlsCrypto for SeededCrypto {
         if alg != SignatureScheme::ED25519 {
             return self.inner.verify_signature(alg, data, pk, signature);
         }
+        let remembered = match (
+            &self.memo,
+            <&[u8; 32]>::try_from(pk),
+            <&[u8; 64]>::try_from(signature),
+        ) {
+            (Some(memo), Ok(pk), Ok(sig)) => Some((memo, pk, sig)),
+            _ => None,
+        };
+        if let Some((memo, pk, sig)) = remembered
+            && memo.contains(pk, sig, data)
+        {
+            return Ok(());
+        }
         let key = self
             .verifying_keys
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(pk)?;
-        let signature = ed25519_dalek::Signature::from_slice(signature)
+        let parsed = ed25519_dalek::Signature::from_slice(signature)
             .map_err(|_| CryptoError::CryptoLibraryError)?;
-        key.verify_strict(data, &signature)
-            .map_err(|_| CryptoError::InvalidSignature)
+        key.verify_strict(data, &parsed)
+            .map_err(|_| CryptoError::InvalidSignature)?;
+        if let Some((memo, pk, sig)) = remembered {
+            memo.insert(pk, sig, data);
+        }
+        Ok(())
     }
 
     fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {

@@ -8,6 +8,8 @@
 //! - [`engine`]: the group engine — MLS over an eventually consistent DS, with the fork
 //!   window and the deterministic tie-breaker.
 //! - [`directory`]: the KeyPackage directory a node serves for people who are away.
+//! - [`signature_memo`]: Ed25519 verifications shared by the engines of one process (the
+//!   simulator's).
 //! - [`wire`]: the envelope and application payload, and their size limits.
 //! - [`storage`]: the openmls storage provider over a `KvStore`, with branch namespaces that
 //!   hold forked group states and atomic storage steps.
@@ -15,5 +17,6 @@
 pub mod crypto;
 pub mod directory;
 pub mod engine;
+pub mod signature_memo;
 pub mod storage;
 pub mod wire;

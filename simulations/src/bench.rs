@@ -60,6 +60,8 @@ pub struct Load<'a> {
     /// Where to write the generated scenarios too.
     pub scenarios: Option<&'a Path>,
     pub quiet: bool,
+    /// Every engine verifies every signature (no shared memo): the cost before the memo.
+    pub verify_every_signature: bool,
 }
 
 /// The scenario text of `case` under `load`.
@@ -128,6 +130,10 @@ pub struct Row {
     pub virtual_s: f64,
     pub wall_s: f64,
     pub events: u64,
+    /// CPU seconds of the simulator's thread (the machine may be shared: wall ≥ CPU).
+    pub cpu_s: Option<f64>,
+    /// Signature verifications answered from the shared memo.
+    pub memo_hits: u64,
     pub peak_rss: String,
 }
 
@@ -144,8 +150,10 @@ pub fn run(load: &Load<'_>) -> Result<Vec<Row>, SimError> {
             });
         }
     };
-    println!("| case | virtual | wall | events | events / wall s | virtual / wall | peak RSS |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| case | virtual | wall (CPU) | events | events / wall s | virtual / wall (per CPU s) | verifications from memo | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     let mut rows = Vec::new();
     for case in cases {
         let text = scenario_text(&case, load)?;
@@ -161,18 +169,33 @@ pub fn run(load: &Load<'_>) -> Result<Vec<Row>, SimError> {
             seed: Some(load.seed),
             progress: !load.quiet,
             untraced: true,
+            verify_every_signature: load.verify_every_signature,
             ..RunOptions::default()
         };
-        let s = crate::run(&scenario, &options)?.summary;
+        let cpu_before = thread_cpu_s();
+        let result = crate::run(&scenario, &options)?;
+        let cpu_s = thread_cpu_s()
+            .zip(cpu_before)
+            .map(|(after, before)| after - before);
+        let s = &result.summary;
         let row = Row {
             case,
             virtual_s: s.virtual_duration_ms as f64 / 1000.0,
             wall_s: s.wall_ms as f64 / 1000.0,
             events: s.events,
+            cpu_s,
+            memo_hits: result.signature_memo_hits,
             peak_rss: peak_rss(),
         };
+        let (cpu, per_cpu) = match row.cpu_s {
+            Some(cpu) => (
+                format!(" ({cpu:.1} s)"),
+                format!(" ({:.1}x)", row.virtual_s / cpu.max(1e-9)),
+            ),
+            None => (String::new(), String::new()),
+        };
         println!(
-            "| {} nodes, {} groups of {} | {:.0} s | {:.1} s | {} | {:.0} | {:.1}x | {} |",
+            "| {} nodes, {} groups of {} | {:.0} s | {:.1} s{cpu} | {} | {:.0} | {:.1}x{per_cpu} | {} | {} |",
             case.nodes,
             case.groups,
             case.size,
@@ -181,11 +204,20 @@ pub fn run(load: &Load<'_>) -> Result<Vec<Row>, SimError> {
             row.events,
             row.events as f64 / row.wall_s.max(1e-9),
             row.virtual_s / row.wall_s.max(1e-9),
+            row.memo_hits,
             row.peak_rss
         );
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// CPU time (user + system) of the calling thread so far, from Linux's
+/// `/proc/thread-self/schedstat` (nanoseconds on the CPU); `None` elsewhere.
+fn thread_cpu_s() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
 }
 
 /// The process's peak resident memory (Linux `VmHWM`), for the table.
@@ -212,6 +244,7 @@ mod tests {
             seed: 1,
             scenarios: None,
             quiet: true,
+            verify_every_signature: false,
         }
     }
 

@@ -33,6 +33,10 @@ enum Cmd {
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
+        /// Every engine verifies every Ed25519 signature itself, instead of sharing the
+        /// run's memo of verifications already made (same outcomes and trace; slower).
+        #[arg(long)]
+        verify_every_signature: bool,
     },
     /// Run a scenario twice with the same seed and compare trace hashes.
     CheckDeterminism {
@@ -133,6 +137,10 @@ enum Cmd {
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
+        /// Every engine verifies every Ed25519 signature itself, instead of sharing the
+        /// run's memo of verifications already made (same outcomes and trace; slower).
+        #[arg(long)]
+        verify_every_signature: bool,
     },
 }
 
@@ -145,7 +153,15 @@ fn main() -> Result<()> {
             out,
             no_trace,
             quiet,
-        } => run(&scenario, seed, out, no_trace, quiet),
+            verify_every_signature,
+        } => run(
+            &scenario,
+            seed,
+            out,
+            no_trace,
+            quiet,
+            verify_every_signature,
+        ),
         Cmd::CheckDeterminism { scenario, seed } => check_determinism(&scenario, seed),
         Cmd::Sweep {
             scenario,
@@ -182,6 +198,7 @@ fn main() -> Result<()> {
             seed,
             scenarios,
             quiet,
+            verify_every_signature,
         } => bench::run(&bench::Load {
             duration: &duration,
             case: &case,
@@ -190,6 +207,7 @@ fn main() -> Result<()> {
             seed,
             scenarios: scenarios.as_deref(),
             quiet,
+            verify_every_signature,
         })
         .map(|_| ())
         .map_err(Into::into),
@@ -206,6 +224,7 @@ fn run(
     out: Option<PathBuf>,
     no_trace: bool,
     quiet: bool,
+    verify_every_signature: bool,
 ) -> Result<()> {
     let scenario = load(path)?;
     let seed = seed.unwrap_or(scenario.seed);
@@ -222,6 +241,7 @@ fn run(
         seed: Some(seed),
         trace_path: (!no_trace).then(|| dir.join("trace.jsonl")),
         progress: !quiet,
+        verify_every_signature,
         ..RunOptions::default()
     };
     let result = simulations::run(&scenario, &options)?;

@@ -113,6 +113,32 @@ fn shipped_small_scenarios_are_deterministic() {
 /// A partition longer than the window cannot be resolved by the window alone (the engine
 /// heals it, see the `partition-<k>x-window` tests below): the run must say so.
 #[test]
+fn the_shared_signature_memo_changes_no_outcome() {
+    // The engines of a run share a memo of Ed25519 verifications (the default). The same
+    // run with every engine verifying every signature itself must be event for event the
+    // same: the memo only saves CPU.
+    let sc = scenario("partition-heals");
+    let shared = run(&sc, 5);
+    let options = RunOptions {
+        seed: Some(5),
+        verify_every_signature: true,
+        ..RunOptions::default()
+    };
+    let alone = simulations::run(&sc, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        shared.signature_memo_hits > 0,
+        "the memo answered no verification"
+    );
+    assert_eq!(alone.signature_memo_hits, 0);
+    println!(
+        "  {} verifications answered from the memo",
+        shared.signature_memo_hits
+    );
+    assert_eq!(shared.summary.trace_hash, alone.summary.trace_hash);
+    assert_eq!(shared.summary.events, alone.summary.events);
+}
+
+#[test]
 fn a_partition_outlasting_the_window_is_reported_honestly() {
     let s = run(&scenario("partition-outlasts"), 1).summary;
     assert!(

@@ -9,6 +9,7 @@ use openmls_traits::OpenMlsProvider;
 use super::mls_storage::{MlsStorage, StorageError};
 use super::staged::StagedStore;
 use crate::crypto::SeededCrypto;
+use crate::signature_memo::SignatureMemo;
 
 /// Crypto plus branch-aware storage for one client.
 ///
@@ -42,6 +43,16 @@ impl ChorusProvider {
     /// Give each simulated client its own seed.
     pub fn with_seed(kv: Arc<dyn KvStore>, seed: [u8; 32]) -> Self {
         Self::with_crypto(kv, SeededCrypto::from_seed(seed))
+    }
+
+    /// The same provider, with Ed25519 verifications answered from `memo` when another
+    /// engine holding it made them already (see [`SignatureMemo`]). For simulations, which
+    /// run many engines in one process; outcomes are unchanged.
+    pub fn with_signature_memo(self, memo: SignatureMemo) -> Self {
+        Self {
+            crypto: self.crypto.with_signature_memo(memo),
+            storage: self.storage,
+        }
     }
 
     fn with_crypto(kv: Arc<dyn KvStore>, crypto: SeededCrypto) -> Self {

@@ -70,7 +70,7 @@ impl Simulator {
             return;
         }
         let config = self.config.clone();
-        if let Err(e) = self.nodes[n].open(&config, &mut self.rng) {
+        if let Err(e) = self.nodes[n].open(&config, &mut self.rng, self.signature_memo.as_ref()) {
             if self.tracing() {
                 let line = format!(
                     "{{\"t\":{},\"n\":{n},\"ev\":\"restart-failed\",\"error\":{}}}",

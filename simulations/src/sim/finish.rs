@@ -18,6 +18,9 @@ pub struct RunResult {
     pub nodes: usize,
     /// Per group (in scenario order): the nodes inside it at the end, by their engines.
     pub final_members: Vec<BTreeSet<NodeId>>,
+    /// Ed25519 verifications the engines answered from the run's shared memo (0 with
+    /// `verify_every_signature`).
+    pub signature_memo_hits: u64,
 }
 
 impl Simulator {
@@ -208,6 +211,7 @@ impl Simulator {
             summary,
             nodes: self.sc.nodes,
             final_members: finals,
+            signature_memo_hits: self.signature_memo.as_ref().map_or(0, |m| m.hits()),
             metrics: std::mem::take(&mut self.metrics),
         })
     }

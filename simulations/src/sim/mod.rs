@@ -26,6 +26,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use ds_p2p::engine::EngineConfig;
+use ds_p2p::signature_memo::SignatureMemo;
 use ds_p2p::wire::{EnvelopeKind, GroupRef};
 
 use crate::error::SimError;
@@ -53,6 +54,11 @@ pub struct RunOptions {
     /// No trace at all (not even hashed; `trace_hash` is empty): for benchmarks, where
     /// formatting and hashing every event line is overhead the measurement should not carry.
     pub untraced: bool,
+    /// Every engine verifies every Ed25519 signature itself. By default the run's engines
+    /// share a memo of verifications already made (`ds_p2p::signature_memo`): the same
+    /// outcomes and trace, without 49 members of a 50-member group each redoing the same
+    /// verification of each message.
+    pub verify_every_signature: bool,
 }
 
 /// An envelope some node published: its bytes and what the simulator needs to know of it.
@@ -210,6 +216,8 @@ pub struct Simulator {
     /// The publisher of the Welcome being processed: a joiner syncs the group with it first.
     pub(crate) welcome_from: Option<NodeId>,
     progress: bool,
+    /// Verifications shared by the run's engines (`None`: each verifies every signature).
+    pub(crate) signature_memo: Option<SignatureMemo>,
 }
 
 impl Simulator {
@@ -227,6 +235,7 @@ impl Simulator {
             key_package_lifetime_ms: 100 * 365 * 24 * 3600 * 1000,
             ..EngineConfig::default()
         };
+        let signature_memo = (!options.verify_every_signature).then(SignatureMemo::new);
         let max_skew = sc.network.max_skew.micros() as f64;
         let mut nodes = Vec::with_capacity(sc.nodes);
         let mut subs: BTreeMap<String, BTreeSet<NodeId>> = BTreeMap::new();
@@ -239,7 +248,7 @@ impl Simulator {
             };
             let skew = sc.skew.get(&id).copied().unwrap_or(drawn);
             let mut node = SimNode::new(id, skew, &mut rng)?;
-            node.open(&config, &mut rng)?;
+            node.open(&config, &mut rng, signature_memo.as_ref())?;
             subs.entry(node.inbox()).or_default().insert(id);
             by_identity.insert(node.identity.clone(), id);
             nodes.push(node);
@@ -291,6 +300,7 @@ impl Simulator {
             pending_publishes: Vec::new(),
             welcome_from: None,
             progress: options.progress,
+            signature_memo,
         })
     }
 

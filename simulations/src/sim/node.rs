@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use ds_p2p::engine::{Engine, EngineConfig};
+use ds_p2p::signature_memo::SignatureMemo;
 use ds_p2p::storage::ChorusProvider;
 use ds_p2p::storage::kv::{KvStore, MemoryStore};
 use identity_tofu::{LocalIdentity, TrustStore};
@@ -109,8 +110,18 @@ impl SimNode {
 
     /// Opens (or reopens, after a crash) the engine over the node's store, with seeds drawn
     /// from `rng`.
-    pub fn open(&mut self, config: &EngineConfig, rng: &mut SimRng) -> Result<(), SimError> {
-        let provider = ChorusProvider::with_seed(self.kv.clone(), rng.bytes32());
+    /// `memo`, when given, answers Ed25519 verifications another engine of the run made
+    /// already (outcomes unchanged; see `ds_p2p::signature_memo`).
+    pub fn open(
+        &mut self,
+        config: &EngineConfig,
+        rng: &mut SimRng,
+        memo: Option<&SignatureMemo>,
+    ) -> Result<(), SimError> {
+        let mut provider = ChorusProvider::with_seed(self.kv.clone(), rng.bytes32());
+        if let Some(memo) = memo {
+            provider = provider.with_signature_memo(memo.clone());
+        }
         let device = self.person.device_key();
         let signer = SignatureKeyPair::from_raw(
             SignatureScheme::ED25519,
