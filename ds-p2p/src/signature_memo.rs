@@ -32,28 +32,38 @@ struct MemoEntries {
     /// Insertion order, oldest first: the first to be forgotten when full.
     order: VecDeque<MemoKey>,
     capacity: usize,
+    /// Signed bytes held, and the most that may be: a commit or GroupInfo of a large group
+    /// signs kilobytes, so the entry count alone would not bound the memory.
+    bytes: usize,
+    max_bytes: usize,
     hits: u64,
 }
 
 impl SignatureMemo {
     /// Entries kept by [`SignatureMemo::new`]: at 1,000 simulated nodes in groups of 50 this
     /// is several virtual minutes of messages and beacons, longer than gossip takes to bring
-    /// a message to every member (a late copy after that is simply verified again). About
-    /// 0.5 KB an entry, so ~16 MB when full.
+    /// a message to every member (a late copy after that is simply verified again).
     pub const DEFAULT_CAPACITY: usize = 32_768;
+    /// Signed bytes kept by [`SignatureMemo::new`] at most (application messages sign about
+    /// 0.5 KB, so the entry count is the usual bound).
+    pub const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
 
-    /// An empty memo of [`SignatureMemo::DEFAULT_CAPACITY`] entries.
+    /// An empty memo of [`SignatureMemo::DEFAULT_CAPACITY`] entries and
+    /// [`SignatureMemo::DEFAULT_MAX_BYTES`] signed bytes.
     pub fn new() -> Self {
-        Self::with_capacity(Self::DEFAULT_CAPACITY)
+        Self::with_bounds(Self::DEFAULT_CAPACITY, Self::DEFAULT_MAX_BYTES)
     }
 
-    /// An empty memo keeping at most `capacity` verifications (at least one).
-    pub fn with_capacity(capacity: usize) -> Self {
+    /// An empty memo keeping at most `capacity` verifications (at least one) and
+    /// `max_bytes` of signed data; data larger than that is never kept.
+    pub fn with_bounds(capacity: usize, max_bytes: usize) -> Self {
         Self {
             inner: Arc::new(Mutex::new(MemoEntries {
                 data: HashMap::new(),
                 order: VecDeque::new(),
                 capacity: capacity.max(1),
+                bytes: 0,
+                max_bytes,
                 hits: 0,
             })),
         }
@@ -77,16 +87,21 @@ impl SignatureMemo {
     pub fn insert(&self, key: &[u8; 32], signature: &[u8; 64], data: &[u8]) {
         let mut entries = self.lock();
         let memo_key = (*key, *signature);
-        if entries.data.contains_key(&memo_key) {
+        if entries.data.contains_key(&memo_key) || data.len() > entries.max_bytes {
             return;
         }
-        while entries.data.len() >= entries.capacity {
+        while entries.data.len() >= entries.capacity
+            || entries.bytes + data.len() > entries.max_bytes
+        {
             let Some(oldest) = entries.order.pop_front() else {
                 break;
             };
-            entries.data.remove(&oldest);
+            if let Some(gone) = entries.data.remove(&oldest) {
+                entries.bytes -= gone.len();
+            }
         }
         entries.data.insert(memo_key, data.into());
+        entries.bytes += data.len();
         entries.order.push_back(memo_key);
     }
 
@@ -133,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_hit_needs_the_same_key_signature_and_data() {
-        let memo = SignatureMemo::with_capacity(4);
+        let memo = SignatureMemo::with_bounds(4, 1024);
         let (key, sig) = ([1u8; 32], [2u8; 64]);
         memo.insert(&key, &sig, b"signed");
         assert!(memo.contains(&key, &sig, b"signed"));
@@ -145,7 +160,7 @@ mod tests {
 
     #[test]
     fn the_oldest_entries_go_first_when_full() {
-        let memo = SignatureMemo::with_capacity(2);
+        let memo = SignatureMemo::with_bounds(2, 1024);
         let key = [1u8; 32];
         for i in 0..3u8 {
             memo.insert(&key, &[i; 64], &[i]);
@@ -157,8 +172,24 @@ mod tests {
     }
 
     #[test]
+    fn the_signed_bytes_held_stay_within_their_bound() {
+        let memo = SignatureMemo::with_bounds(100, 10);
+        let key = [1u8; 32];
+        memo.insert(&key, &[0; 64], &[0; 6]);
+        memo.insert(&key, &[1; 64], &[1; 6]);
+        assert_eq!(memo.len(), 1, "the first entry made room for the second");
+        assert!(memo.contains(&key, &[1; 64], &[1; 6]));
+        memo.insert(&key, &[2; 64], &[2; 11]);
+        assert!(
+            !memo.contains(&key, &[2; 64], &[2; 11]),
+            "larger than the bound"
+        );
+        assert!(memo.contains(&key, &[1; 64], &[1; 6]));
+    }
+
+    #[test]
     fn clones_share_one_memo() {
-        let memo = SignatureMemo::with_capacity(2);
+        let memo = SignatureMemo::with_bounds(2, 1024);
         let other = memo.clone();
         other.insert(&[1; 32], &[2; 64], b"x");
         assert!(memo.contains(&[1; 32], &[2; 64], b"x"));
