@@ -465,3 +465,50 @@ fn members_added_on_the_losing_side_are_added_again() {
     }
     println!("newcomer added on the losing side, per seed: {left_out:?}");
 }
+
+/// Twelve members split six against six, each side commits and talks for two windows. Every
+/// loser learns it lost from the same offers at the same moment; rejoining at once made their
+/// external commits race at one epoch, so most rejoined several times (O(losers²) commits,
+/// each with a re-send). They take turns now (`heal_schedule`): each loser rejoins exactly
+/// once, on top of the one before it.
+#[test]
+fn the_losers_of_a_split_take_turns_and_rejoin_once_each() {
+    const TWELVE: [&str; 12] = [
+        "m00", "m01", "m02", "m03", "m04", "m05", "m06", "m07", "m08", "m09", "m10", "m11",
+    ];
+    let (side_a, side_b) = TWELVE.split_at(6);
+    for seed in 1..=2 {
+        let (mut net, group) = group_of(&TWELVE, TieBreak::LowestRef, seed);
+        net.advance(WINDOW_MS + 1);
+        net.sync();
+        net.partition(&[side_a, side_b]);
+        let mut bodies = Vec::new();
+        for round in 0..2u64 {
+            for name in TWELVE {
+                let body = format!("{name} says {round}");
+                say(&mut net, name, group, &body);
+                bodies.push((name, body));
+            }
+            net.command(side_a[round as usize], Command::SelfUpdate { group });
+            net.command(side_b[round as usize], Command::SelfUpdate { group });
+            net.deliver_all();
+            net.advance(WINDOW_MS);
+            net.sync();
+        }
+        settle(&mut net);
+        assert_converged(&net, group, &TWELVE);
+        assert_delivered_once(&net, &TWELVE, &bodies);
+        let rejoins: Vec<usize> = TWELVE.iter().map(|n| split_healed(&net, n)).collect();
+        let losers: &[&str] = if rejoins[0] > 0 { side_a } else { side_b };
+        for name in TWELVE {
+            let expected = usize::from(losers.contains(&name));
+            assert_eq!(
+                split_healed(&net, name),
+                expected,
+                "seed {seed}: {name} rejoined {} times (all: {rejoins:?})\n{}",
+                split_healed(&net, name),
+                net.story()
+            );
+        }
+    }
+}

@@ -62,6 +62,7 @@ use super::api::Event;
 use super::consistency::ConsistencyMode;
 use super::fork_tree::{ForkTree, HeldState};
 use super::group_state::{branch_id, members};
+use super::heal_schedule::ScheduledRejoin;
 use super::record::{Intent, IntentKind, MAX_LOG_ENTRIES};
 use super::tie_break::CommitFacts;
 use super::{Engine, EngineError, mls_err, wire_bytes};
@@ -229,7 +230,7 @@ pub(crate) fn load_kept(
 #[derive(Debug, Default)]
 pub(crate) struct HealRuntime {
     /// (epoch, when) of this member's last offer.
-    last_offer: Option<(u64, u64)>,
+    pub last_offer: Option<(u64, u64)>,
     /// (sent at, id) of the kept messages, oldest first.
     kept: BTreeSet<(u64, MessageId)>,
     /// (made at, commit ref) of the kept Removes and Adds, oldest first.
@@ -238,7 +239,9 @@ pub(crate) struct HealRuntime {
     /// rejoin is done again, and its new decision's fork point is where the two rejoins
     /// differ; what the member must re-send and re-do still dates from the split's fork
     /// point. So a rejoin within a window of the last one goes on from the older fork epoch.
-    last_rejoin: Option<(u64, u64)>,
+    pub last_rejoin: Option<(u64, u64)>,
+    /// A rejoin waiting for this member's turn (see `heal_schedule`).
+    pub scheduled_rejoin: Option<ScheduledRejoin>,
     /// The lowest fork epoch of the rejoins applied in the current step: this member re-sends
     /// its messages since then, which the rejoiners could not read.
     rejoined_from: Option<u64>,
@@ -254,6 +257,7 @@ impl HealRuntime {
             last_offer: None,
             rejoined_from: None,
             last_rejoin: None,
+            scheduled_rejoin: None,
             awaiting_readd: None,
             changes: load_changes(staged, group)?
                 .into_iter()
@@ -468,7 +472,7 @@ pub(crate) fn fork_epoch_of_rejoin(aad: &[u8]) -> Option<u64> {
 ///
 /// RFC 9420: the body after the 4-byte MLSMessage header (version, wire format) is
 /// `GroupInfoTBS || signature<V>`, signed as `SignContent { "MLS 1.0 GroupInfoTBS", TBS }`.
-fn signed_by_one_of(group_info: &[u8], members: &[Vec<u8>]) -> bool {
+pub(crate) fn signed_by_one_of(group_info: &[u8], members: &[Vec<u8>]) -> bool {
     const SIGNATURE: usize = 64;
     let Some(body) = group_info.get(4..) else {
         return false;
@@ -630,7 +634,7 @@ impl Engine {
             .states()
             .any(|s| s.epoch <= decision.fork_epoch);
         if decision.they_win && !held {
-            return self.rejoin(now_ms, group, offer, decision);
+            return self.schedule_rejoin(now_ms, group, offer);
         }
         if lost_join {
             return Ok(()); // no branch of its own to offer
@@ -863,7 +867,7 @@ impl Engine {
 
     /// Joins the offered branch by an external commit, leaves everything of the losing side
     /// behind, and re-sends this member's messages sent since the fork.
-    fn rejoin(
+    pub(crate) fn rejoin(
         &mut self,
         now_ms: u64,
         group: GroupRef,
@@ -1054,7 +1058,11 @@ impl Engine {
             reapplied,
         });
         self.replay_buffered(now_ms, group);
-        Ok(())
+        // The next loser in turn rejoins on top of this rejoin, not against it: it needs a
+        // GroupInfo that includes it (see `heal_schedule`). Not held back by the offer made
+        // on the losing side, whose epoch number this state may share.
+        self.runtime(group)?.heal.last_offer = None;
+        self.offer_heal(now_ms, group)
     }
 }
 

@@ -22,6 +22,7 @@ pub mod credentials;
 mod delivery;
 mod group_state;
 mod heal;
+mod heal_schedule;
 mod kept_outputs;
 mod key_packages;
 mod leave;

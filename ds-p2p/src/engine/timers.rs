@@ -24,7 +24,14 @@ impl Engine {
                     .next_expiry(self.config.window_ms, rt.record.active);
                 let leave = rt.record.pending_leaves.iter().map(|p| p.due_ms).min();
                 let reissue = rt.record.reissues.iter().map(|r| r.due_ms).min();
-                [expiry, Some(rt.record.next_beacon_ms), leave, reissue]
+                let rejoin = rt.heal.scheduled_rejoin.as_ref().map(|r| r.due_ms);
+                [
+                    expiry,
+                    Some(rt.record.next_beacon_ms),
+                    leave,
+                    reissue,
+                    rejoin,
+                ]
             })
             .flatten()
             .min();
@@ -35,7 +42,8 @@ impl Engine {
             .min()
     }
 
-    /// Does what is due at `now_ms`: prunes expired states, publishes beacons.
+    /// Does what is due at `now_ms`: prunes expired states, rejoins at this member's turn
+    /// after a split, publishes beacons.
     pub fn handle_timeout(&mut self, now_ms: u64) {
         if self.retired_purge_due.is_some_and(|due| due <= now_ms) {
             match self.provider.mls_storage().purge_retired_key_packages() {
@@ -70,6 +78,12 @@ impl Engine {
                 self.emit(Event::Rejected {
                     group: Some(group),
                     reason: format!("re-issuing a lost change failed: {e}"),
+                });
+            }
+            if let Err(e) = self.rejoin_if_due(now_ms, group) {
+                self.emit(Event::Rejected {
+                    group: Some(group),
+                    reason: format!("rejoining after a split failed: {e}"),
                 });
             }
             if let Err(e) = self.beacon_if_due(now_ms, group) {
