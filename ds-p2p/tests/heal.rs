@@ -385,6 +385,8 @@ fn a_made_up_group_info_moves_no_one() {
     let genuine = net.engine("bob").group_info(group).unwrap();
     let offer = offer_that_wins_over(&net, "alice", group, genuine);
     net.inject("alice", &offer);
+    // Alice rejoins at her turn (slots of 1 s dealt round her state's two members).
+    net.advance(3_000);
     assert_eq!(
         split_healed(&net, "alice"),
         1,

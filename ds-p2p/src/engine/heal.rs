@@ -13,10 +13,11 @@
 //!    losers get a GroupInfo of the winning branch.
 //! 3. **Rejoin.** A member that loses joins the offered branch by an *external commit* (RFC
 //!    9420 §12.4.3.2, a "resync": the commit removes the member's own old leaf, which is still
-//!    in the winning branch's tree, and adds its new one). The external commit is an ordinary
-//!    commit on the winning branch, so concurrent rejoins go through the ordinary tie-breaker;
-//!    a rejoiner whose commit lost sees the group go on from another commit at that epoch and
-//!    heals again, with a fresh offer.
+//!    in the winning branch's tree, and adds its new one). The losers take turns
+//!    (`heal_schedule`), each on top of the one before, so they do not all commit at the same
+//!    epoch. Rejoins that still meet are ordinary commits on the winning branch and go through
+//!    the ordinary tie-breaker; a rejoiner whose commit lost sees the group go on from another
+//!    commit at that epoch and heals again, with a fresh offer.
 //! 4. **Re-deliver.** The rejoined member re-sends its own application messages sent on the
 //!    losing side (kept apart for this, see [`MAX_KEPT_MESSAGES`]), same id and send time, in
 //!    the order they were sent; receivers drop the ones they already have.

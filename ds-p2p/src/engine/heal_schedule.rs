@@ -75,7 +75,9 @@ impl Engine {
             .filter(|k| *k != own_key)
             .collect();
         if !signed_by_one_of(&offer.group_info, &co_members) {
-            return Ok(());
+            return Err(EngineError::Refused(
+                "heal offer's GroupInfo is not signed by a member of this group".into(),
+            ));
         }
         if let Some(waiting) = &mut rt.heal.scheduled_rejoin {
             if offer.epoch > waiting.offer.epoch {
