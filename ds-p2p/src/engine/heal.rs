@@ -473,7 +473,7 @@ pub(crate) fn fork_epoch_of_rejoin(aad: &[u8]) -> Option<u64> {
 ///
 /// RFC 9420: the body after the 4-byte MLSMessage header (version, wire format) is
 /// `GroupInfoTBS || signature<V>`, signed as `SignContent { "MLS 1.0 GroupInfoTBS", TBS }`.
-pub(crate) fn signed_by_one_of(group_info: &[u8], members: &[Vec<u8>]) -> bool {
+fn signed_by_one_of(group_info: &[u8], members: &[Vec<u8>]) -> bool {
     const SIGNATURE: usize = 64;
     let Some(body) = group_info.get(4..) else {
         return false;
@@ -532,6 +532,30 @@ fn group_info_leaves(
 }
 
 impl Engine {
+    /// Refuses a GroupInfo that no other member of this member's active state signed (one
+    /// that was in the group at the fork point and was not removed here since): it could be a
+    /// group someone else made up under this id.
+    pub(crate) fn check_signed_on_this_side(
+        &mut self,
+        group: GroupRef,
+        group_info: &[u8],
+    ) -> Result<(), EngineError> {
+        let own_key = self.signer.public().to_vec();
+        let co_members: Vec<Vec<u8>> = self
+            .runtime(group)?
+            .group
+            .members()
+            .map(|m| m.signature_key)
+            .filter(|k| *k != own_key)
+            .collect();
+        if !signed_by_one_of(group_info, &co_members) {
+            return Err(EngineError::Refused(
+                "heal offer's GroupInfo is not signed by a member of this group".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Publishes this member's [`HealOffer`] for `group`, unless it offered one at the same
     /// epoch less than a beacon interval ago, or it is not a member of its active state.
     pub(crate) fn offer_heal(&mut self, now_ms: u64, group: GroupRef) -> Result<(), EngineError> {
@@ -888,21 +912,8 @@ impl Engine {
                 "heal offer's GroupInfo is for another group or epoch than it says".into(),
             ));
         }
-        // Signed by a member on this side (one that was in the group at the fork point and
-        // was not removed here since): not a group someone else made up under this id.
+        self.check_signed_on_this_side(group, &offer.group_info)?;
         let own_key = self.signer.public().to_vec();
-        let co_members: Vec<Vec<u8>> = self
-            .runtime(group)?
-            .group
-            .members()
-            .map(|m| m.signature_key)
-            .filter(|k| *k != own_key)
-            .collect();
-        if !signed_by_one_of(&offer.group_info, &co_members) {
-            return Err(EngineError::Refused(
-                "heal offer's GroupInfo is not signed by a member of this group".into(),
-            ));
-        }
         let leaves = group_info_leaves(&info)
             .ok_or_else(|| EngineError::Refused("heal offer's GroupInfo has no tree".into()))?;
         if !leaves.iter().any(|(_, key)| *key == own_key) {

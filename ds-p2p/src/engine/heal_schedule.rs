@@ -20,7 +20,7 @@
 
 use rand::RngCore as _;
 
-use super::heal::{HealVerdict, heal_verdict, signed_by_one_of};
+use super::heal::{HealVerdict, heal_verdict};
 use super::{Engine, EngineError};
 use crate::wire::{GroupRef, HealOffer};
 
@@ -64,21 +64,11 @@ impl Engine {
         let window = self.config.window_ms;
         let jitter = self.rng.next_u64();
         let own_key = self.signer.public().to_vec();
-        let rt = self.runtime(group)?;
         // Only an offer the rejoin will take: signed by a member of this side (see `rejoin`).
         // A member added on the winning side during the split signs offers too, and the
         // newest offer is often its.
-        let co_members: Vec<Vec<u8>> = rt
-            .group
-            .members()
-            .map(|m| m.signature_key)
-            .filter(|k| *k != own_key)
-            .collect();
-        if !signed_by_one_of(&offer.group_info, &co_members) {
-            return Err(EngineError::Refused(
-                "heal offer's GroupInfo is not signed by a member of this group".into(),
-            ));
-        }
+        self.check_signed_on_this_side(group, &offer.group_info)?;
+        let rt = self.runtime(group)?;
         if let Some(waiting) = &mut rt.heal.scheduled_rejoin {
             if offer.epoch > waiting.offer.epoch {
                 waiting.offer = offer;
