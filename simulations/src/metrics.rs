@@ -78,6 +78,8 @@ pub struct Metrics {
     pub branch_switches: u64,
     pub resent_messages: u64,
     pub reissued_intents: u64,
+    pub redelivery_asks: u64,
+    pub redelivered_on_ask: u64,
     pub rejected: u64,
     pub dropped: u64,
     pub join_lost: u64,

@@ -371,3 +371,25 @@ fn a_partition_of_10_windows_heals_without_loss() {
 fn a_partition_of_100_windows_heals_without_loss() {
     long_split_heals("partition-100x-window", 1..2);
 }
+
+/// A partition longer than the window in which only one side commits forks nothing, but the
+/// committing side prunes the old epoch a window after its commit, so the quiet side's
+/// messages from the partition come too late to be read there. They are asked for again
+/// (`engine/redelivery_asks.rs`); before that, seed 1 lost 112 deliveries.
+#[test]
+fn messages_that_come_too_late_to_be_read_are_asked_for_again() {
+    let sc = scenario("one-side-commits");
+    for seed in 1..4 {
+        let result = run(&sc, seed);
+        let s = &result.summary;
+        assert_clean(s);
+        assert_eq!(s.forks_beyond_window, 0, "seed {seed}: nothing forked");
+        assert!(
+            s.redelivery_asks > 0 && s.redelivered_on_ask > 0,
+            "seed {seed}: no message came too late ({} asks, {} re-sent): the scenario does \
+             not test what it should",
+            s.redelivery_asks,
+            s.redelivered_on_ask
+        );
+    }
+}

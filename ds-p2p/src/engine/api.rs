@@ -202,6 +202,17 @@ pub enum Event {
         /// Own messages re-sent (same id and send time; receivers drop the ones they have).
         redelivered: Vec<MessageId>,
     },
+    /// This member asked the group to send again messages that came too late to be read
+    /// here (for a state it no longer holds; see `redelivery_asks`).
+    RedeliveryAsked {
+        group: GroupRef,
+        ids: Vec<MessageId>,
+    },
+    /// This member sent own messages again because a member asked for them.
+    RedeliveryAnswered {
+        group: GroupRef,
+        ids: Vec<MessageId>,
+    },
     /// The active branch changed because the policy prefers another branch.
     BranchSwitched {
         group: GroupRef,

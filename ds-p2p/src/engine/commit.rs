@@ -17,7 +17,8 @@ use super::tie_break::CommitFacts;
 use super::{CIPHERSUITE, Engine, EngineError, mls_err, wire_bytes};
 use crate::storage::StorageError;
 use crate::wire::{
-    ApplicationPayload, CommitRef, EnvelopeKind, GroupRef, MessageId, WelcomeBundle, inbox_topic,
+    ApplicationPayload, CommitRef, EnvelopeKind, GroupRef, MessageId, Redelivery, WelcomeBundle,
+    inbox_topic,
 };
 
 /// Whether a message goes out for the first time, or again (queued by a settle, re-sent after
@@ -245,45 +246,84 @@ impl Engine {
             let payload = ApplicationPayload {
                 id,
                 sent_at_ms,
-                body: body.clone(),
-            }
-            .encode()?;
-            let provider = &engine.provider;
-            let signer = &engine.signer;
-            let rt = engine
-                .groups
-                .get_mut(&group)
-                .ok_or_else(|| EngineError::UnknownGroup(hex::encode(group.0)))?;
-            if !rt.group.is_active() {
-                return Err(EngineError::Refused(
-                    "this member was removed from the group".into(),
-                ));
-            }
-            rt.group.set_aad(id.0.to_vec());
-            let message = rt
-                .group
-                .create_message(provider, signer, &payload)
-                .map_err(mls_err)?;
-            let bytes = wire_bytes(&message)?;
-            let on = rt.record.active;
+                body,
+            };
+            let plaintext = payload.encode()?;
+            engine.send_sealed(now_ms, group, id.0.to_vec(), &plaintext, vec![payload])
+        })
+    }
+
+    /// Sends again, as redeliveries (one MLS message per [`Redelivery::chunks`] chunk rather
+    /// than one per message), own messages that were sent before.
+    pub(crate) fn send_redeliveries(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        messages: Vec<ApplicationPayload>,
+    ) -> Result<(), EngineError> {
+        for chunk in Redelivery::chunks(messages, &self.config.limits) {
+            self.step(Some(group), |engine| {
+                let plaintext = chunk.encode()?;
+                let aad = chunk.aad();
+                engine.send_sealed(now_ms, group, aad, &plaintext, chunk.messages)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Encrypts `plaintext` (which carries `carried`, own messages) on the active state with
+    /// `aad`, notes each message as sent on it (kept for a heal, listed for the window, seen),
+    /// and publishes it. Runs inside the caller's step.
+    fn send_sealed(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        aad: Vec<u8>,
+        plaintext: &[u8],
+        carried: Vec<ApplicationPayload>,
+    ) -> Result<(), EngineError> {
+        let provider = &self.provider;
+        let signer = &self.signer;
+        let rt = self
+            .groups
+            .get_mut(&group)
+            .ok_or_else(|| EngineError::UnknownGroup(hex::encode(group.0)))?;
+        if !rt.group.is_active() {
+            return Err(EngineError::Refused(
+                "this member was removed from the group".into(),
+            ));
+        }
+        rt.group.set_aad(aad);
+        let message = rt
+            .group
+            .create_message(provider, signer, plaintext)
+            .map_err(mls_err)?;
+        let bytes = wire_bytes(&message)?;
+        let on = rt.record.active;
+        let epoch = rt.group.epoch().as_u64();
+        let roster = members(&rt.group);
+        rt.heal
+            .asks
+            .note_roster(epoch, roster.iter().map(Vec::as_slice));
+        for payload in carried {
             let kept = super::heal::KeptMessage {
-                id,
-                sent_at_ms,
-                epoch: rt.group.epoch().as_u64(),
-                body: body.clone(),
+                id: payload.id,
+                sent_at_ms: payload.sent_at_ms,
+                epoch,
+                body: payload.body.clone(),
             };
             rt.heal
                 .keep(provider.mls_storage().staged(), &group, &kept)?;
+            rt.record.seen.insert_if_absent(payload.id, now_ms);
             rt.record.sent.put(SentMessage {
-                id,
-                sent_at_ms,
-                body,
+                id: payload.id,
+                sent_at_ms: payload.sent_at_ms,
+                body: payload.body,
                 on,
             });
-            rt.record.seen.insert_if_absent(id, now_ms);
-            rt.save(provider)?;
-            engine.publish_own(group, EnvelopeKind::Application, bytes)
-        })
+        }
+        rt.save(provider)?;
+        self.publish_own(group, EnvelopeKind::Application, bytes)
     }
 
     pub(crate) fn invite(

@@ -65,10 +65,13 @@ use super::fork_tree::{ForkTree, HeldState};
 use super::group_state::{branch_id, members};
 use super::heal_schedule::ScheduledRejoin;
 use super::record::{Intent, IntentKind, MAX_LOG_ENTRIES};
+use super::redelivery_asks::RedeliveryAsks;
 use super::tie_break::CommitFacts;
 use super::{Engine, EngineError, mls_err, wire_bytes};
 use crate::storage::{StagedStore, StorageError};
-use crate::wire::{CommitRef, Envelope, EnvelopeKind, GroupRef, HealOffer, MessageId};
+use crate::wire::{
+    ApplicationPayload, CommitRef, Envelope, EnvelopeKind, GroupRef, HealOffer, MessageId,
+};
 
 /// Own application messages kept per group for re-delivery after a heal, newest kept. The
 /// fork window forgets own messages once they can no longer be displaced *within* the window;
@@ -243,6 +246,9 @@ pub(crate) struct HealRuntime {
     pub last_rejoin: Option<(u64, u64)>,
     /// A rejoin waiting for this member's turn (see `heal_schedule`).
     pub scheduled_rejoin: Option<ScheduledRejoin>,
+    /// Messages that came too late to be read, and answers to such asks (see
+    /// `redelivery_asks`).
+    pub asks: RedeliveryAsks,
     /// The lowest fork epoch of the rejoins applied in the current step: this member re-sends
     /// its messages since then, which the rejoiners could not read.
     rejoined_from: Option<u64>,
@@ -259,6 +265,7 @@ impl HealRuntime {
             rejoined_from: None,
             last_rejoin: None,
             scheduled_rejoin: None,
+            asks: RedeliveryAsks::default(),
             awaiting_readd: None,
             changes: load_changes(staged, group)?
                 .into_iter()
@@ -842,18 +849,16 @@ impl Engine {
             .into_iter()
             .filter(|m| m.epoch >= fork_epoch)
             .collect();
-        let mut redelivered = Vec::new();
-        for message in resend {
-            self.send_payload(
-                now_ms,
-                group,
-                message.id,
-                message.sent_at_ms,
-                message.body,
-                super::commit::Sending::Again,
-            )?;
-            redelivered.push(message.id);
-        }
+        let redelivered = resend.iter().map(|m| m.id).collect();
+        let payloads = resend
+            .into_iter()
+            .map(|m| ApplicationPayload {
+                id: m.id,
+                sent_at_ms: m.sent_at_ms,
+                body: m.body,
+            })
+            .collect();
+        self.send_redeliveries(now_ms, group, payloads)?;
         Ok(redelivered)
     }
 

@@ -27,6 +27,7 @@ mod kept_outputs;
 mod key_packages;
 mod leave;
 mod receive;
+mod redelivery_asks;
 mod switch;
 mod timers;
 mod window_lists;

@@ -7,10 +7,14 @@ use super::api::Event;
 use super::fork_tree::{ForkTree, HeldState};
 use super::group_state::{GroupRuntime, branch_id, load_active};
 use super::record::GroupRecord;
+use super::redelivery_asks::Ask;
 use super::tie_break::CommitFacts;
 use super::{Engine, EngineError, mls_err};
 use crate::storage::{BranchId, StorageError};
-use crate::wire::{ApplicationPayload, Beacon, CommitRef, Envelope, GroupRef, WelcomeBundle};
+use crate::wire::{
+    ApplicationPayload, Beacon, CarriedIds, CommitRef, Envelope, GroupRef, Redelivery,
+    WelcomeBundle,
+};
 
 /// How a received commit was handled.
 pub(crate) enum CommitOutcome {
@@ -58,6 +62,24 @@ fn welcome_log(bundle: &WelcomeBundle, joined_epoch: u64) -> Vec<(u64, CommitRef
     let mut log = super::commit::recent_log(&log);
     log.push((made_on, bundle.commit_ref));
     log
+}
+
+/// The MLS authenticated data of an application message in envelope bytes, if that is what
+/// they are.
+pub(crate) fn application_aad(raw: &[u8]) -> Option<Vec<u8>> {
+    let limits = crate::wire::WireLimits {
+        max_envelope_bytes: raw.len(),
+        ..Default::default()
+    };
+    let envelope = Envelope::decode(raw, &limits).ok()?;
+    match protocol_message(&envelope.payload).ok()? {
+        ProtocolMessage::PrivateMessage(private)
+            if matches!(private.content_type(), ContentType::Application) =>
+        {
+            Some(private.aad().to_vec())
+        }
+        _ => None,
+    }
 }
 
 fn protocol_message(payload: &[u8]) -> Result<ProtocolMessage, EngineError> {
@@ -299,15 +321,25 @@ impl Engine {
         if !matches!(message.content_type(), ContentType::Application) {
             return Err(EngineError::Refused("not an application message".into()));
         }
+        // Dropped unread when everything it says it carries was delivered: after a heal,
+        // most members already have every message of a redelivery.
         if let ProtocolMessage::PrivateMessage(private) = &message
-            && let Ok(id) = <[u8; 16]>::try_from(private.aad())
-            && rt.record.seen.contains_key(&crate::wire::MessageId(id))
+            && let Some(carried) = CarriedIds::parse(private.aad())
+            && !carried.ids().is_empty()
+            && carried
+                .ids()
+                .iter()
+                .all(|id| rt.record.seen.contains_key(id))
         {
             return Err(EngineError::Refused(format!(
                 "replay of message {} (already delivered)",
-                hex::encode(id)
+                carried.ids()[0]
             )));
         }
+        let aad = match &message {
+            ProtocolMessage::PrivateMessage(private) => private.aad().to_vec(),
+            ProtocolMessage::PublicMessage(_) => Vec::new(),
+        };
         let epoch = message.epoch().as_u64();
         let oldest = rt.record.tree.states().map(|s| s.epoch).min().unwrap_or(0);
         let active_epoch = rt.group.epoch().as_u64();
@@ -324,7 +356,8 @@ impl Engine {
         let mut too_late = None;
         for candidate in candidates {
             match self.decrypt_on(now_ms, group, candidate, &envelope.payload) {
-                Ok(()) => return Ok(()),
+                Ok(None) => return Ok(()),
+                Ok(Some(ask)) => return self.answer_request(now_ms, group, ask),
                 Err(EngineError::NotThisState(reason)) => last_error = reason,
                 // Another held state may still have the key (its own copy of that epoch's
                 // ratchets): try the rest before giving up.
@@ -334,7 +367,8 @@ impl Engine {
         }
         if let Some(reason) = too_late {
             // Buffering would only hide it: no later state reads a message its sender's
-            // ratchet has passed. Say so.
+            // ratchet has passed. Say so, and ask for it again (a copy sent now is readable).
+            self.want_unreadable(now_ms, group, epoch, &aad);
             return Err(EngineError::Refused(format!(
                 "application message for epoch {epoch} cannot be read: {reason}"
             )));
@@ -344,19 +378,23 @@ impl Engine {
             tracing::debug!("application message for epoch {epoch} waits: {last_error}");
             return self.buffer(group, epoch, raw);
         }
+        // Made on a state pruned here since (it came later than the window): its sender
+        // keeps it, and sends it again when asked.
+        self.want_unreadable(now_ms, group, epoch, &aad);
         Err(EngineError::Refused(format!(
             "application message for epoch {epoch} decrypts on no held state: {last_error}"
         )))
     }
 
-    /// Decrypts an application message with one held state and delivers it once.
+    /// Decrypts an application message with one held state and delivers what it carries
+    /// once; for a redelivery request, returns the ask instead.
     fn decrypt_on(
         &mut self,
         now_ms: u64,
         group: GroupRef,
         state: BranchId,
         payload: &[u8],
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<Ask>, EngineError> {
         let limits = self.config.limits;
         let tolerance = self.config.out_of_order_tolerance;
         let confirm_delivery = self.config.confirm_delivery;
@@ -392,37 +430,68 @@ impl Engine {
             let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
                 return Err(EngineError::Refused("not an application message".into()));
             };
-            let payload = ApplicationPayload::decode(&app.into_bytes(), &limits)?;
-            if aad != payload.id.0 {
-                return Err(EngineError::Refused(
-                    "message id does not match its authenticated data".into(),
-                ));
-            }
+            let plaintext = app.into_bytes();
+            let payloads = match CarriedIds::parse(&aad) {
+                Some(CarriedIds::One(id)) => {
+                    let payload = ApplicationPayload::decode(&plaintext, &limits)?;
+                    if payload.id != id {
+                        return Err(EngineError::Refused(
+                            "message id does not match its authenticated data".into(),
+                        ));
+                    }
+                    vec![payload]
+                }
+                Some(CarriedIds::Redelivery(ids)) => {
+                    Redelivery::decode(&plaintext, &limits, &ids)?.messages
+                }
+                Some(CarriedIds::Request(ids)) => {
+                    if !plaintext.is_empty() {
+                        return Err(EngineError::Refused(
+                            "a redelivery request carries no body".into(),
+                        ));
+                    }
+                    if state != active {
+                        provider.mls_storage().activate(&group_id, active)?;
+                    }
+                    rt.save(provider)?;
+                    return Ok(Some(Ask { ids, asker: sender }));
+                }
+                None => {
+                    return Err(EngineError::Refused(
+                        "authenticated data is neither a message id nor a redelivery's ids".into(),
+                    ));
+                }
+            };
             if state != active {
                 provider.mls_storage().activate(&group_id, active)?;
             }
-            let fresh = rt.record.seen.insert_if_absent(payload.id, now_ms);
+            let fresh: Vec<ApplicationPayload> = payloads
+                .into_iter()
+                .filter(|p| rt.record.seen.insert_if_absent(p.id, now_ms))
+                .collect();
             rt.save(provider)?;
-            if fresh && confirm_delivery {
-                super::delivery::stage(
-                    provider.mls_storage().staged(),
-                    &group,
-                    &payload.id,
-                    &sender,
-                    payload.sent_at_ms,
-                    &payload.body,
-                )?;
+            if confirm_delivery {
+                for payload in &fresh {
+                    super::delivery::stage(
+                        provider.mls_storage().staged(),
+                        &group,
+                        &payload.id,
+                        &sender,
+                        payload.sent_at_ms,
+                        &payload.body,
+                    )?;
+                }
             }
-            if fresh {
+            for payload in fresh {
                 engine.emit(Event::Message {
                     group,
                     id: payload.id,
-                    sender,
+                    sender: sender.clone(),
                     sent_at_ms: payload.sent_at_ms,
                     body: payload.body,
                 });
             }
-            Ok(())
+            Ok(None)
         })
     }
 

@@ -25,12 +25,14 @@ impl Engine {
                 let leave = rt.record.pending_leaves.iter().map(|p| p.due_ms).min();
                 let reissue = rt.record.reissues.iter().map(|r| r.due_ms).min();
                 let rejoin = rt.heal.scheduled_rejoin.as_ref().map(|r| r.due_ms);
+                let ask = rt.heal.asks.next_due();
                 [
                     expiry,
                     Some(rt.record.next_beacon_ms),
                     leave,
                     reissue,
                     rejoin,
+                    ask,
                 ]
             })
             .flatten()
@@ -84,6 +86,12 @@ impl Engine {
                 self.emit(Event::Rejected {
                     group: Some(group),
                     reason: format!("rejoining after a split failed: {e}"),
+                });
+            }
+            if let Err(e) = self.ask_if_due(now_ms, group) {
+                self.emit(Event::Rejected {
+                    group: Some(group),
+                    reason: format!("asking for unreadable messages failed: {e}"),
                 });
             }
             if let Err(e) = self.beacon_if_due(now_ms, group) {
@@ -174,8 +182,17 @@ impl Engine {
         let rt = self.runtime(group)?;
         let oldest = rt.record.tree.states().map(|s| s.epoch).min().unwrap_or(0);
         let before = rt.buffered.len();
-        rt.buffered.retain(|(epoch, _, _)| *epoch >= oldest);
+        let (kept, too_old): (Vec<_>, Vec<_>) = rt
+            .buffered
+            .drain(..)
+            .partition(|(epoch, _, _)| *epoch >= oldest);
+        rt.buffered = kept.into();
         let dropped = before - rt.buffered.len();
+        for (epoch, _, raw) in too_old {
+            if let Some(aad) = super::receive::application_aad(&raw) {
+                self.want_unreadable(now_ms, group, epoch, &aad);
+            }
+        }
         if dropped > 0 {
             self.emit(Event::Dropped {
                 group,

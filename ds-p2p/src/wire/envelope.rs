@@ -34,6 +34,9 @@ pub enum WireError {
         what: &'static str,
         source: CodecError,
     },
+    /// Decoded, but inconsistent with what carried it.
+    #[error("invalid {what}: {why}")]
+    Invalid { what: &'static str, why: String },
     /// Written by a version of Chorus this one does not speak.
     #[error("unsupported envelope version {0}")]
     UnsupportedVersion(u8),

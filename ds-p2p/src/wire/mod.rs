@@ -7,6 +7,7 @@ mod beacon;
 mod echo;
 mod envelope;
 mod limits;
+mod redelivery;
 pub mod signed;
 
 pub use application::{ApplicationPayload, MessageId};
@@ -17,3 +18,4 @@ pub use envelope::{
     WelcomeBundle, WireError, inbox_topic,
 };
 pub use limits::WireLimits;
+pub use redelivery::{CarriedIds, MAX_REDELIVERY_MESSAGES, Redelivery};

@@ -56,7 +56,13 @@ pub fn event_view(event: &Event) -> Option<EventView> {
     let g = |group: &GroupRef| group_hex(*group);
     let og = |group: &Option<GroupRef>| group.map(group_hex);
     Some(match event {
-        Event::Message { .. } | Event::LastResortKeyPackageUsed | Event::Dropped { .. } => {
+        // Repair traffic (asks for, and re-sends of, messages that came too late to be read)
+        // is no news to the user: the messages themselves arrive as messages.
+        Event::Message { .. }
+        | Event::LastResortKeyPackageUsed
+        | Event::Dropped { .. }
+        | Event::RedeliveryAsked { .. }
+        | Event::RedeliveryAnswered { .. } => {
             return None;
         }
         Event::GroupJoined { group, epoch } => EventView::GroupJoined {

@@ -64,6 +64,12 @@ pub struct Summary {
     pub resent_messages: u64,
     /// Own commits re-issued after a switch.
     pub reissued_intents: u64,
+    /// Requests sent for messages that came too late to be read (`RedeliveryAsked`).
+    #[serde(default)]
+    pub redelivery_asks: u64,
+    /// Own messages sent again because a member asked (`RedeliveryAnswered`).
+    #[serde(default)]
+    pub redelivered_on_ask: u64,
     pub commits_made: u64,
     pub welcomes_joined: u64,
     pub join_lost: u64,

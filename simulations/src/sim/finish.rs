@@ -81,11 +81,13 @@ impl Simulator {
         }
 
         let mut lost = 0u64;
+        let mut lost_examples = Vec::new();
         for m in self.metrics.sent.iter().filter(|m| m.issued) {
             let fin = &finals[m.group];
             if !fin.contains(&m.sender) {
                 continue;
             }
+            let mut missing = 0usize;
             for r in &m.expected {
                 let left_later = self
                     .views
@@ -93,9 +95,30 @@ impl Simulator {
                     .and_then(|v| v.left_at)
                     .is_some_and(|l| l >= m.at);
                 if fin.contains(r) && !left_later && !m.delivered.contains_key(r) {
-                    lost += 1;
+                    missing += 1;
                 }
             }
+            lost += missing as u64;
+            if missing > 0 {
+                lost_examples.push((m.at, m.group, m.sender, missing, m.expected.len()));
+            }
+        }
+        // Where to start looking: the first few lost messages, by when they were sent.
+        lost_examples.sort();
+        const LOST_NOTES: usize = 5;
+        for (at, g, sender, missing, expected) in lost_examples.iter().take(LOST_NOTES) {
+            group_notes.push(format!(
+                "lost: the message n{sender} sent to group {} at {} ms reached {} of {expected} members",
+                self.groups[*g].name,
+                at / MS,
+                expected - missing,
+            ));
+        }
+        if lost_examples.len() > LOST_NOTES {
+            group_notes.push(format!(
+                "lost: {} more messages reached fewer members than they should",
+                lost_examples.len() - LOST_NOTES
+            ));
         }
 
         let reference = if self.sc.partitions.is_empty()
@@ -179,6 +202,8 @@ impl Simulator {
             forks_beyond_window: m.forks_beyond_window,
             branch_switches: m.branch_switches,
             resent_messages: m.resent_messages,
+            redelivery_asks: m.redelivery_asks,
+            redelivered_on_ask: m.redelivered_on_ask,
             reissued_intents: m.reissued_intents,
             commits_made: m.commits_made,
             welcomes_joined: m.welcomes_joined,

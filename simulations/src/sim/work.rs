@@ -384,6 +384,10 @@ impl Simulator {
                 *self.metrics.rejections.entry(key).or_default() += 1;
             }
             Event::Dropped { count, .. } => self.metrics.dropped += *count as u64,
+            Event::RedeliveryAsked { .. } => self.metrics.redelivery_asks += 1,
+            Event::RedeliveryAnswered { ids, .. } => {
+                self.metrics.redelivered_on_ask += ids.len() as u64;
+            }
             _ => {}
         }
         if self.tracing() {
@@ -474,6 +478,15 @@ impl Simulator {
                 "{{\"t\":{t},\"n\":{n},\"ev\":\"split-rejoined\",\"group\":{name},\"fork_epoch\":{fork_epoch},\"epoch\":{epoch},\"resent\":{}}}",
                 redelivered.len()
             ),
+            Event::RedeliveryAsked { ids, .. } | Event::RedeliveryAnswered { ids, .. } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"{}\",\"group\":{name},\"ids\":{}}}",
+                if matches!(event, Event::RedeliveryAsked { .. }) {
+                    "redelivery-asked"
+                } else {
+                    "redelivered-on-ask"
+                },
+                ids.len()
+            ),
             other => format!(
                 "{{\"t\":{t},\"n\":{n},\"ev\":{}}}",
                 json_str(&format!("{other:?}"))
@@ -548,6 +561,8 @@ fn event_group(event: &Event) -> Option<GroupRef> {
         | Event::ForkBeyondWindow { group, .. }
         | Event::SplitHealed { group, .. }
         | Event::SplitRejoined { group, .. }
+        | Event::RedeliveryAsked { group, .. }
+        | Event::RedeliveryAnswered { group, .. }
         | Event::BranchSwitched { group, .. }
         | Event::JoinLost { group }
         | Event::Removed { group }
