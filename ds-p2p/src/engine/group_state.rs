@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use openmls::prelude::*;
 
+use super::fork_tree::ForkTree;
 use super::record::GroupRecord;
 use super::{EngineError, GroupStatus, mls_err};
 use crate::storage::{BranchId, ChorusProvider, StorageError};
@@ -72,8 +73,35 @@ impl RecentIds {
     }
 }
 
-/// A message kept until the commit that makes it readable arrives: (epoch, id, raw envelope).
-pub(crate) type Buffered = (u64, EnvelopeId, Vec<u8>);
+/// A message kept until the commit that makes it readable arrives.
+pub(crate) struct Buffered {
+    pub epoch: u64,
+    pub id: EnvelopeId,
+    pub raw: Vec<u8>,
+    pub retry: Retry,
+}
+
+/// When a buffered message is worth trying again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Whenever the group changes and holds a state at its epoch or later (commits and
+    /// proposals: what reads them also depends on the active state and the joins held).
+    OnAnyChange,
+    /// An application message: only a state at its own epoch reads it, and a state that
+    /// could not, never will. So only once a state newer than every one it was tried on
+    /// (storage ids only grow) is held at its epoch. Trying again decodes a whole stored
+    /// group state, and a message from a branch this member never reaches was tried on every
+    /// commit (14 % of the simulator's time at 1,000 nodes).
+    OnNewStateAt { newest_tried: Option<BranchId> },
+}
+
+/// The newest held state at `epoch`, if any.
+pub(crate) fn newest_state_at(tree: &ForkTree, epoch: u64) -> Option<BranchId> {
+    tree.states()
+        .filter(|s| s.epoch == epoch)
+        .map(|s| s.storage)
+        .max()
+}
 
 /// A group the engine is in.
 pub(crate) struct GroupRuntime {

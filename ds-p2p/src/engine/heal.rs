@@ -480,7 +480,7 @@ pub(crate) fn fork_epoch_of_rejoin(aad: &[u8]) -> Option<u64> {
 ///
 /// RFC 9420: the body after the 4-byte MLSMessage header (version, wire format) is
 /// `GroupInfoTBS || signature<V>`, signed as `SignContent { "MLS 1.0 GroupInfoTBS", TBS }`.
-fn signed_by_one_of(group_info: &[u8], members: &[Vec<u8>]) -> bool {
+fn signed_by_one_of(group_info: &[u8], members: &[(u32, Vec<u8>)]) -> bool {
     const SIGNATURE: usize = 64;
     let Some(body) = group_info.get(4..) else {
         return false;
@@ -500,7 +500,20 @@ fn signed_by_one_of(group_info: &[u8], members: &[Vec<u8>]) -> bool {
     let mut content = Vec::with_capacity(label.len() + tbs.len() + 8);
     push_vl(&mut content, label);
     push_vl(&mut content, tbs);
-    members.iter().any(|key| {
+    // The TBS ends with the signer's leaf index in the offered tree; a member usually keeps its
+    // leaf on both sides, so the member at that index here is tried first (one verification
+    // instead of one per member, for every offer every loser judges), then everyone else.
+    let signer = tbs
+        .last_chunk::<4>()
+        .map(|b| u32::from_be_bytes(*b))
+        .and_then(|leaf| members.iter().position(|(index, _)| *index == leaf));
+    let first = signer.map(|i| &members[i]);
+    let rest = members
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != signer)
+        .map(|(_, m)| m);
+    first.into_iter().chain(rest).any(|(_, key)| {
         <[u8; 32]>::try_from(key.as_slice())
             .ok()
             .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
@@ -548,12 +561,12 @@ impl Engine {
         group_info: &[u8],
     ) -> Result<(), EngineError> {
         let own_key = self.signer.public().to_vec();
-        let co_members: Vec<Vec<u8>> = self
+        let co_members: Vec<(u32, Vec<u8>)> = self
             .runtime(group)?
             .group
             .members()
-            .map(|m| m.signature_key)
-            .filter(|k| *k != own_key)
+            .filter(|m| m.signature_key != own_key)
+            .map(|m| (m.index.u32(), m.signature_key))
             .collect();
         if !signed_by_one_of(group_info, &co_members) {
             return Err(EngineError::Refused(
@@ -1193,10 +1206,19 @@ mod signature_tests {
             .export_group_info(provider.crypto(), &signer, true)
             .unwrap();
         let bytes = wire_bytes(&info).unwrap();
-        assert!(signed_by_one_of(&bytes, &[signer.public().to_vec()]));
-        assert!(!signed_by_one_of(&bytes, &[other.public().to_vec()]));
+        assert!(signed_by_one_of(&bytes, &[(0, signer.public().to_vec())]));
+        assert!(!signed_by_one_of(&bytes, &[(0, other.public().to_vec())]));
+        // The member at the signer's index (0) is tried first; a signer whose leaf moved
+        // (index 5 here) is still found among the rest.
+        let (s, o) = (signer.public().to_vec(), other.public().to_vec());
+        assert!(signed_by_one_of(&bytes, &[(3, o.clone()), (0, s.clone())]));
+        assert!(signed_by_one_of(&bytes, &[(0, o.clone()), (5, s)]));
+        assert!(!signed_by_one_of(&bytes, &[(0, o.clone()), (5, o)]));
         let mut tampered = bytes.clone();
         tampered[10] ^= 1;
-        assert!(!signed_by_one_of(&tampered, &[signer.public().to_vec()]));
+        assert!(!signed_by_one_of(
+            &tampered,
+            &[(0, signer.public().to_vec())]
+        ));
     }
 }

@@ -101,6 +101,8 @@ pub struct Engine {
     pub(crate) retired_purge_due: Option<u64>,
     /// Per-group run-time state of the consistency modes (empty under accept-and-hold).
     pub(crate) consistency: BTreeMap<GroupRef, consistency::GroupConsistency>,
+    /// Certificates whose signatures were verified (see `credentials`).
+    pub(crate) verified_certificates: credentials::VerifiedCertificates,
 }
 
 impl std::fmt::Debug for Engine {
@@ -144,6 +146,7 @@ impl Engine {
             last_resort_refs: Vec::new(),
             retired_purge_due: Some(0),
             consistency: BTreeMap::new(),
+            verified_certificates: Default::default(),
         };
         for record in group_state::load_records(&engine.provider)? {
             let runtime = GroupRuntime::resume(record, &engine.provider)?;
@@ -152,6 +155,16 @@ impl Engine {
         engine.load_modes()?;
         engine.ledger = kept_outputs::OutputLedger::resume(engine.provider.mls_storage().staged())?;
         Ok(engine)
+    }
+
+    /// Shares `verified` (certificates whose signatures were verified) with other engines
+    /// of this process: the simulator's engines verify each certificate once per run.
+    pub fn with_verified_certificates(
+        mut self,
+        verified: credentials::VerifiedCertificates,
+    ) -> Self {
+        self.verified_certificates = verified;
+        self
     }
 
     /// Records every credential met in groups in `trust` (TOFU) and reports key changes.

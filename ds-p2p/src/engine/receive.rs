@@ -5,7 +5,7 @@ use openmls::prelude::*;
 
 use super::api::Event;
 use super::fork_tree::{ForkTree, HeldState};
-use super::group_state::{GroupRuntime, branch_id, load_active};
+use super::group_state::{Buffered, GroupRuntime, Retry, branch_id, load_active, newest_state_at};
 use super::record::GroupRecord;
 use super::redelivery_asks::Ask;
 use super::tie_break::CommitFacts;
@@ -144,7 +144,7 @@ impl Engine {
         let epoch = message.epoch().as_u64();
         if super::leave::is_proposal(&message) {
             if epoch > rt.group.epoch().as_u64() {
-                return self.buffer(group, epoch, raw);
+                return self.buffer(group, epoch, raw, Retry::OnAnyChange);
             }
             return self.receive_proposal(now_ms, group, &envelope.payload);
         }
@@ -155,14 +155,14 @@ impl Engine {
         if candidates.is_empty() {
             let newest = rt.record.tree.states().map(|s| s.epoch).max().unwrap_or(0);
             if epoch > newest {
-                return self.buffer(group, epoch, raw);
+                return self.buffer(group, epoch, raw, Retry::OnAnyChange);
             }
             if rt.record.joined_epoch > epoch && Self::other_join_below(&rt.record, epoch) {
                 // Before the join this member follows, but it also holds another Welcome's
                 // state below this epoch, whose lineage may be the one the group goes on
                 // with (its Add won): keep the commit, or a switch to that join would find
                 // the commit gone (the log holds it, so sync never hands it over again).
-                return self.buffer(group, epoch, raw);
+                return self.buffer(group, epoch, raw, Retry::OnAnyChange);
             }
             if epoch < rt.record.joined_epoch || rt.record.before_log(epoch) {
                 return Ok(()); // before this member joined, or older than it remembers
@@ -183,7 +183,7 @@ impl Engine {
         // It may grow from a state this member has not reached yet (a branch whose earlier
         // commits are still on their way): keep it until states change.
         tracing::debug!("commit for epoch {epoch} fits no held state yet: {last_error}");
-        self.buffer(group, epoch, raw)
+        self.buffer(group, epoch, raw, Retry::OnAnyChange)
     }
 
     /// Processes a commit against a copy of `parent`, as one storage step.
@@ -350,7 +350,7 @@ impl Engine {
                 .filter(|c| *c != rt.record.active),
         );
         if epoch > active_epoch && candidates.len() == 1 {
-            return self.buffer(group, epoch, raw);
+            return self.buffer_unreadable(group, epoch, raw);
         }
         let mut last_error = String::new();
         let mut too_late = None;
@@ -376,7 +376,7 @@ impl Engine {
         if epoch >= oldest {
             // Perhaps from a branch this member has not reached yet; keep it until it has.
             tracing::debug!("application message for epoch {epoch} waits: {last_error}");
-            return self.buffer(group, epoch, raw);
+            return self.buffer_unreadable(group, epoch, raw);
         }
         // Made on a state pruned here since (it came later than the window): its sender
         // keeps it, and sends it again when asked.
@@ -899,15 +899,38 @@ impl Engine {
         self.after_commit(now_ms, group)
     }
 
+    /// Keeps an application message that no held state reads yet, to be tried again once a
+    /// new state is held at its epoch.
+    fn buffer_unreadable(
+        &mut self,
+        group: GroupRef,
+        epoch: u64,
+        raw: &[u8],
+    ) -> Result<(), EngineError> {
+        let newest_tried = newest_state_at(&self.known_group(group)?.record.tree, epoch);
+        self.buffer(group, epoch, raw, Retry::OnNewStateAt { newest_tried })
+    }
+
     /// Keeps a message that arrived before the commit that makes it readable.
-    fn buffer(&mut self, group: GroupRef, epoch: u64, raw: &[u8]) -> Result<(), EngineError> {
+    fn buffer(
+        &mut self,
+        group: GroupRef,
+        epoch: u64,
+        raw: &[u8],
+        retry: Retry,
+    ) -> Result<(), EngineError> {
         let max = self.config.max_buffered;
         let rt = self.runtime(group)?;
         let id = Envelope::id_of(raw);
-        if rt.buffered.iter().any(|(_, i, _)| *i == id) {
+        if rt.buffered.iter().any(|b| b.id == id) {
             return Ok(());
         }
-        rt.buffered.push_back((epoch, id, raw.to_vec()));
+        rt.buffered.push_back(Buffered {
+            epoch,
+            id,
+            raw: raw.to_vec(),
+            retry,
+        });
         let mut dropped = 0;
         while rt.buffered.len() > max {
             rt.buffered.pop_front();
@@ -927,14 +950,18 @@ impl Engine {
         let Some(rt) = self.groups.get_mut(&group) else {
             return;
         };
-        let newest = rt.record.tree.states().map(|s| s.epoch).max().unwrap_or(0);
-        let (ready, waiting): (Vec<_>, Vec<_>) = rt
-            .buffered
-            .drain(..)
-            .partition(|(epoch, _, _)| *epoch <= newest);
+        let tree = &rt.record.tree;
+        let newest = tree.states().map(|s| s.epoch).max().unwrap_or(0);
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            rt.buffered.drain(..).partition(|b| match b.retry {
+                Retry::OnAnyChange => b.epoch <= newest,
+                Retry::OnNewStateAt { newest_tried } => {
+                    newest_state_at(tree, b.epoch) > newest_tried
+                }
+            });
         rt.buffered.extend(waiting);
-        for (_, _, raw) in ready {
-            self.handle_envelope(now_ms, &raw);
+        for b in ready {
+            self.handle_envelope(now_ms, &b.raw);
         }
     }
 }

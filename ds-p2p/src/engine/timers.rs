@@ -182,15 +182,13 @@ impl Engine {
         let rt = self.runtime(group)?;
         let oldest = rt.record.tree.states().map(|s| s.epoch).min().unwrap_or(0);
         let before = rt.buffered.len();
-        let (kept, too_old): (Vec<_>, Vec<_>) = rt
-            .buffered
-            .drain(..)
-            .partition(|(epoch, _, _)| *epoch >= oldest);
+        let (kept, too_old): (Vec<_>, Vec<_>) =
+            rt.buffered.drain(..).partition(|b| b.epoch >= oldest);
         rt.buffered = kept.into();
         let dropped = before - rt.buffered.len();
-        for (epoch, _, raw) in too_old {
-            if let Some(aad) = super::receive::application_aad(&raw) {
-                self.want_unreadable(now_ms, group, epoch, &aad);
+        for b in too_old {
+            if let Some(aad) = super::receive::application_aad(&b.raw) {
+                self.want_unreadable(now_ms, group, b.epoch, &aad);
             }
         }
         if dropped > 0 {

@@ -236,7 +236,10 @@ impl Simulator {
             summary,
             nodes: self.sc.nodes,
             final_members: finals,
-            signature_memo_hits: self.signature_memo.as_ref().map_or(0, |m| m.hits()),
+            signature_memo_hits: self
+                .signature_memo
+                .as_ref()
+                .map_or(0, |m| m.signatures.hits()),
             metrics: std::mem::take(&mut self.metrics),
         })
     }

@@ -26,7 +26,6 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use ds_p2p::engine::EngineConfig;
-use ds_p2p::signature_memo::SignatureMemo;
 use ds_p2p::wire::{EnvelopeKind, GroupRef};
 
 use crate::error::SimError;
@@ -38,7 +37,7 @@ use crate::rng::SimRng;
 use crate::scenario::{NodeId, Scenario};
 use crate::time::{MS, Micros, SEC};
 use crate::trace::Trace;
-use node::{EnvId, EnvIx, SimNode};
+use node::{EnvId, EnvIx, SharedVerifications, SimNode};
 
 pub use finish::RunResult;
 
@@ -57,7 +56,8 @@ pub struct RunOptions {
     /// Every engine verifies every Ed25519 signature itself. By default the run's engines
     /// share a memo of verifications already made (`ds_p2p::signature_memo`): the same
     /// outcomes and trace, without 49 members of a 50-member group each redoing the same
-    /// verification of each message.
+    /// verification of each message. The same switch covers the device certificates in
+    /// credentials (`ds_p2p::engine::credentials::VerifiedCertificates`).
     pub verify_every_signature: bool,
 }
 
@@ -217,7 +217,7 @@ pub struct Simulator {
     pub(crate) welcome_from: Option<NodeId>,
     progress: bool,
     /// Verifications shared by the run's engines (`None`: each verifies every signature).
-    pub(crate) signature_memo: Option<SignatureMemo>,
+    pub(crate) signature_memo: Option<SharedVerifications>,
 }
 
 impl Simulator {
@@ -235,7 +235,7 @@ impl Simulator {
             key_package_lifetime_ms: 100 * 365 * 24 * 3600 * 1000,
             ..EngineConfig::default()
         };
-        let signature_memo = (!options.verify_every_signature).then(SignatureMemo::new);
+        let signature_memo = (!options.verify_every_signature).then(SharedVerifications::default);
         let max_skew = sc.network.max_skew.micros() as f64;
         let mut nodes = Vec::with_capacity(sc.nodes);
         let mut subs: BTreeMap<String, BTreeSet<NodeId>> = BTreeMap::new();

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
+use ds_p2p::engine::credentials::VerifiedCertificates;
 use ds_p2p::engine::{Engine, EngineConfig};
 use ds_p2p::signature_memo::SignatureMemo;
 use ds_p2p::storage::ChorusProvider;
@@ -18,6 +19,14 @@ use crate::error::SimError;
 use crate::rng::SimRng;
 use crate::scenario::NodeId;
 use crate::time::Micros;
+
+/// What the engines of one run share so that each signature and certificate is verified
+/// once per run rather than once per engine (both pure functions of their bytes).
+#[derive(Debug, Clone, Default)]
+pub struct SharedVerifications {
+    pub signatures: SignatureMemo,
+    pub certificates: VerifiedCertificates,
+}
 
 /// Virtual time 0 on the engines' clocks: 2026-01-01T00:00Z. openmls checks KeyPackage
 /// lifetimes against the wall clock, so engine time must be a real date.
@@ -111,16 +120,17 @@ impl SimNode {
     /// Opens (or reopens, after a crash) the engine over the node's store, with seeds drawn
     /// from `rng`.
     /// `memo`, when given, answers Ed25519 verifications another engine of the run made
-    /// already (outcomes unchanged; see `ds_p2p::signature_memo`).
+    /// already, and certificates another engine verified (outcomes unchanged; see
+    /// `ds_p2p::signature_memo` and `ds_p2p::engine::credentials::VerifiedCertificates`).
     pub fn open(
         &mut self,
         config: &EngineConfig,
         rng: &mut SimRng,
-        memo: Option<&SignatureMemo>,
+        memo: Option<&SharedVerifications>,
     ) -> Result<(), SimError> {
         let mut provider = ChorusProvider::with_seed(self.kv.clone(), rng.bytes32());
         if let Some(memo) = memo {
-            provider = provider.with_signature_memo(memo.clone());
+            provider = provider.with_signature_memo(memo.signatures.clone());
         }
         let device = self.person.device_key();
         let signer = SignatureKeyPair::from_raw(
@@ -140,6 +150,10 @@ impl SimNode {
             message: e.to_string(),
         })?
         .with_trust_store(TrustStore::new(self.trust_kv.clone()));
+        let engine = match memo {
+            Some(memo) => engine.with_verified_certificates(memo.certificates.clone()),
+            None => engine,
+        };
         self.engine = Some(engine);
         Ok(())
     }
