@@ -130,6 +130,17 @@ pub(crate) struct GroupRuntime {
 }
 
 impl GroupRuntime {
+    /// Whether this member is in the group on its active state (not removed there, and not
+    /// holding only a state it was evicted from).
+    pub fn is_member_on_active(&self) -> bool {
+        self.group.is_active()
+            && self
+                .record
+                .tree
+                .get(self.record.active)
+                .is_some_and(|s| !s.evicted)
+    }
+
     /// Loads the active branch of a stored group.
     pub fn resume(record: GroupRecord, provider: &ChorusProvider) -> Result<Self, EngineError> {
         let group_id = GroupId::from_slice(&record.group_id);

@@ -115,6 +115,17 @@ pub struct KeptChange {
     pub readd_with: Option<Vec<u8>>,
 }
 
+impl KeptMessage {
+    /// The application payload it goes out again as (same id and send time).
+    pub fn into_payload(self) -> ApplicationPayload {
+        ApplicationPayload {
+            id: self.id,
+            sent_at_ms: self.sent_at_ms,
+            body: self.body,
+        }
+    }
+}
+
 impl KeptChange {
     /// The intent to re-do on the winning branch, if it can be re-done now.
     fn to_redo(&self) -> Option<IntentKind> {
@@ -588,12 +599,7 @@ impl Engine {
         let interval = self.config.beacon_interval_ms;
         let rt = self.runtime(group)?;
         let epoch = rt.group.epoch().as_u64();
-        let evicted = rt
-            .record
-            .tree
-            .get(rt.record.active)
-            .is_none_or(|s| s.evicted);
-        if evicted || !rt.group.is_active() {
+        if !rt.is_member_on_active() {
             return Ok(());
         }
         if !rt.heal.may_offer(epoch, now_ms, interval) {
@@ -778,12 +784,7 @@ impl Engine {
             let mut kept = newest;
             kept.readd_with = Some(key_package.to_vec());
             rt.heal.keep_change(staged, &group, &kept)?;
-            let member = rt.group.is_active()
-                && rt
-                    .record
-                    .tree
-                    .get(rt.record.active)
-                    .is_some_and(|s| !s.evicted);
+            let member = rt.is_member_on_active();
             let left_out = !members(&rt.group).contains(&joiner);
             if member && left_out {
                 rt.record.queue_reissues(
@@ -863,14 +864,7 @@ impl Engine {
             .filter(|m| m.epoch >= fork_epoch)
             .collect();
         let redelivered = resend.iter().map(|m| m.id).collect();
-        let payloads = resend
-            .into_iter()
-            .map(|m| ApplicationPayload {
-                id: m.id,
-                sent_at_ms: m.sent_at_ms,
-                body: m.body,
-            })
-            .collect();
+        let payloads = resend.into_iter().map(KeptMessage::into_payload).collect();
         self.send_redeliveries(now_ms, group, payloads)?;
         Ok(redelivered)
     }
@@ -888,12 +882,7 @@ impl Engine {
         let Some(fork) = rt.heal.rejoined_from.take() else {
             return Ok(());
         };
-        let member = rt.group.is_active()
-            && rt
-                .record
-                .tree
-                .get(rt.record.active)
-                .is_some_and(|s| !s.evicted);
+        let member = rt.is_member_on_active();
         if !member {
             return Ok(());
         }

@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::api::Event;
-use super::heal::load_kept;
+use super::heal::{KeptMessage, load_kept};
 use super::{Engine, EngineError, mls_err, wire_bytes};
 use crate::wire::{
     ApplicationPayload, CarriedIds, EnvelopeKind, GroupRef, MAX_REDELIVERY_MESSAGES, MessageId,
@@ -197,12 +197,7 @@ impl Engine {
         }
         let seen = &rt.record.seen;
         let ids = rt.heal.asks.take_due(now_ms, |id| seen.contains_key(id));
-        let member = rt.group.is_active()
-            && rt
-                .record
-                .tree
-                .get(rt.record.active)
-                .is_some_and(|s| !s.evicted);
+        let member = rt.is_member_on_active();
         if ids.is_empty() || !member {
             return Ok(());
         }
@@ -255,11 +250,7 @@ impl Engine {
         let payloads: Vec<ApplicationPayload> = kept
             .into_iter()
             .filter(|m| ids.contains(&m.id))
-            .map(|m| ApplicationPayload {
-                id: m.id,
-                sent_at_ms: m.sent_at_ms,
-                body: m.body,
-            })
+            .map(KeptMessage::into_payload)
             .collect();
         self.send_redeliveries(now_ms, group, payloads)?;
         self.emit(Event::RedeliveryAnswered { group, ids });
