@@ -301,10 +301,8 @@ impl Engine {
         let bytes = wire_bytes(&message)?;
         let on = rt.record.active;
         let epoch = rt.group.epoch().as_u64();
-        let roster = members(&rt.group);
-        rt.heal
-            .asks
-            .note_roster(epoch, roster.iter().map(Vec::as_slice));
+        let group_now = &rt.group;
+        rt.heal.asks.note_roster(epoch, on.0, || members(group_now));
         for payload in carried {
             let kept = super::heal::KeptMessage {
                 id: payload.id,

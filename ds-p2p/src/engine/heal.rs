@@ -302,6 +302,11 @@ impl HealRuntime {
         true
     }
 
+    /// Whether any of `ids` is among the kept messages (the in-memory index: no store read).
+    pub fn keeps_any(&self, ids: &[MessageId]) -> bool {
+        self.kept.iter().any(|(_, id)| ids.contains(id))
+    }
+
     /// Notes a rejoin applied in this step (see [`Engine::resend_after_rejoin`]).
     pub fn note_rejoin(&mut self, fork_epoch: u64) {
         self.rejoined_from = Some(self.rejoined_from.map_or(fork_epoch, |f| f.min(fork_epoch)));

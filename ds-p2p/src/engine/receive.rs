@@ -82,6 +82,14 @@ pub(crate) fn application_aad(raw: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// The authenticated data of a private message (a public one has none).
+fn private_aad(message: &ProtocolMessage) -> &[u8] {
+    match message {
+        ProtocolMessage::PrivateMessage(private) => private.aad(),
+        ProtocolMessage::PublicMessage(_) => &[],
+    }
+}
+
 fn protocol_message(payload: &[u8]) -> Result<ProtocolMessage, EngineError> {
     let message = MlsMessageIn::tls_deserialize_exact(payload).map_err(mls_err)?;
     message.try_into_protocol_message().map_err(mls_err)
@@ -336,10 +344,6 @@ impl Engine {
                 carried.ids()[0]
             )));
         }
-        let aad = match &message {
-            ProtocolMessage::PrivateMessage(private) => private.aad().to_vec(),
-            ProtocolMessage::PublicMessage(_) => Vec::new(),
-        };
         let epoch = message.epoch().as_u64();
         let oldest = rt.record.tree.states().map(|s| s.epoch).min().unwrap_or(0);
         let active_epoch = rt.group.epoch().as_u64();
@@ -368,7 +372,7 @@ impl Engine {
         if let Some(reason) = too_late {
             // Buffering would only hide it: no later state reads a message its sender's
             // ratchet has passed. Say so, and ask for it again (a copy sent now is readable).
-            self.want_unreadable(now_ms, group, epoch, &aad);
+            self.want_unreadable(now_ms, group, epoch, private_aad(&message));
             return Err(EngineError::Refused(format!(
                 "application message for epoch {epoch} cannot be read: {reason}"
             )));
@@ -380,7 +384,7 @@ impl Engine {
         }
         // Made on a state pruned here since (it came later than the window): its sender
         // keeps it, and sends it again when asked.
-        self.want_unreadable(now_ms, group, epoch, &aad);
+        self.want_unreadable(now_ms, group, epoch, private_aad(&message));
         Err(EngineError::Refused(format!(
             "application message for epoch {epoch} decrypts on no held state: {last_error}"
         )))

@@ -64,8 +64,8 @@ pub(crate) struct RedeliveryAsks {
     wanted: BTreeMap<MessageId, Wanted>,
     answered: BTreeMap<MessageId, u64>,
     /// Who the members were at the epochs this member sent on (several branches at one
-    /// epoch: all of them).
-    rosters: BTreeMap<u64, BTreeSet<[u8; 8]>>,
+    /// epoch: all of them), and on which held states (storage ids) that was noted.
+    rosters: BTreeMap<u64, (BTreeSet<[u8; 8]>, BTreeSet<u64>)>,
 }
 
 /// A redelivery request received: the ids it asks for, and the asker's credential.
@@ -121,10 +121,19 @@ impl RedeliveryAsks {
         due
     }
 
-    /// Notes who the members are at `epoch`, where this member sends.
-    pub fn note_roster<'a>(&mut self, epoch: u64, credentials: impl IntoIterator<Item = &'a [u8]>) {
-        let roster = self.rosters.entry(epoch).or_default();
-        roster.extend(credentials.into_iter().map(member_digest));
+    /// Notes who the members are at `epoch` on the held state `state`, where this member
+    /// sends. Once per state: `credentials` is only asked for the first send on it (the
+    /// members of a state do not change, and a send is a hot path).
+    pub fn note_roster(
+        &mut self,
+        epoch: u64,
+        state: u64,
+        credentials: impl FnOnce() -> Vec<Vec<u8>>,
+    ) {
+        let (roster, states) = self.rosters.entry(epoch).or_default();
+        if states.insert(state) {
+            roster.extend(credentials().iter().map(|c| member_digest(c)));
+        }
         while self.rosters.len() > MAX_ROSTERS {
             self.rosters.pop_first();
         }
@@ -134,7 +143,7 @@ impl RedeliveryAsks {
     pub fn was_member(&self, epoch: u64, asker: &[u8]) -> bool {
         self.rosters
             .get(&epoch)
-            .is_some_and(|r| r.contains(&member_digest(asker)))
+            .is_some_and(|(r, _)| r.contains(&member_digest(asker)))
     }
 
     /// Which of `requested` (found among this member's own kept ones by the caller) to send
@@ -230,6 +239,10 @@ impl Engine {
         group: GroupRef,
         ask: Ask,
     ) -> Result<(), EngineError> {
+        // Most members that decrypt a request keep none of it: no store read for them.
+        if !self.runtime(group)?.heal.keeps_any(&ask.ids) {
+            return Ok(());
+        }
         let kept = load_kept(self.provider.mls_storage().staged(), &group)?;
         let asks = &self.runtime(group)?.heal.asks;
         let own: Vec<MessageId> = ask
@@ -315,8 +328,10 @@ mod tests {
     #[test]
     fn only_a_member_at_the_epoch_a_message_was_sent_on_was_a_member() {
         let mut asks = RedeliveryAsks::default();
-        asks.note_roster(5, [b"ann".as_slice(), b"ben"]);
-        asks.note_roster(5, [b"cat".as_slice()]); // another branch at epoch 5
+        let roster = |names: &[&[u8]]| names.iter().map(|n| n.to_vec()).collect::<Vec<_>>();
+        asks.note_roster(5, 1, || roster(&[b"ann", b"ben"]));
+        asks.note_roster(5, 2, || roster(&[b"cat"])); // another branch at epoch 5
+        asks.note_roster(5, 1, || panic!("a state's members are noted once"));
         assert!(asks.was_member(5, b"ann") && asks.was_member(5, b"cat"));
         assert!(!asks.was_member(5, b"gus"), "added later");
         assert!(
@@ -324,7 +339,7 @@ mod tests {
             "an epoch not noted answers no one"
         );
         for epoch in 6..6 + MAX_ROSTERS as u64 {
-            asks.note_roster(epoch, [b"ann".as_slice()]);
+            asks.note_roster(epoch, 1, || roster(&[b"ann"]));
         }
         assert!(!asks.was_member(5, b"ann"), "the oldest roster went first");
         assert_eq!(asks.rosters.len(), MAX_ROSTERS);
