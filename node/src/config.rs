@@ -47,6 +47,11 @@ pub struct Config {
     /// Per-group overrides of `consistency`, by group reference (32 hex digits, as
     /// `chorus` prints groups), e.g. `[group_consistency]` `"00ff…" = "sequencer"`.
     pub group_consistency: std::collections::BTreeMap<String, String>,
+    /// Who may read an own message sent again after a branch switch, a heal or an ask:
+    /// `everyone` (nothing is lost; a member added on the other side of a split reads what
+    /// this side said while apart) or `members-at-send` (only a group whose every member was
+    /// in it when the message was sent; otherwise the message is withheld).
+    pub resend_policy: String,
     /// Beacon interval, ms.
     pub beacon_interval_ms: u64,
     /// Anti-entropy interval, ms.
@@ -105,6 +110,7 @@ impl Default for Config {
             policy: "lowest-ref".into(),
             consistency: "accept-and-hold".into(),
             group_consistency: Default::default(),
+            resend_policy: "everyone".into(),
             beacon_interval_ms: 30_000,
             anti_entropy_ms: 30_000,
             sync_recent_ms: gossip::net::SyncConfig::default().recent_window_ms,
@@ -160,6 +166,7 @@ impl Config {
         }
         crate::policy::parse_policy(&self.policy)?;
         self.group_consistency()?;
+        self.resend_policy()?;
         self.durability()?;
         for (name, value) in [
             ("fork_window_ms", self.fork_window_ms),
@@ -184,6 +191,14 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The resend policy, parsed.
+    pub fn resend_policy(&self) -> anyhow::Result<ds_p2p::engine::ResendPolicy> {
+        self.resend_policy
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))
+            .context("resend_policy")
     }
 
     /// The node's default consistency mode and the per-group ones, parsed.
@@ -267,6 +282,13 @@ mod tests {
         let only = groups.into_iter().next().unwrap();
         assert_eq!(hex::encode(only.0.0), group);
         assert_eq!(only.1, ConsistencyMode::Sequencer);
+        let c = Config::parse("resend_policy = \"members-at-send\"").unwrap();
+        assert_eq!(
+            c.resend_policy().unwrap(),
+            ds_p2p::engine::ResendPolicy::MembersAtSend
+        );
+        let e = Config::parse("resend_policy = \"nobody\"").unwrap_err();
+        assert!(format!("{e:#}").contains("resend_policy"), "{e:#}");
         let e = Config::parse("consistency = \"raft\"").unwrap_err();
         assert!(format!("{e:#}").contains("raft"), "{e:#}");
         let e = Config::parse("[group_consistency]\n\"xyz\" = \"sequencer\"").unwrap_err();

@@ -80,6 +80,11 @@ pub struct Metrics {
     pub reissued_intents: u64,
     pub redelivery_asks: u64,
     pub redelivered_on_ask: u64,
+    /// Own messages not sent again because the group now has members that were not in it
+    /// when they were sent (`ResendWithheld`).
+    pub resends_withheld: u64,
+    /// First deliveries to a member that was not in the sender's group when it sent.
+    pub read_outside_roster: u64,
     pub rejected: u64,
     pub dropped: u64,
     pub join_lost: u64,

@@ -357,6 +357,44 @@ fn long_split_heals(name: &str, seeds: std::ops::Range<u64>) {
     }
 }
 
+/// `resend_policy`: under `everyone` (the default) the heal re-sends reach the member the
+/// other side added while apart, who was not in the group they were sent to; under
+/// `members-at-send` nobody reads a message it was not sent to, and the withheld messages are
+/// lost for the members that had not read them. Both still converge.
+#[test]
+fn the_resend_policy_trades_delivery_for_who_reads_a_resend() {
+    use ds_p2p::engine::ResendPolicy;
+    let mut sc = scenario("partition-2x-window");
+    let everyone = run(&sc, 1).summary;
+    assert_clean(&everyone);
+    assert_eq!(everyone.resends_withheld, 0);
+    assert!(
+        everyone.read_outside_roster > 0,
+        "the newcomers read nothing sent before they joined: the split did not test this"
+    );
+    sc.engine.resend_policy = ResendPolicy::MembersAtSend;
+    let strict = run(&sc, 1).summary;
+    println!(
+        "everyone: lost {} read outside {}; members-at-send: lost {} withheld {} read outside {}",
+        everyone.messages_lost,
+        everyone.read_outside_roster,
+        strict.messages_lost,
+        strict.resends_withheld,
+        strict.read_outside_roster
+    );
+    assert!(strict.converged, "members-at-send did not converge");
+    assert_eq!(strict.duplicates_delivered, 0);
+    assert_eq!(
+        strict.read_outside_roster, 0,
+        "a member read a message not sent to it"
+    );
+    assert!(strict.resends_withheld > 0, "nothing was withheld");
+    assert!(
+        strict.messages_lost > 0,
+        "withheld messages are lost for members that had not read them"
+    );
+}
+
 #[test]
 fn a_partition_of_2_windows_heals_without_loss() {
     long_split_heals("partition-2x-window", 1..6);

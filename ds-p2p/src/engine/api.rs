@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::storage::BranchId;
 use crate::wire::{CommitRef, GroupRef, MessageId};
 
@@ -87,6 +89,55 @@ pub struct EngineConfig {
     /// step that sends it, so its history entry cannot be missing either. Off by default
     /// (the simulator does not crash).
     pub confirm_publish: bool,
+    /// Who may read an own message sent again after a branch switch, a heal or a member's
+    /// ask (see [`ResendPolicy`]).
+    pub resend_policy: ResendPolicy,
+}
+
+/// Who may read an own message that this member sends again (after a switch to another
+/// branch, after a heal, or because a member asked for it).
+///
+/// A message is sent again on the group's state of the moment, whose members may not be the
+/// ones it was first sent to: a member added on the other side of a split, or by a commit this
+/// member had not applied when it sent, reads it there although it was not in the group the
+/// message was sent to. The two policies trade delivery against that exposure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResendPolicy {
+    /// Send every message again, so that nothing is lost: a member added concurrently with a
+    /// message (on the other side of a split) may read it. The default.
+    #[default]
+    Everyone,
+    /// Send a message again only if every member of the group now was a member when it was
+    /// first sent, as this member noted then (the members of each epoch it sent on, for its
+    /// last 64 epochs, in memory). Otherwise it is withheld (`Event::ResendWithheld`) and
+    /// members that had not read it never will: no newcomer reads what was said before it
+    /// joined, at the price of losing those messages for the others.
+    MembersAtSend,
+}
+
+impl std::str::FromStr for ResendPolicy {
+    type Err = String;
+
+    /// `everyone` or `members-at-send`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "everyone" => Ok(ResendPolicy::Everyone),
+            "members-at-send" => Ok(ResendPolicy::MembersAtSend),
+            other => Err(format!(
+                "unknown resend policy {other:?}: use everyone or members-at-send"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ResendPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ResendPolicy::Everyone => "everyone",
+            ResendPolicy::MembersAtSend => "members-at-send",
+        })
+    }
 }
 
 impl Default for EngineConfig {
@@ -106,6 +157,7 @@ impl Default for EngineConfig {
             group_consistency: BTreeMap::new(),
             confirm_delivery: false,
             confirm_publish: false,
+            resend_policy: ResendPolicy::default(),
         }
     }
 }
@@ -210,6 +262,13 @@ pub enum Event {
     },
     /// This member sent own messages again because a member asked for them.
     RedeliveryAnswered {
+        group: GroupRef,
+        ids: Vec<MessageId>,
+    },
+    /// Under [`ResendPolicy::MembersAtSend`]: own messages that were due to be sent again
+    /// (after a switch, a heal or an ask) and were not, because the group now has members
+    /// that were not in it when they were sent.
+    ResendWithheld {
         group: GroupRef,
         ids: Vec<MessageId>,
     },

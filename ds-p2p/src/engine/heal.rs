@@ -864,10 +864,11 @@ impl Engine {
         group: GroupRef,
         fork_epoch: u64,
     ) -> Result<Vec<MessageId>, EngineError> {
-        let resend: Vec<KeptMessage> = load_kept(self.provider.mls_storage().staged(), &group)?
+        let since_fork: Vec<KeptMessage> = load_kept(self.provider.mls_storage().staged(), &group)?
             .into_iter()
             .filter(|m| m.epoch >= fork_epoch)
             .collect();
+        let resend = self.resendable(group, since_fork, |m| (m.id, m.epoch))?;
         let redelivered = resend.iter().map(|m| m.id).collect();
         let payloads = resend.into_iter().map(KeptMessage::into_payload).collect();
         self.send_redeliveries(now_ms, group, payloads)?;

@@ -27,6 +27,7 @@ mod kept_outputs;
 mod key_packages;
 mod leave;
 mod receive;
+mod recipients;
 mod redelivery_asks;
 mod switch;
 mod timers;
@@ -39,7 +40,7 @@ use openmls_basic_credential::SignatureKeyPair;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-pub use api::{Command, EngineConfig, Event, Output};
+pub use api::{Command, EngineConfig, Event, Output, ResendPolicy};
 pub use consistency::{ConsistencyMode, ConsistencyStatus};
 pub use key_packages::KeyPackageBundle;
 pub use tie_break::{CommitFacts, TieBreak};

@@ -146,6 +146,14 @@ impl RedeliveryAsks {
             .is_some_and(|(r, _)| r.contains(&member_digest(asker)))
     }
 
+    /// Whether every one of `members` (credentials) was a member at `epoch`, as far as this
+    /// member noted; `false` when it noted nothing for `epoch`.
+    pub fn all_were_members(&self, epoch: u64, members: &[Vec<u8>]) -> bool {
+        self.rosters
+            .get(&epoch)
+            .is_some_and(|(r, _)| members.iter().all(|m| r.contains(&member_digest(m))))
+    }
+
     /// Which of `requested` (found among this member's own kept ones by the caller) to send
     /// again now, noting them as answered.
     pub fn answer_now(&mut self, requested: Vec<MessageId>, now_ms: u64) -> Vec<MessageId> {
@@ -260,11 +268,16 @@ impl Engine {
         if ids.is_empty() {
             return Ok(());
         }
-        let payloads: Vec<ApplicationPayload> = kept
+        let asked: Vec<KeptMessage> = kept.into_iter().filter(|m| ids.contains(&m.id)).collect();
+        let payloads: Vec<ApplicationPayload> = self
+            .resendable(group, asked, |m| (m.id, m.epoch))?
             .into_iter()
-            .filter(|m| ids.contains(&m.id))
             .map(KeptMessage::into_payload)
             .collect();
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let ids = payloads.iter().map(|p| p.id).collect();
         self.send_redeliveries(now_ms, group, payloads)?;
         self.emit(Event::RedeliveryAnswered { group, ids });
         Ok(())
@@ -323,6 +336,26 @@ mod tests {
         assert_eq!(asks.answer_now(vec![id(1), id(2)], 0), vec![id(1), id(2)]);
         assert_eq!(asks.answer_now(vec![id(1), id(3)], 500), vec![id(3)]);
         assert_eq!(asks.answer_now(vec![id(1)], ANSWER_AGAIN_MS), vec![id(1)]);
+    }
+
+    #[test]
+    fn a_group_is_safe_for_a_resend_only_if_all_its_members_were_in_the_roster() {
+        let mut asks = RedeliveryAsks::default();
+        let names = |names: &[&[u8]]| names.iter().map(|n| n.to_vec()).collect::<Vec<_>>();
+        asks.note_roster(7, 1, || names(&[b"ann", b"ben", b"cat"]));
+        assert!(asks.all_were_members(7, &names(&[b"ann", b"ben", b"cat"])));
+        assert!(
+            asks.all_were_members(7, &names(&[b"ann", b"cat"])),
+            "a member removed since reads nothing"
+        );
+        assert!(
+            !asks.all_were_members(7, &names(&[b"ann", b"ben", b"gus"])),
+            "gus was added since"
+        );
+        assert!(
+            !asks.all_were_members(6, &names(&[b"ann"])),
+            "no roster noted for epoch 6: not shown safe"
+        );
     }
 
     #[test]

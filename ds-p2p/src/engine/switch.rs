@@ -161,15 +161,16 @@ impl Engine {
         head: BranchId,
     ) -> Result<Vec<MessageId>, EngineError> {
         let rt = self.runtime(group)?;
-        let lost: Vec<SentMessage> = rt
+        let tree = &rt.record.tree;
+        let lost: Vec<(SentMessage, u64)> = rt
             .record
             .sent
             .iter()
-            .filter(|m| !rt.record.tree.is_ancestor_or_self(m.on, head))
-            .cloned()
+            .filter(|m| !tree.is_ancestor_or_self(m.on, head))
+            .map(|m| (m.clone(), tree.get(m.on).map_or(u64::MAX, |s| s.epoch)))
             .collect();
         let mut resent = Vec::new();
-        for message in lost {
+        for (message, _) in self.resendable(group, lost, |(m, epoch)| (m.id, *epoch))? {
             self.send_payload(
                 now_ms,
                 group,

@@ -157,6 +157,13 @@ pub enum EventView {
         redelivered: usize,
         reapplied: usize,
     },
+    /// Own messages that were not sent again after a switch, a heal or an ask because the
+    /// group now has members that were not in it when they were sent (the engine's
+    /// `members-at-send` resend policy): members that had not read them never will.
+    ResendWithheld {
+        group: String,
+        withheld: usize,
+    },
     /// This member's side won a split older than the window: a member of the other side
     /// rejoined, and this member re-sent what it said since the fork (which they never read).
     SplitRejoined {

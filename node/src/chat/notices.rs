@@ -119,6 +119,9 @@ pub fn describe(event: &EventView, gid: &str, next: &mut u64) -> Option<Entry> {
         } if group == gid => notice(format!(
             "· split healed: the other side rejoined this branch at epoch {epoch}; {redelivered} of your messages re-delivered to them"
         )),
+        EventView::ResendWithheld { group, withheld } if group == gid => notice(format!(
+            "· {withheld} of your messages were not sent again: the group now has members who were not in it when you sent them"
+        )),
         EventView::JoinLost { group } if group == gid => notice(
             "· the commit that added you lost (a race or a split): you are out until your inviter's node adds you again".into(),
         ),

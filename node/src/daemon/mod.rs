@@ -67,6 +67,7 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
         window_ms: config.fork_window_ms,
         beacon_interval_ms: config.beacon_interval_ms,
         policy: crate::policy::parse_policy(&config.policy)?,
+        resend_policy: config.resend_policy()?,
         // The history is written after the engine's step: see `Core::deliver_unconfirmed`.
         confirm_delivery: true,
         // Envelopes are published after the round's fsync: see `Core::publish_unsent`.

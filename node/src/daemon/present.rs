@@ -122,6 +122,10 @@ pub fn event_view(event: &Event) -> Option<EventView> {
             redelivered: redelivered.len(),
             reapplied: *reapplied,
         },
+        Event::ResendWithheld { group, ids } => EventView::ResendWithheld {
+            group: g(group),
+            withheld: ids.len(),
+        },
         Event::SplitRejoined {
             group,
             fork_epoch,

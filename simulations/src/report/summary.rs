@@ -70,6 +70,16 @@ pub struct Summary {
     /// Own messages sent again because a member asked (`RedeliveryAnswered`).
     #[serde(default)]
     pub redelivered_on_ask: u64,
+    /// Own messages not sent again (after a switch, a heal or an ask) because the group now
+    /// has members that were not in it when they were sent: the engine's
+    /// `ResendPolicy::MembersAtSend` (`ResendWithheld`). Always 0 under `everyone`.
+    #[serde(default)]
+    pub resends_withheld: u64,
+    /// Messages read by a member that was not in the sender's group when it was sent (the
+    /// sender's view then): a member added on the other side of a split, reached by a
+    /// re-send. 0 under `ResendPolicy::MembersAtSend`.
+    #[serde(default)]
+    pub read_outside_roster: u64,
     pub commits_made: u64,
     pub welcomes_joined: u64,
     pub join_lost: u64,

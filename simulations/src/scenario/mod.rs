@@ -13,7 +13,7 @@ pub mod workload;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use ds_p2p::engine::{ConsistencyMode, TieBreak};
+use ds_p2p::engine::{ConsistencyMode, ResendPolicy, TieBreak};
 use serde::Deserialize;
 
 use crate::cost::CostModel;
@@ -83,6 +83,9 @@ pub struct EngineSpec {
     /// `settle-then-pick` (2 s settle), `settle-then-pick:<ms>` or `sequencer`.
     #[serde(deserialize_with = "consistency")]
     pub consistency: ConsistencyMode,
+    /// Who may read an own message sent again: `everyone` (the default; nothing is lost) or
+    /// `members-at-send` (only groups whose every member was in it when it was sent).
+    pub resend_policy: ResendPolicy,
 }
 
 impl Default for EngineSpec {
@@ -93,6 +96,7 @@ impl Default for EngineSpec {
             policy: TieBreak::default(),
             beacon_interval: Dur::from_secs(30),
             consistency: ConsistencyMode::default(),
+            resend_policy: ResendPolicy::default(),
         }
     }
 }

@@ -204,6 +204,8 @@ impl Simulator {
             resent_messages: m.resent_messages,
             redelivery_asks: m.redelivery_asks,
             redelivered_on_ask: m.redelivered_on_ask,
+            resends_withheld: m.resends_withheld,
+            read_outside_roster: m.read_outside_roster,
             reissued_intents: m.reissued_intents,
             commits_made: m.commits_made,
             welcomes_joined: m.welcomes_joined,

@@ -230,6 +230,7 @@ impl Simulator {
             max_held: sc.engine.max_held,
             policy: sc.engine.policy,
             consistency: sc.engine.consistency,
+            resend_policy: sc.engine.resend_policy,
             beacon_interval_ms: sc.engine.beacon_interval.ms(),
             // Virtual time starts at a fixed date; keep KeyPackages valid whenever run.
             key_package_lifetime_ms: 100 * 365 * 24 * 3600 * 1000,

@@ -328,6 +328,9 @@ impl Simulator {
                     delivery.1 = e.0;
                     if e.0 == 1 {
                         self.metrics.first_deliveries += 1;
+                        if n != m.sender && !m.expected.contains(&n) {
+                            self.metrics.read_outside_roster += 1;
+                        }
                     }
                 }
             }
@@ -387,6 +390,9 @@ impl Simulator {
             Event::RedeliveryAsked { .. } => self.metrics.redelivery_asks += 1,
             Event::RedeliveryAnswered { ids, .. } => {
                 self.metrics.redelivered_on_ask += ids.len() as u64;
+            }
+            Event::ResendWithheld { ids, .. } => {
+                self.metrics.resends_withheld += ids.len() as u64;
             }
             _ => {}
         }
@@ -478,6 +484,10 @@ impl Simulator {
                 "{{\"t\":{t},\"n\":{n},\"ev\":\"split-rejoined\",\"group\":{name},\"fork_epoch\":{fork_epoch},\"epoch\":{epoch},\"resent\":{}}}",
                 redelivered.len()
             ),
+            Event::ResendWithheld { ids, .. } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"resend-withheld\",\"group\":{name},\"ids\":{}}}",
+                ids.len()
+            ),
             Event::RedeliveryAsked { ids, .. } | Event::RedeliveryAnswered { ids, .. } => format!(
                 "{{\"t\":{t},\"n\":{n},\"ev\":\"{}\",\"group\":{name},\"ids\":{}}}",
                 if matches!(event, Event::RedeliveryAsked { .. }) {
@@ -563,6 +573,7 @@ fn event_group(event: &Event) -> Option<GroupRef> {
         | Event::SplitRejoined { group, .. }
         | Event::RedeliveryAsked { group, .. }
         | Event::RedeliveryAnswered { group, .. }
+        | Event::ResendWithheld { group, .. }
         | Event::BranchSwitched { group, .. }
         | Event::JoinLost { group }
         | Event::Removed { group }
