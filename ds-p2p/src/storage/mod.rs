@@ -8,6 +8,7 @@
 //! - [`branches`]: checkpoint / activate / prune of a group's branches.
 //! - [`provider`]: the `OpenMlsProvider` that bundles it with the crypto.
 
+mod bincode_writer;
 pub mod branches;
 pub mod layout;
 pub mod mls_storage;
