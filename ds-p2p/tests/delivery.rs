@@ -122,3 +122,66 @@ fn a_message_read_again_is_not_kept_again() {
     assert!(net.nodes[ben].engine.undelivered().unwrap().is_empty());
     assert_eq!(messages(&net.nodes[ben].events).len(), 1, "read once");
 }
+
+/// `Engine::send_many`: a batch of sends goes out as one envelope (one MLS message), and
+/// every member reads each message of it once, with its own id, in the order sent; a lone
+/// send is a plain message, as `send` makes it.
+#[test]
+fn a_batch_of_sends_is_one_envelope_and_every_message_of_it_is_read() {
+    let (mut net, group) = pair(false);
+    let ann = net.index("ann");
+    let before = net.published_by("ann").len();
+    let bodies: Vec<Vec<u8>> = (0..5)
+        .map(|i| format!("batched {i}").into_bytes())
+        .collect();
+    let now = net.now;
+    let ids = net.nodes[ann]
+        .engine
+        .send_many(now, group, bodies.clone())
+        .expect("sent");
+    net.collect();
+    assert_eq!(ids.len(), 5);
+    assert_eq!(
+        ids.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        5,
+        "every message has an id of its own"
+    );
+    let published = net.published_by("ann");
+    assert_eq!(published.len() - before, 1, "one envelope for the batch");
+    net.deliver_all();
+    let ben = net.index("ben");
+    let read: Vec<(MessageId, Vec<u8>)> = messages(&net.nodes[ben].events)
+        .into_iter()
+        .map(|(_, id, body)| (id, body))
+        .collect();
+    let sent: Vec<(MessageId, Vec<u8>)> = ids.iter().copied().zip(bodies).collect();
+    assert_eq!(read, sent, "each read once, in order, under its id");
+
+    // Read again (a duplicate from the network): nothing new.
+    let (_, bundle) = published.last().expect("published").clone();
+    net.inject("ben", &bundle);
+    assert_eq!(messages(&net.nodes[ben].events).len(), 5);
+
+    // One body: a plain message.
+    let now = net.now;
+    let lone = net.nodes[ann]
+        .engine
+        .send_many(now, group, vec![b"alone".to_vec()])
+        .expect("sent");
+    net.collect();
+    net.deliver_all();
+    assert_eq!(lone.len(), 1);
+    let last = messages(&net.nodes[ben].events).pop().expect("read");
+    assert_eq!((last.1, last.2), (lone[0], b"alone".to_vec()));
+
+    // A body over the limit refuses the whole batch: nothing goes out.
+    let published_now = net.published_by("ann").len();
+    let too_big = vec![0u8; WireLimits::default().max_body_bytes + 1];
+    let now = net.now;
+    let refused = net.nodes[ann]
+        .engine
+        .send_many(now, group, vec![b"fine".to_vec(), too_big]);
+    assert!(refused.is_err());
+    net.collect();
+    assert_eq!(net.published_by("ann").len(), published_now);
+}

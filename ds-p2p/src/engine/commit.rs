@@ -228,6 +228,68 @@ impl Engine {
         Ok(id)
     }
 
+    /// Sends several application messages on the active branch and returns their ids, in
+    /// order. Under load an embedder has many sends at once (a round of API calls): they go
+    /// out together as one bundle — the wire form of redeliveries, up to 64 messages per MLS
+    /// message — so that the group pays one encryption, one signature, one envelope and one
+    /// decryption per member for all of them. A single body is sent as by [`Engine::send`].
+    /// Bodies over the limit refuse the whole call before anything is sent; a failure after
+    /// the first bundle (more than 64 messages) leaves the earlier bundles sent.
+    pub fn send_many(
+        &mut self,
+        now_ms: u64,
+        group: GroupRef,
+        mut bodies: Vec<Vec<u8>>,
+    ) -> Result<Vec<MessageId>, EngineError> {
+        let limit = self.config.limits.max_body_bytes;
+        if let Some(body) = bodies.iter().find(|b| b.len() > limit) {
+            return Err(EngineError::Refused(format!(
+                "message of {} bytes exceeds the limit of {limit}",
+                body.len()
+            )));
+        }
+        if bodies.len() <= 1 {
+            return match bodies.pop() {
+                Some(body) => Ok(vec![self.send(now_ms, group, body)?]),
+                None => Ok(Vec::new()),
+            };
+        }
+        let mut ids = Vec::with_capacity(bodies.len());
+        let mut now = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let id = MessageId(self.random_bytes());
+            ids.push(id);
+            // A settling group queues each of them, as it would one send.
+            if let Some(body) = self.queue_if_settling(now_ms, group, id, body)? {
+                now.push(ApplicationPayload {
+                    id,
+                    sent_at_ms: now_ms,
+                    body,
+                });
+            }
+        }
+        let keep_for_history = self.config.confirm_delivery;
+        for bundle in Redelivery::chunks(now, &self.config.limits) {
+            self.step(Some(group), |engine| {
+                if keep_for_history {
+                    for m in &bundle.messages {
+                        engine.stage_own(&group, &m.id, m.sent_at_ms, &m.body)?;
+                    }
+                }
+                if let [single] = &bundle.messages[..] {
+                    // The last of a long run alone: a plain message, as `send` makes it.
+                    let plaintext = single.encode()?;
+                    let aad = single.id.0.to_vec();
+                    return engine.send_sealed(now_ms, group, aad, &plaintext, bundle.messages);
+                }
+                let plaintext = bundle.encode()?;
+                let aad = bundle.aad();
+                engine.send_sealed(now_ms, group, aad, &plaintext, bundle.messages)
+            })?;
+        }
+        Ok(ids)
+    }
+
     /// Sends (or re-sends, with the same id and time) a message on the active branch.
     pub(crate) fn send_payload(
         &mut self,

@@ -2,7 +2,9 @@
 //! message. After a heal every member of the winning side re-sends what it sent since the
 //! fork; one MLS message (one encryption, one gossip message) per re-send rather than one per
 //! message. Its authenticated data lists the ids it carries, so a member that has them all
-//! drops it unread, as it drops a single replayed message by its id.
+//! drops it unread, as it drops a single replayed message by its id. The same form carries a
+//! batch of new messages (`Engine::send_many`: the sends an embedder has at once): to a
+//! receiver a bundle is a bundle, each message in it read once by its id.
 //!
 //! A redelivery request asks the senders of messages a member could not read (they came for
 //! a state it no longer holds) to send them again: an MLS application message with no body

@@ -76,6 +76,7 @@ impl Core {
     /// A lookup finished on another task.
     pub async fn on_found(&mut self, found: Found) {
         let now = now_ms();
+        self.flush_sends(now).await;
         match found {
             Found::Contact {
                 code,

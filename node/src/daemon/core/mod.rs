@@ -32,6 +32,7 @@ use crate::store::{GroupMeta, NodeStore, OutboxEntry, StoredMessage};
 
 mod contacts;
 mod mode_meter;
+mod sends;
 mod split;
 
 /// How long an invite waits for the contact's node to send a KeyPackage.
@@ -81,6 +82,8 @@ pub struct Core {
     sync: Box<dyn Fn() -> anyhow::Result<()> + Send>,
     /// The round's effects, held until [`Core::commit`].
     held: HeldEffects,
+    /// Send calls held for their group's batch (see `sends`).
+    pending_sends: Vec<sends::PendingSend>,
     /// True while [`Core::replay`] feeds the log's envelopes again: refusals then mean
     /// "already read", not a peer's fault, and are not shown.
     replaying: bool,
@@ -159,6 +162,7 @@ impl Core {
             meter: Default::default(),
             sync,
             held: HeldEffects::default(),
+            pending_sends: Vec::new(),
             replaying: false,
         }
     }
@@ -167,6 +171,7 @@ impl Core {
     /// events and sends its API answers. A failed sync is fatal — the state on disk is
     /// unknown, so nothing of the round may be acknowledged.
     pub async fn commit(&mut self) -> anyhow::Result<()> {
+        self.flush_sends(now_ms()).await;
         self.meter
             .observe(&self.engine, now_ms(), &self.metrics.modes);
         if self.held.is_empty() {
@@ -263,6 +268,7 @@ impl Core {
     // ---- network ----------------------------------------------------------------------
 
     pub async fn on_net(&mut self, event: NetEvent) {
+        self.flush_sends(now_ms()).await;
         match event {
             NetEvent::Received {
                 topic, envelope, ..
@@ -360,6 +366,7 @@ impl Core {
 
     pub async fn on_timer(&mut self) {
         let now = now_ms();
+        self.flush_sends(now).await;
         self.engine.handle_timeout(now);
         self.drain(now).await;
         let due: Vec<_> = self
@@ -748,6 +755,10 @@ impl Core {
     /// Runs one API call. Invites answer later (when the KeyPackage arrives).
     pub async fn on_api(&mut self, route: Route, reply: oneshot::Sender<ApiResult>) {
         let now = now_ms();
+        // Consecutive sends wait to go out together; anything else sends them first.
+        if !matches!(route, Route::Send { .. }) {
+            self.flush_sends(now).await;
+        }
         let result = match route {
             Route::Id => self.id_view().await.map(|v| json(&v)),
             Route::Status => self.status_view().await.map(|v| json(&v)),
@@ -804,7 +815,7 @@ impl Core {
                 .resolve_group(&group)
                 .and_then(|g| self.messages(g, from))
                 .map(|v| json(&v)),
-            Route::Send { group, text } => self.send(now, &group, text).await.map(|v| json(&v)),
+            Route::Send { group, text } => return self.queue_send(&group, text, reply),
             Route::Events => Err(ApiError::bad("the event stream is served by the API task")),
             Route::Shutdown => {
                 self.shutdown = true;
@@ -1032,36 +1043,6 @@ impl Core {
         )
         .await?;
         self.group_view(group).map(|v| json(&v))
-    }
-
-    async fn send(&mut self, now: u64, group: &str, text: String) -> Result<MessageView, ApiError> {
-        let group = self.resolve_group(group)?;
-        // The engine queues a send while the group settles (the same test it makes).
-        let queued = self
-            .engine
-            .consistency_status(group, now)
-            .is_some_and(|s| s.sends_paused);
-        let id = self
-            .engine
-            .send(now, group, text.clone().into_bytes())
-            .map_err(|e| ApiError::conflict(e.to_string()))?;
-        self.drain(now).await;
-        self.metrics.messages_sent.inc();
-        let stored = StoredMessage {
-            id: hex::encode(id.0),
-            sender_handle: self.me.handle().to_string(),
-            sender_fingerprint: self.me.fingerprint().to_hex(),
-            sent_at_ms: now,
-            received_at_ms: now,
-            text,
-        };
-        let view = self
-            .stage_message(group, stored)
-            .map_err(ApiError::internal)?;
-        // The engine kept it for the history in the step that sent it: confirmed once the
-        // round has written it.
-        self.delivered.push((group, id));
-        Ok(MessageView { queued, ..view })
     }
 
     fn messages(&self, group: GroupRef, from: u64) -> Result<Vec<MessageView>, ApiError> {
