@@ -395,6 +395,25 @@ fn the_resend_policy_trades_delivery_for_who_reads_a_resend() {
     );
 }
 
+/// A member removed on the winning side of a split longer than the window leaves when the
+/// split heals: it is in no branch the others converge on. It used to stay on the losing
+/// branch for good, and the group never converged (the guide's sweep, `sweep-race` with a
+/// 10 s window: seeds 1, 3 and 8 of 10).
+#[test]
+fn a_member_removed_across_a_split_leaves_the_losing_branch() {
+    let mut sc = scenario("sweep-race");
+    sc.engine.fork_window = simulations::time::Dur::from_secs(10);
+    for seed in [1, 3, 8] {
+        let result = run(&sc, seed);
+        assert_clean(&result.summary);
+        assert!(
+            !result.final_members[0].contains(&5),
+            "seed {seed}: n5, removed by n1, is still in the group: {:?}",
+            result.final_members[0]
+        );
+    }
+}
+
 #[test]
 fn a_partition_of_2_windows_heals_without_loss() {
     long_split_heals("partition-2x-window", 1..6);

@@ -350,7 +350,9 @@ impl Engine {
             .groups
             .get_mut(&group)
             .ok_or_else(|| EngineError::UnknownGroup(hex::encode(group.0)))?;
-        if !rt.group.is_active() {
+        // Removed on the active state, or holding only states it was evicted from (a lost
+        // join, a removal on the winning side of a split): nobody in the group would read it.
+        if !rt.is_member_on_active() {
             return Err(EngineError::Refused(
                 "this member was removed from the group".into(),
             ));

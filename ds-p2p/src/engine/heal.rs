@@ -266,6 +266,11 @@ pub(crate) struct HealRuntime {
     /// The fork epoch of a split this member was left out of (added on the losing side): set
     /// when it asked to be added again; the Welcome that does it re-delivers from there.
     awaiting_readd: Option<u64>,
+    /// This member found itself removed on the winning side of a split (see
+    /// [`Engine::removed_across_split`]): its states' eviction is not a lost join, and a
+    /// beacon confirming its (old) Add does not take it back. In memory only: after a
+    /// restart the next winning offer finds the removal again.
+    pub removed_by_split: bool,
 }
 
 impl HealRuntime {
@@ -278,6 +283,7 @@ impl HealRuntime {
             scheduled_rejoin: None,
             asks: RedeliveryAsks::default(),
             awaiting_readd: None,
+            removed_by_split: false,
             changes: load_changes(staged, group)?
                 .into_iter()
                 .map(|r| (r.made_at_ms, r.commit_ref))
@@ -750,6 +756,39 @@ impl Engine {
         Ok(())
     }
 
+    /// A member removed on the winning side of a split (it was in the group at the fork
+    /// point, and the winning branch has no leaf of it): it leaves its losing-side states as
+    /// a removed member leaves its group — they are marked evicted (so it offers and judges no
+    /// more heals and sends nothing), kept for the window like any displaced state, and the
+    /// embedder is told once ([`Event::Removed`]). Without this it stayed on the losing branch
+    /// for good, a group of one that never converged with the others (found by the guide's
+    /// sweep: `sweep-race` seeds 1, 3 and 8 with the partition longer than the window).
+    fn removed_across_split(&mut self, group: GroupRef) -> Result<(), EngineError> {
+        let rt = self.runtime(group)?;
+        let already = rt.heal.removed_by_split && rt.record.tree.states().all(|s| s.evicted);
+        rt.heal.removed_by_split = true;
+        if already {
+            return Ok(());
+        }
+        tracing::info!("removed on the winning side of a split: leaving the losing branch");
+        self.step(Some(group), |engine| {
+            let rt = engine
+                .groups
+                .get_mut(&group)
+                .ok_or(StorageError::UnknownGroup)?;
+            let held: Vec<_> = rt.record.tree.states().map(|s| s.storage).collect();
+            for id in held {
+                if let Some(state) = rt.record.tree.get_mut(id) {
+                    state.evicted = true;
+                }
+            }
+            rt.save(&engine.provider)?;
+            Ok(())
+        })?;
+        self.emit(Event::Removed { group });
+        Ok(())
+    }
+
     /// A left-out joiner's fresh KeyPackage (see [`Engine::ask_readd`]): taken up only by
     /// the member that added it — into its kept Add, and into a re-issue at once if this
     /// member is on a branch without the joiner (it rejoined the winning side already;
@@ -936,8 +975,9 @@ impl Engine {
             if !rt.record.welcomes.is_empty() && rt.record.joined_epoch > decision.fork_epoch {
                 return self.ask_readd(now_ms, group, decision.fork_epoch);
             }
-            tracing::info!("not in the winning branch's tree: cannot rejoin it");
-            return Ok(());
+            // In the group at the fork point and not in the winning branch: removed there, and
+            // a Remove made on either side stays in force (rule 5).
+            return self.removed_across_split(group);
         }
         let rt = self.runtime(group)?;
         if rt

@@ -775,8 +775,9 @@ impl Engine {
                     .iter()
                     .any(|(on, r)| *on == made_on && *r != add);
             let displaces = !shares_later && !confirms && (displaces_add || forked_below);
-            // Only a mark this function made is taken back: a removal is not.
-            let marked_lost = head.evicted && rt.group.is_active();
+            // Only a mark this function made is taken back: a removal is not, nor a removal
+            // on the winning side of a split.
+            let marked_lost = head.evicted && rt.group.is_active() && !rt.heal.removed_by_split;
             let lost = if displaces && !head.evicted {
                 true
             } else if confirms && marked_lost {
