@@ -72,6 +72,14 @@ impl ForkTree {
         self.states.values()
     }
 
+    /// Marks every held state evicted: this member is in none of them any more (a lost
+    /// join, a removal on the winning side of a split).
+    pub fn evict_all(&mut self) {
+        for state in self.states.values_mut() {
+            state.evicted = true;
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.states.len()
     }

@@ -730,12 +730,7 @@ impl Engine {
                 .groups
                 .get_mut(&group)
                 .ok_or(StorageError::UnknownGroup)?;
-            let held: Vec<_> = rt.record.tree.states().map(|s| s.storage).collect();
-            for id in held {
-                if let Some(state) = rt.record.tree.get_mut(id) {
-                    state.evicted = true;
-                }
-            }
+            rt.record.tree.evict_all();
             rt.heal.awaiting_readd = Some(
                 rt.heal
                     .awaiting_readd
@@ -776,12 +771,7 @@ impl Engine {
                 .groups
                 .get_mut(&group)
                 .ok_or(StorageError::UnknownGroup)?;
-            let held: Vec<_> = rt.record.tree.states().map(|s| s.storage).collect();
-            for id in held {
-                if let Some(state) = rt.record.tree.get_mut(id) {
-                    state.evicted = true;
-                }
-            }
+            rt.record.tree.evict_all();
             rt.save(&engine.provider)?;
             Ok(())
         })?;

@@ -279,58 +279,36 @@ impl ser::Serializer for &mut Writer<'_> {
     }
 }
 
-impl ser::SerializeSeq for &mut Writer<'_> {
-    type Ok = ();
-    type Error = WriteError;
+/// The compound serializers: bincode writes a compound's parts one after the other, with no
+/// framing beyond what `serialize_seq` / `serialize_map` / the variant index already wrote.
+macro_rules! compound {
+    ($trait:ident, $method:ident $(, $key:ident: $key_ty:ty)?) => {
+        impl ser::$trait for &mut Writer<'_> {
+            type Ok = ();
+            type Error = WriteError;
 
-    #[inline(always)]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), WriteError> {
-        value.serialize(&mut **self)
-    }
+            #[inline(always)]
+            fn $method<T: Serialize + ?Sized>(
+                &mut self,
+                $($key: $key_ty,)?
+                value: &T,
+            ) -> Result<(), WriteError> {
+                value.serialize(&mut **self)
+            }
 
-    fn end(self) -> Result<(), WriteError> {
-        Ok(())
-    }
+            fn end(self) -> Result<(), WriteError> {
+                Ok(())
+            }
+        }
+    };
 }
 
-impl ser::SerializeTuple for &mut Writer<'_> {
-    type Ok = ();
-    type Error = WriteError;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), WriteError> {
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), WriteError> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleStruct for &mut Writer<'_> {
-    type Ok = ();
-    type Error = WriteError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), WriteError> {
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), WriteError> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for &mut Writer<'_> {
-    type Ok = ();
-    type Error = WriteError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), WriteError> {
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), WriteError> {
-        Ok(())
-    }
-}
+compound!(SerializeSeq, serialize_element);
+compound!(SerializeTuple, serialize_element);
+compound!(SerializeTupleStruct, serialize_field);
+compound!(SerializeTupleVariant, serialize_field);
+compound!(SerializeStruct, serialize_field, _key: &'static str);
+compound!(SerializeStructVariant, serialize_field, _key: &'static str);
 
 impl ser::SerializeMap for &mut Writer<'_> {
     type Ok = ();
@@ -341,41 +319,6 @@ impl ser::SerializeMap for &mut Writer<'_> {
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), WriteError> {
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), WriteError> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStruct for &mut Writer<'_> {
-    type Ok = ();
-    type Error = WriteError;
-
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _key: &'static str,
-        value: &T,
-    ) -> Result<(), WriteError> {
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), WriteError> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStructVariant for &mut Writer<'_> {
-    type Ok = ();
-    type Error = WriteError;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _key: &'static str,
-        value: &T,
-    ) -> Result<(), WriteError> {
         value.serialize(&mut **self)
     }
 
