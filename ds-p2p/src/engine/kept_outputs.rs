@@ -44,6 +44,23 @@ fn storage(e: identity_tofu::kv::KvError) -> EngineError {
     EngineError::Storage(StorageError::from(e))
 }
 
+/// Kept envelopes an embedder has taken to publish, confirmed together once the network
+/// holds them (see [`Engine::publish_receipt`]).
+#[derive(Debug, Default)]
+#[must_use = "a receipt not confirmed leaves its envelopes kept, published again at the next start"]
+pub struct PublishReceipt(Vec<Vec<u8>>);
+
+impl PublishReceipt {
+    /// How many kept envelopes it covers.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Which queued outputs are kept in the store, by their place in the output stream.
 #[derive(Debug, Default)]
 pub(crate) struct OutputLedger {
@@ -135,10 +152,24 @@ impl Engine {
     /// The embedder has handed every envelope it polled so far to the network: forget them
     /// here.
     pub fn confirm_published(&mut self) -> Result<(), EngineError> {
-        if self.ledger.taken.is_empty() {
+        let receipt = self.publish_receipt();
+        self.confirm_receipt(receipt)
+    }
+
+    /// The envelopes polled so far and not yet confirmed, for an embedder that hands a round
+    /// to the network and goes on with the next before the network has it: it confirms this
+    /// receipt ([`Engine::confirm_receipt`]) once the network holds these envelopes, and
+    /// later ones stay kept until their own receipt is confirmed.
+    pub fn publish_receipt(&mut self) -> PublishReceipt {
+        PublishReceipt(std::mem::take(&mut self.ledger.taken))
+    }
+
+    /// The network holds the envelopes of `receipt`: forget them here.
+    pub fn confirm_receipt(&mut self, receipt: PublishReceipt) -> Result<(), EngineError> {
+        let done = receipt.0;
+        if done.is_empty() {
             return Ok(());
         }
-        let done = std::mem::take(&mut self.ledger.taken);
         let result = self.step(None, |engine| {
             let staged = engine.provider.mls_storage().staged();
             for key in &done {

@@ -42,6 +42,7 @@ use rand_chacha::ChaCha20Rng;
 
 pub use api::{Command, EngineConfig, Event, Output, ResendPolicy};
 pub use consistency::{ConsistencyMode, ConsistencyStatus};
+pub use kept_outputs::PublishReceipt;
 pub use key_packages::KeyPackageBundle;
 pub use tie_break::{CommitFacts, TieBreak};
 

@@ -197,6 +197,7 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
                 core.on_api(call.route, call.reply).await;
             },
             Some(result) = found.recv() => core.on_found(result).await,
+            Some(done) = core.next_published() => core.on_published(done),
             _ = tokio::time::sleep(sleep) => core.on_timer().await,
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
@@ -222,6 +223,7 @@ pub async fn run(data: DataDir, config: Config, unlock: Unlock) -> anyhow::Resul
         }
     }
     eprintln!("chorus: shutting down");
+    core.finish_publishing().await;
     let _ = std::fs::remove_file(data.api_addr());
     let _ = std::fs::remove_file(data.metrics_addr());
     drop(core);

@@ -32,6 +32,10 @@ enum Undo {
 #[derive(Debug, Clone, Default)]
 pub struct SentList {
     messages: Vec<SentMessage>,
+    /// The ids in `messages`: a send asks whether its id is there already (a re-send), and
+    /// the list holds a whole window of a fast sender's messages — a scan per send made
+    /// sending quadratic in the window.
+    ids: BTreeSet<MessageId>,
     /// Keys of messages added or removed since the last save.
     dirty: BTreeSet<Key>,
     /// The open step's changes (`None` outside steps).
@@ -42,8 +46,11 @@ impl SentList {
     /// Appends a message, replacing an earlier copy with the same id (a re-send).
     pub fn put(&mut self, message: SentMessage) {
         let id = message.id;
-        self.retain(|m| m.id != id);
+        if self.ids.contains(&id) {
+            self.retain(|m| m.id != id);
+        }
         let key = key_of(&message);
+        self.ids.insert(id);
         self.messages.push(message);
         self.changed(key, Undo::Pushed(key));
     }
@@ -62,6 +69,7 @@ impl SentList {
                 kept.push(message);
             } else {
                 self.dirty.insert(key_of(&message));
+                self.ids.remove(&message.id);
                 removed.push((index, message));
             }
         }
@@ -69,6 +77,13 @@ impl SentList {
         if let Some(step) = self.step.as_mut() {
             step.undo.push(Undo::Removed(removed));
         }
+    }
+
+    /// Whether the id index holds exactly the listed ids (for tests of the journal).
+    #[cfg(test)]
+    pub(crate) fn index_matches(&self) -> bool {
+        self.ids.len() == self.messages.len()
+            && self.messages.iter().all(|m| self.ids.contains(&m.id))
     }
 
     /// Forgets every message.
@@ -86,9 +101,11 @@ impl SentList {
     /// Messages read from the store (already saved), in key order; those the list holds
     /// already (inline in a record stored before this layout) are skipped.
     pub(super) fn add_stored(&mut self, stored: Vec<SentMessage>) {
-        let inline: BTreeSet<MessageId> = self.messages.iter().map(|m| m.id).collect();
-        self.messages
-            .extend(stored.into_iter().filter(|m| !inline.contains(&m.id)));
+        for message in stored {
+            if self.ids.insert(message.id) {
+                self.messages.push(message);
+            }
+        }
     }
 
     /// Stages the messages added or removed since the last save.
@@ -99,8 +116,13 @@ impl SentList {
     ) -> Result<(), EngineError> {
         for key @ (at, id) in std::mem::take(&mut self.dirty) {
             let stored_key = sent_key(group, at, &id);
-            // The newest messages are at the end, and they are what a step changes.
-            match self.messages.iter().rev().find(|m| key_of(m) == key) {
+            // The newest messages are at the end, and they are what a step changes; a removed
+            // one is known from the index without a scan (a prune removes thousands at once).
+            let listed = self.ids.contains(&id);
+            match listed
+                .then(|| self.messages.iter().rev().find(|m| key_of(m) == key))
+                .flatten()
+            {
                 Some(message) => {
                     let bytes = identity_tofu::codec::encode(message).map_err(|e| {
                         EngineError::Refused(format!("a sent message cannot be encoded: {e}"))
@@ -136,8 +158,8 @@ impl SentList {
             match change {
                 Undo::Pushed(key) => {
                     self.dirty.insert(key);
-                    if undo {
-                        self.messages.pop();
+                    if undo && let Some(popped) = self.messages.pop() {
+                        self.ids.remove(&popped.id);
                     }
                 }
                 Undo::Removed(removed) => {
@@ -152,6 +174,7 @@ impl SentList {
 
     /// Puts removed messages back at the indices they had.
     fn put_back(&mut self, removed: Vec<(usize, SentMessage)>) {
+        self.ids.extend(removed.iter().map(|(_, m)| m.id));
         let total = self.messages.len() + removed.len();
         let mut kept = std::mem::take(&mut self.messages).into_iter();
         let mut removed = removed.into_iter().peekable();
@@ -186,6 +209,7 @@ impl FromIterator<SentMessage> for SentList {
         let messages: Vec<SentMessage> = iter.into_iter().collect();
         Self {
             dirty: messages.iter().map(key_of).collect(),
+            ids: messages.iter().map(|m| m.id).collect(),
             messages,
             step: None,
         }

@@ -118,6 +118,7 @@ fn a_failed_step_is_undone_and_what_it_saved_is_saved_again() {
     r.sent.end_step(true, true);
     r.seen.end_step(true, true);
     assert_eq!(r, before, "undone in memory");
+    assert!(r.sent.index_matches(), "the id index is undone too");
     assert_eq!(loaded(&staged, &group), before, "nothing reached the store");
 
     // The same step kept in memory (not undone): the next save writes what the failed one
@@ -130,6 +131,18 @@ fn a_failed_step_is_undone_and_what_it_saved_is_saved_again() {
     r.sent.end_step(true, false);
     save(&staged, &group, &mut r).unwrap();
     assert_eq!(loaded(&staged, &group), r);
+    assert!(loaded(&staged, &group).sent.index_matches());
+
+    // After all that, a re-send still replaces the earlier copy rather than adding one.
+    let len = r.sent.len();
+    r.sent.put(message(2, 6, 5));
+    r.sent.put(message(2, 6, 6));
+    assert_eq!(r.sent.len(), len);
+    assert_eq!(
+        r.sent.last().map(|m| (m.id, m.on)),
+        Some((MessageId([2; 16]), BranchId(6)))
+    );
+    assert!(r.sent.index_matches());
 
     // A step that succeeds keeps its changes.
     r.seen.begin_step();

@@ -8,7 +8,8 @@
 //! then calls [`Core::commit`], which fsyncs the database once and only then lets the round's
 //! effects out — API answers, events, and envelopes to publish. Nothing leaves the node before
 //! the state that produced it is durable: a ciphertext published before its ratchet state was
-//! synced could be produced again with the same key after a power cut.
+//! synced could be produced again with the same key after a power cut. The envelopes go to
+//! the network layer through [`publisher`], so the next round does not wait for them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -32,7 +33,10 @@ use crate::store::{GroupMeta, NodeStore, OutboxEntry, StoredMessage};
 
 mod contacts;
 mod mode_meter;
+mod publisher;
 mod sends;
+
+pub use publisher::Published;
 mod split;
 
 /// How long an invite waits for the contact's node to send a KeyPackage.
@@ -84,6 +88,10 @@ pub struct Core {
     held: HeldEffects,
     /// Send calls held for their group's batch (see `sends`).
     pending_sends: Vec<sends::PendingSend>,
+    /// Hands each round's envelopes to the network layer (`None` once shutting down).
+    publisher: Option<tokio::sync::mpsc::UnboundedSender<publisher::Round>>,
+    /// Rounds the network layer has taken: see [`Core::next_published`].
+    published: tokio::sync::mpsc::UnboundedReceiver<Published>,
     /// True while [`Core::replay`] feeds the log's envelopes again: refusals then mean
     /// "already read", not a peer's fault, and are not shown.
     replaying: bool,
@@ -140,6 +148,7 @@ impl Core {
         found: tokio::sync::mpsc::UnboundedSender<Found>,
         sync: Box<dyn Fn() -> anyhow::Result<()> + Send>,
     ) -> Self {
+        let (publisher, published) = publisher::start(net.clone(), metrics.clone());
         Self {
             engine,
             net,
@@ -163,12 +172,14 @@ impl Core {
             sync,
             held: HeldEffects::default(),
             pending_sends: Vec::new(),
+            publisher: Some(publisher),
+            published,
             replaying: false,
         }
     }
 
-    /// Ends a round: fsyncs what the round wrote, then publishes its envelopes, emits its
-    /// events and sends its API answers. A failed sync is fatal — the state on disk is
+    /// Ends a round: fsyncs what the round wrote, then hands its envelopes to the publisher,
+    /// emits its events and sends its API answers. A failed sync is fatal — the state on disk is
     /// unknown, so nothing of the round may be acknowledged.
     pub async fn commit(&mut self) -> anyhow::Result<()> {
         self.flush_sends(now_ms()).await;
@@ -207,23 +218,18 @@ impl Core {
         // Only now: told before the history holds them, the engine would not offer them again
         // after a crash.
         self.confirm_delivered();
-        let out = held
+        let envelopes: Vec<OutboxEntry> = held
             .publish
             .into_iter()
             .map(|(topic, envelope, _)| OutboxEntry { topic, envelope })
             .collect();
-        self.publish_now(out).await;
-        if let Err(e) = self.engine.confirm_published() {
-            // Harmless: they are published again at the next start, and the log and every
-            // peer drop an envelope they already hold.
-            tracing::warn!(error = %e, "published envelopes stay kept by the engine");
-        }
-        if !kept.is_empty()
-            && let Err(e) = self.store.delete_outbox(&kept)
-        {
-            // Harmless: the entries are published again at the next start, and the log and
-            // every peer drop an envelope they already hold.
-            tracing::warn!(error = %e, "published envelopes stay in the outbox");
+        let done = Published {
+            receipt: self.engine.publish_receipt(),
+            outbox: kept,
+        };
+        if !envelopes.is_empty() || !done.receipt.is_empty() || !done.outbox.is_empty() {
+            self.hand_to_publisher(publisher::Round { envelopes, done })
+                .await;
         }
         for event in held.events {
             let _ = self.events.send(event);
@@ -232,6 +238,49 @@ impl Core {
             let _ = reply.send(result);
         }
         Ok(())
+    }
+
+    /// Gives a round to the publishing task; without one (shutting down), publishes it here.
+    async fn hand_to_publisher(&mut self, round: publisher::Round) {
+        let round = match self.publisher.as_ref() {
+            Some(publisher) => match publisher.send(round) {
+                Ok(()) => return,
+                Err(tokio::sync::mpsc::error::SendError(round)) => round,
+            },
+            None => round,
+        };
+        publisher::publish_all(&self.net, &self.metrics, round.envelopes).await;
+        self.on_published(round.done);
+    }
+
+    /// A round the publisher handed to the network layer.
+    pub async fn next_published(&mut self) -> Option<Published> {
+        self.published.recv().await
+    }
+
+    /// The network layer holds a round's envelopes: the copies kept for a crash go.
+    pub fn on_published(&mut self, done: Published) {
+        if let Err(e) = self.engine.confirm_receipt(done.receipt) {
+            // Harmless: they are published again at the next start, and the log and every
+            // peer drop an envelope they already hold.
+            tracing::warn!(error = %e, "published envelopes stay kept by the engine");
+        }
+        if !done.outbox.is_empty()
+            && let Err(e) = self.store.delete_outbox(&done.outbox)
+        {
+            // Harmless: the entries are published again at the next start, and the log and
+            // every peer drop an envelope they already hold.
+            tracing::warn!(error = %e, "published envelopes stay in the outbox");
+        }
+    }
+
+    /// Stopping: waits until the publisher has handed every round to the network layer,
+    /// so that a clean stop leaves nothing to publish again at the next start.
+    pub async fn finish_publishing(&mut self) {
+        self.publisher = None;
+        while let Some(done) = self.published.recv().await {
+            self.on_published(done);
+        }
     }
 
     /// Answers an API call when the round commits.
@@ -537,8 +586,8 @@ impl Core {
     pub async fn publish_outbox(&mut self) -> anyhow::Result<usize> {
         let kept = self.store.outbox()?;
         let seqs: Vec<u64> = kept.iter().map(|(seq, _)| *seq).collect();
-        self.publish_now(kept.into_iter().map(|(_, entry)| entry).collect())
-            .await;
+        let entries = kept.into_iter().map(|(_, entry)| entry).collect();
+        publisher::publish_all(&self.net, &self.metrics, entries).await;
         if !seqs.is_empty() {
             self.store.delete_outbox(&seqs)?;
             tracing::info!(
@@ -571,28 +620,6 @@ impl Core {
             );
         }
         Ok(count)
-    }
-
-    /// Hands envelopes to the network layer, in order. They are all asked for at once: the
-    /// network task takes them in the order asked and the core waits for the last answer, not
-    /// for each in turn (a round trip to the network task per envelope held up the core, and
-    /// with it the round's answers and events).
-    async fn publish_now(&self, entries: Vec<OutboxEntry>) {
-        let (net, metrics) = (&self.net, &self.metrics);
-        let publishes = entries.into_iter().map(|entry| async move {
-            let topic = entry.topic;
-            let Ok(t) = Topic::new(topic.clone()) else {
-                tracing::error!(%topic, "engine produced an invalid topic");
-                return;
-            };
-            match net.publish(&t, entry.envelope).await {
-                Ok(_) => {
-                    metrics.envelopes_published.inc();
-                }
-                Err(e) => tracing::warn!(%topic, error = %e, "publish failed"),
-            }
-        });
-        futures::future::join_all(publishes).await;
     }
 
     async fn on_engine_event(&mut self, now: u64, event: Event) -> Option<String> {

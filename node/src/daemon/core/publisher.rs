@@ -1,0 +1,70 @@
+//! Hands each round's envelopes to the network layer on a task of its own, so that the core
+//! goes on with the next round (and answers this one) while the network task stores and
+//! gossips them. Rounds go out one after another, in order; when a round is out, the core
+//! is told, and only then forgets the copies kept for a crash (the engine's kept outputs,
+//! the node's outbox): until that moment a stop publishes them again at the next start.
+
+use std::sync::Arc;
+
+use ds_p2p::engine::PublishReceipt;
+use gossip::Topic;
+use gossip::net::NodeHandle;
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::store::OutboxEntry;
+
+/// A round's envelopes, in order, and what to forget once they are out.
+pub(super) struct Round {
+    pub envelopes: Vec<OutboxEntry>,
+    pub done: Published,
+}
+
+/// What the core forgets once a round is out.
+pub struct Published {
+    pub receipt: PublishReceipt,
+    /// The round's outbox entries (the node's own envelopes).
+    pub outbox: Vec<u64>,
+}
+
+/// Starts the publishing task; it ends when the returned sender is dropped, after the rounds
+/// already given to it.
+pub(super) fn start(
+    net: NodeHandle,
+    metrics: Arc<Metrics>,
+) -> (
+    mpsc::UnboundedSender<Round>,
+    mpsc::UnboundedReceiver<Published>,
+) {
+    let (rounds_tx, mut rounds) = mpsc::unbounded_channel::<Round>();
+    let (done_tx, done) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(round) = rounds.recv().await {
+            publish_all(&net, &metrics, round.envelopes).await;
+            if done_tx.send(round.done).is_err() {
+                break;
+            }
+        }
+    });
+    (rounds_tx, done)
+}
+
+/// Hands envelopes to the network layer, in order. They are all asked for at once: the
+/// network task takes them in the order asked, and this waits for the last answer, not for
+/// each in turn.
+pub(super) async fn publish_all(net: &NodeHandle, metrics: &Metrics, entries: Vec<OutboxEntry>) {
+    let publishes = entries.into_iter().map(|entry| async move {
+        let topic = entry.topic;
+        let Ok(t) = Topic::new(topic.clone()) else {
+            tracing::error!(%topic, "engine produced an invalid topic");
+            return;
+        };
+        match net.publish(&t, entry.envelope).await {
+            Ok(_) => {
+                metrics.envelopes_published.inc();
+            }
+            Err(e) => tracing::warn!(%topic, error = %e, "publish failed"),
+        }
+    });
+    futures::future::join_all(publishes).await;
+}
