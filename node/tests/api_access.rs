@@ -31,6 +31,38 @@ async fn the_api_needs_the_token_and_sigterm_stops_cleanly() -> anyhow::Result<(
     )
     .await?;
     assert_eq!(bad.status, 400, "{}", String::from_utf8_lossy(&bad.body));
+
+    // One connection serves call after call, an error answer included, until a call asks
+    // to close it.
+    let mut conn = http::connect(addr, None).await?;
+    for (path, status) in [
+        ("/v1/status", 200),
+        ("/v1/nothing", 404),
+        ("/v1/status", 200),
+    ] {
+        let (response, kept) = http::exchange(&mut conn, token.trim(), "GET", path, None).await?;
+        assert_eq!(response.status, status, "{path}");
+        assert!(kept, "the daemon keeps the connection after {path}");
+    }
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let last = format!(
+            "GET /v1/status HTTP/1.1\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            token.trim()
+        );
+        conn.get_mut().write_all(last.as_bytes()).await?;
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut rest))
+            .await
+            .map_err(|_| anyhow::anyhow!("the daemon kept a connection asked to close"))??;
+        let rest = String::from_utf8_lossy(&rest);
+        assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
+        assert!(rest.contains("Connection: close"), "{rest}");
+    }
+    // A wrong token on a kept connection: answered, and the connection closed.
+    let mut conn = http::connect(addr, None).await?;
+    let (response, kept) = http::exchange(&mut conn, "wrong", "GET", "/v1/status", None).await?;
+    assert_eq!((response.status, kept), (401, false));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

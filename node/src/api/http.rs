@@ -1,6 +1,7 @@
-//! A small HTTP/1.1 server and client for the local API: one request per connection
-//! (`Connection: close`), JSON bodies with `Content-Length`, and an event stream that is a
-//! response without a length whose body is newline-delimited JSON until either side closes.
+//! A small HTTP/1.1 server and client for the local API: JSON bodies with `Content-Length`,
+//! connections kept open for further requests unless the request says `Connection: close`
+//! (or is HTTP/1.0), and an event stream that is a response without a length whose body is
+//! newline-delimited JSON until either side closes.
 //! Small on purpose: the API is loopback-only, and this keeps the binary free of a web
 //! framework. `curl` speaks it.
 
@@ -21,6 +22,8 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     pub bearer: Option<String>,
     pub body: Vec<u8>,
+    /// Whether the client wants the connection kept for another request.
+    pub keep_alive: bool,
 }
 
 impl Request {
@@ -44,13 +47,27 @@ pub enum HttpError {
 
 /// Reads one request head and body.
 pub async fn read_request<R: AsyncRead + Unpin>(stream: R) -> Result<Request, HttpError> {
-    tokio::time::timeout(READ_TIMEOUT, read_request_inner(stream))
+    next_request(&mut BufReader::new(stream))
+        .await?
+        .ok_or_else(|| HttpError::Bad("connection closed in the request head".into()))
+}
+
+/// Reads the next request of a connection; `None` if the client closed it before sending
+/// one (done with a kept connection).
+pub async fn next_request<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+) -> Result<Option<Request>, HttpError> {
+    tokio::time::timeout(READ_TIMEOUT, read_request_inner(reader))
         .await
         .map_err(|_| HttpError::Timeout)?
 }
 
-async fn read_request_inner<R: AsyncRead + Unpin>(stream: R) -> Result<Request, HttpError> {
-    let mut reader = BufReader::new(stream);
+async fn read_request_inner<R: AsyncRead + Unpin>(
+    mut reader: &mut BufReader<R>,
+) -> Result<Option<Request>, HttpError> {
+    if reader.fill_buf().await?.is_empty() {
+        return Ok(None);
+    }
     let mut head_len = 0;
     let mut line = String::new();
     let mut read_line = async |line: &mut String| -> Result<(), HttpError> {
@@ -75,6 +92,7 @@ async fn read_request_inner<R: AsyncRead + Unpin>(stream: R) -> Result<Request, 
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
         return Err(HttpError::Bad("malformed request line".into()));
     };
+    let mut keep_alive = parts.next() != Some("HTTP/1.0");
     let method = method.to_string();
     let (path, query) = split_target(target);
     let mut content_length = 0usize;
@@ -95,6 +113,9 @@ async fn read_request_inner<R: AsyncRead + Unpin>(stream: R) -> Result<Request, 
                     .parse()
                     .map_err(|_| HttpError::Bad("bad Content-Length".into()))?;
             }
+            "connection" => {
+                keep_alive = !value.eq_ignore_ascii_case("close");
+            }
             "authorization" => {
                 bearer = value.strip_prefix("Bearer ").map(|t| t.trim().to_string());
             }
@@ -113,13 +134,14 @@ async fn read_request_inner<R: AsyncRead + Unpin>(stream: R) -> Result<Request, 
     }
     let mut body = vec![0u8; content_length];
     reader.read_exact(&mut body).await?;
-    Ok(Request {
+    Ok(Some(Request {
         method,
         path,
         query,
         bearer,
         body,
-    })
+        keep_alive,
+    }))
 }
 
 fn split_target(target: &str) -> (String, Vec<(String, String)>) {
@@ -189,19 +211,36 @@ fn reason(status: u16) -> &'static str {
 
 /// Writes a whole JSON response and closes.
 pub async fn write_json<W: AsyncWrite + Unpin>(
-    mut stream: W,
+    stream: W,
     status: u16,
     body: &serde_json::Value,
 ) -> std::io::Result<()> {
+    write_json_response(stream, status, body, false).await
+}
+
+/// Writes a whole JSON response; closes the connection unless `keep_alive`.
+pub async fn write_json_response<W: AsyncWrite + Unpin>(
+    mut stream: W,
+    status: u16,
+    body: &serde_json::Value,
+    keep_alive: bool,
+) -> std::io::Result<()> {
     let body = serde_json::to_vec(body).expect("JSON values serialize");
-    let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    // One write: head and body in one segment.
+    let mut response = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n",
         reason(status),
         body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(&body).await?;
-    stream.shutdown().await
+    )
+    .into_bytes();
+    response.extend_from_slice(&body);
+    stream.write_all(&response).await?;
+    if keep_alive {
+        stream.flush().await
+    } else {
+        stream.shutdown().await
+    }
 }
 
 /// Starts a stream response: its body is newline-delimited JSON until the connection closes.
@@ -259,6 +298,97 @@ pub async fn open(
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(&body).await?;
     Ok(BufReader::new(stream))
+}
+
+/// Connects to the API, from inside network namespace `netns` if given.
+pub async fn connect(
+    addr: std::net::SocketAddr,
+    netns: Option<&std::path::Path>,
+) -> std::io::Result<BufReader<tokio::net::TcpStream>> {
+    let stream = match netns {
+        None => tokio::net::TcpStream::connect(addr).await?,
+        Some(ns) => connect_in_netns(addr, ns.to_path_buf()).await?,
+    };
+    stream.set_nodelay(true)?;
+    Ok(BufReader::new(stream))
+}
+
+/// Sends one request on a connection that may be kept for more, and reads the response by
+/// its `Content-Length`. Returns it and whether the server keeps the connection open. A
+/// connection the server had already closed fails with `UnexpectedEof` before any byte of
+/// a response.
+pub async fn exchange(
+    conn: &mut BufReader<tokio::net::TcpStream>,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> std::io::Result<(Response, bool)> {
+    let body = body
+        .map(|b| serde_json::to_vec(b).expect("JSON values serialize"))
+        .unwrap_or_default();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: chorus\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    conn.get_mut().write_all(&request).await.map_err(stale)?;
+    let mut line = String::new();
+    match conn.read_line(&mut line).await {
+        Ok(0) => return Err(stale(std::io::ErrorKind::UnexpectedEof.into())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Err(stale(e)),
+        Err(e) => return Err(e),
+    }
+    let status = status_of(&line)?;
+    let (mut length, mut keep) = (None, true);
+    loop {
+        line.clear();
+        if conn.read_line(&mut line).await? == 0 {
+            return Err(std::io::Error::other("incomplete HTTP response head"));
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = l.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse::<usize>().ok(),
+                "connection" => keep = !value.trim().eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+    }
+    let mut body = Vec::new();
+    match length {
+        Some(n) if n <= MAX_BODY * 16 => {
+            body.resize(n, 0);
+            conn.read_exact(&mut body).await?;
+        }
+        Some(n) => return Err(std::io::Error::other(format!("response of {n} bytes"))),
+        None => {
+            conn.read_to_end(&mut body).await?;
+            keep = false;
+        }
+    }
+    Ok((Response { status, body }, keep))
+}
+
+/// The error of a call on a kept connection that the server had closed before reading the
+/// call: nothing of it was done, so it may be made again on a new connection.
+#[derive(Debug, thiserror::Error)]
+#[error("the API had closed this kept connection ({0})")]
+pub struct StaleConnection(std::io::ErrorKind);
+
+fn stale(e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), StaleConnection(e.kind()))
+}
+
+/// Whether `e` is a [`StaleConnection`].
+pub fn is_stale(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<StaleConnection>())
 }
 
 /// Connects from inside a network namespace: a thread enters it (a socket stays in the

@@ -205,6 +205,7 @@ mod tests {
             query: vec![],
             bearer: None,
             body: body.as_bytes().to_vec(),
+            keep_alive: true,
         }
     }
 

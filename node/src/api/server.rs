@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -45,48 +45,68 @@ pub async fn serve(
     }
 }
 
+/// Serves the requests of one connection, one after another, until the client closes it,
+/// asks to close it, goes quiet for [`http::READ_TIMEOUT`], or opens the event stream.
+/// A client making many calls (a chat, a benchmark) saves a TCP handshake per call.
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     token: &str,
     calls: mpsc::Sender<ApiCall>,
     events: broadcast::Sender<EventView>,
 ) -> std::io::Result<()> {
-    let request = match http::read_request(&mut stream).await {
-        Ok(r) => r,
-        Err(HttpError::Io(e)) => return Err(e),
-        Err(e) => return reply(&mut stream, Err(ApiError::bad(e.to_string()))).await,
-    };
-    if !token_matches(request.bearer.as_deref(), token) {
-        let e = ApiError {
-            status: 401,
-            message: "missing or wrong API token (see api.token in the data dir)".into(),
+    let mut stream = BufReader::new(stream);
+    let mut served = 0u64;
+    loop {
+        let request = match http::next_request(&mut stream).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            // A kept connection left idle: closed without a word.
+            Err(HttpError::Timeout) if served > 0 => return Ok(()),
+            Err(HttpError::Io(e)) => return Err(e),
+            Err(e) => {
+                let e = ApiError::bad(e.to_string());
+                return reply(stream.get_mut(), Err(e), false).await;
+            }
         };
-        return reply(&mut stream, Err(e)).await;
+        served += 1;
+        let keep_alive = request.keep_alive;
+        if !token_matches(request.bearer.as_deref(), token) {
+            let e = ApiError {
+                status: 401,
+                message: "missing or wrong API token (see api.token in the data dir)".into(),
+            };
+            return reply(stream.get_mut(), Err(e), false).await;
+        }
+        let result = match routes::parse(&request) {
+            Ok(Route::Events) => {
+                tracing::debug!(%peer, "api event stream");
+                return stream_events(stream.into_inner(), events.subscribe()).await;
+            }
+            Ok(route) => {
+                tracing::debug!(%peer, ?route, "api call");
+                call_core(&calls, route).await
+            }
+            Err(e) => Err(e),
+        };
+        reply(stream.get_mut(), result, keep_alive).await?;
+        if !keep_alive {
+            return Ok(());
+        }
     }
-    let route = match routes::parse(&request) {
-        Ok(r) => r,
-        Err(e) => return reply(&mut stream, Err(e)).await,
+}
+
+/// Hands a route to the core and waits for its answer.
+async fn call_core(calls: &mpsc::Sender<ApiCall>, route: Route) -> ApiResult {
+    let shutting_down = || ApiError {
+        status: 503,
+        message: "the node is shutting down".into(),
     };
-    tracing::debug!(%peer, ?route, "api call");
-    if route == Route::Events {
-        return stream_events(stream, events.subscribe()).await;
-    }
     let (tx, rx) = oneshot::channel();
     if calls.send(ApiCall { route, reply: tx }).await.is_err() {
-        let e = ApiError {
-            status: 503,
-            message: "the node is shutting down".into(),
-        };
-        return reply(&mut stream, Err(e)).await;
+        return Err(shutting_down());
     }
-    let result = rx.await.unwrap_or_else(|_| {
-        Err(ApiError {
-            status: 503,
-            message: "the node is shutting down".into(),
-        })
-    });
-    reply(&mut stream, result).await
+    rx.await.unwrap_or_else(|_| Err(shutting_down()))
 }
 
 /// Compares in constant time, so the token cannot be guessed byte by byte from timing.
@@ -102,11 +122,12 @@ fn token_matches(given: Option<&str>, token: &str) -> bool {
         == 0
 }
 
-async fn reply(stream: &mut TcpStream, result: ApiResult) -> std::io::Result<()> {
+async fn reply(stream: &mut TcpStream, result: ApiResult, keep_alive: bool) -> std::io::Result<()> {
     match result {
-        Ok(value) => http::write_json(stream, 200, &value).await,
+        Ok(value) => http::write_json_response(stream, 200, &value, keep_alive).await,
         Err(e) => {
-            http::write_json(stream, e.status, &serde_json::json!({ "error": e.message })).await
+            let body = serde_json::json!({ "error": e.message });
+            http::write_json_response(stream, e.status, &body, keep_alive).await
         }
     }
 }
