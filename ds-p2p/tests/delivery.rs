@@ -185,3 +185,75 @@ fn a_batch_of_sends_is_one_envelope_and_every_message_of_it_is_read() {
     net.collect();
     assert_eq!(net.published_by("ann").len(), published_now);
 }
+
+/// The kind of a published envelope.
+fn kind_of(bytes: &[u8]) -> Option<EnvelopeKind> {
+    Envelope::decode(bytes, &WireLimits::default())
+        .ok()
+        .map(|e| e.kind)
+}
+
+/// A message sent on the other branch of a fork reaches a member before the commit that
+/// made that branch: no held state reads it, so it waits — and is read as soon as that
+/// commit gives the member a state at the message's epoch (`Retry::OnNewStateAt`), not at
+/// the next heal or re-send.
+#[test]
+fn a_message_from_the_other_branch_waits_for_its_commit_and_is_read_then() {
+    let mut net = Net::new(&["ann", "ben", "cat"], config(false), 11);
+    net.command("ann", Command::CreateGroup);
+    let group = net.group_of("ann");
+    for name in ["ben", "cat"] {
+        let key_package = net.key_package(name);
+        net.command("ann", Command::Invite { group, key_package });
+        net.deliver_all();
+    }
+    net.sync();
+    let epoch = net.status("cat", group).epoch;
+
+    // ann and cat on one side, ben alone: both sides commit on the same epoch.
+    net.partition(&[&["ann", "cat"], &["ben"]]);
+    net.command("ann", Command::SelfUpdate { group });
+    net.deliver_all();
+    assert_eq!(
+        net.status("cat", group).epoch,
+        epoch + 1,
+        "cat took ann's commit"
+    );
+    let before = net.published_by("ben").len();
+    net.command("ben", Command::SelfUpdate { group });
+    net.command(
+        "ben",
+        Command::Send {
+            group,
+            body: b"from ben's branch".to_vec(),
+        },
+    );
+    let ben_out: Vec<Vec<u8>> = net.published_by("ben")[before..]
+        .iter()
+        .map(|(_, bytes)| bytes.clone())
+        .collect();
+    let commit = ben_out
+        .iter()
+        .find(|b| kind_of(b) == Some(EnvelopeKind::Handshake))
+        .expect("ben's commit")
+        .clone();
+    let message = ben_out
+        .iter()
+        .find(|b| kind_of(b) == Some(EnvelopeKind::Application))
+        .expect("ben's message")
+        .clone();
+
+    let cat = net.index("cat");
+    let read = |net: &Net| {
+        messages(&net.nodes[cat].events)
+            .iter()
+            .any(|(_, _, body)| body == b"from ben's branch")
+    };
+    net.inject("cat", &message);
+    assert!(!read(&net), "no state cat holds reads it yet");
+    net.inject("cat", &commit);
+    assert!(
+        read(&net),
+        "read once ben's commit gave cat a state at its epoch"
+    );
+}

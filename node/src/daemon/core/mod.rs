@@ -89,7 +89,7 @@ pub struct Core {
     /// Send calls held for their group's batch (see `sends`).
     pending_sends: Vec<sends::PendingSend>,
     /// Hands each round's envelopes to the network layer (`None` once shutting down).
-    publisher: Option<tokio::sync::mpsc::UnboundedSender<publisher::Round>>,
+    publisher: Option<tokio::sync::mpsc::Sender<publisher::Round>>,
     /// Rounds the network layer has taken: see [`Core::next_published`].
     published: tokio::sync::mpsc::UnboundedReceiver<Published>,
     /// True while [`Core::replay`] feeds the log's envelopes again: refusals then mean
@@ -243,7 +243,7 @@ impl Core {
     /// Gives a round to the publishing task; without one (shutting down), publishes it here.
     async fn hand_to_publisher(&mut self, round: publisher::Round) {
         let round = match self.publisher.as_ref() {
-            Some(publisher) => match publisher.send(round) {
+            Some(publisher) => match publisher.send(round).await {
                 Ok(()) => return,
                 Err(tokio::sync::mpsc::error::SendError(round)) => round,
             },

@@ -27,16 +27,18 @@ pub struct Published {
     pub outbox: Vec<u64>,
 }
 
+/// Rounds given to the publisher and not yet taken by it. A core that outruns the network
+/// task waits here (as it waited for each round before the publisher existed), so rounds do
+/// not pile up in memory.
+const ROUNDS_QUEUED: usize = 64;
+
 /// Starts the publishing task; it ends when the returned sender is dropped, after the rounds
 /// already given to it.
 pub(super) fn start(
     net: NodeHandle,
     metrics: Arc<Metrics>,
-) -> (
-    mpsc::UnboundedSender<Round>,
-    mpsc::UnboundedReceiver<Published>,
-) {
-    let (rounds_tx, mut rounds) = mpsc::unbounded_channel::<Round>();
+) -> (mpsc::Sender<Round>, mpsc::UnboundedReceiver<Published>) {
+    let (rounds_tx, mut rounds) = mpsc::channel::<Round>(ROUNDS_QUEUED);
     let (done_tx, done) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(round) = rounds.recv().await {
