@@ -4,10 +4,10 @@
 
 mod support;
 
-use ds_p2p::engine::{Command, EngineConfig, Event};
+use ds_p2p::engine::{Command, EngineConfig, Event, TieBreak};
 use ds_p2p::wire::{Envelope, EnvelopeKind, GroupRef, MessageId, WireLimits};
 use support::net::Net;
-use support::scenario::say;
+use support::scenario::{group_of, say};
 
 fn config(confirm_delivery: bool) -> EngineConfig {
     EngineConfig {
@@ -199,15 +199,7 @@ fn kind_of(bytes: &[u8]) -> Option<EnvelopeKind> {
 /// the next heal or re-send.
 #[test]
 fn a_message_from_the_other_branch_waits_for_its_commit_and_is_read_then() {
-    let mut net = Net::new(&["ann", "ben", "cat"], config(false), 11);
-    net.command("ann", Command::CreateGroup);
-    let group = net.group_of("ann");
-    for name in ["ben", "cat"] {
-        let key_package = net.key_package(name);
-        net.command("ann", Command::Invite { group, key_package });
-        net.deliver_all();
-    }
-    net.sync();
+    let (mut net, group) = group_of(&["ann", "ben", "cat"], TieBreak::LowestRef, 11);
     let epoch = net.status("cat", group).epoch;
 
     // ann and cat on one side, ben alone: both sides commit on the same epoch.
@@ -221,13 +213,7 @@ fn a_message_from_the_other_branch_waits_for_its_commit_and_is_read_then() {
     );
     let before = net.published_by("ben").len();
     net.command("ben", Command::SelfUpdate { group });
-    net.command(
-        "ben",
-        Command::Send {
-            group,
-            body: b"from ben's branch".to_vec(),
-        },
-    );
+    say(&mut net, "ben", group, "from ben's branch");
     let ben_out: Vec<Vec<u8>> = net.published_by("ben")[before..]
         .iter()
         .map(|(_, bytes)| bytes.clone())

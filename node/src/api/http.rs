@@ -288,16 +288,32 @@ pub async fn open(
         None => tokio::net::TcpStream::connect(addr).await?,
         Some(ns) => connect_in_netns(addr, ns.to_path_buf()).await?,
     };
+    let request = request_bytes(addr, token, method, path, body, true);
+    stream.write_all(&request).await?;
+    Ok(BufReader::new(stream))
+}
+
+/// A whole request, head and JSON body; with `close`, asking the server to close the
+/// connection after answering.
+fn request_bytes(
+    host: std::net::SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    close: bool,
+) -> Vec<u8> {
     let body = body
         .map(|b| serde_json::to_vec(b).expect("JSON values serialize"))
         .unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let connection = if close { "Connection: close\r\n" } else { "" };
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{connection}\r\n",
         body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(&body).await?;
-    Ok(BufReader::new(stream))
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    request
 }
 
 /// Connects to the API, from inside network namespace `netns` if given.
@@ -324,15 +340,8 @@ pub async fn exchange(
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> std::io::Result<(Response, bool)> {
-    let body = body
-        .map(|b| serde_json::to_vec(b).expect("JSON values serialize"))
-        .unwrap_or_default();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: chorus\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&body);
+    let host = conn.get_ref().peer_addr()?;
+    let request = request_bytes(host, token, method, path, body, false);
     conn.get_mut().write_all(&request).await.map_err(stale)?;
     let mut line = String::new();
     match conn.read_line(&mut line).await {
@@ -342,24 +351,7 @@ pub async fn exchange(
         Err(e) => return Err(e),
     }
     let status = status_of(&line)?;
-    let (mut length, mut keep) = (None, true);
-    loop {
-        line.clear();
-        if conn.read_line(&mut line).await? == 0 {
-            return Err(std::io::Error::other("incomplete HTTP response head"));
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = l.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse::<usize>().ok(),
-                "connection" => keep = !value.trim().eq_ignore_ascii_case("close"),
-                _ => {}
-            }
-        }
-    }
+    let (length, mut keep) = read_response_headers(conn).await?;
     let mut body = Vec::new();
     match length {
         Some(n) if n <= MAX_BODY * 16 => {
@@ -427,10 +419,32 @@ pub async fn read_response_head(
     let mut line = String::new();
     reader.read_line(&mut line).await?;
     let status = status_of(&line)?;
+    read_response_headers(reader).await?;
+    Ok(status)
+}
+
+/// Reads a response's headers up to the blank line: its `Content-Length`, if any, and
+/// whether the server keeps the connection open.
+async fn read_response_headers(
+    reader: &mut BufReader<tokio::net::TcpStream>,
+) -> std::io::Result<(Option<usize>, bool)> {
+    let (mut length, mut keep) = (None, true);
+    let mut line = String::new();
     loop {
         line.clear();
-        if reader.read_line(&mut line).await? == 0 || line.trim_end().is_empty() {
-            return Ok(status);
+        if reader.read_line(&mut line).await? == 0 {
+            return Err(std::io::Error::other("incomplete HTTP response head"));
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            return Ok((length, keep));
+        }
+        if let Some((name, value)) = l.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse::<usize>().ok(),
+                "connection" => keep = !value.trim().eq_ignore_ascii_case("close"),
+                _ => {}
+            }
         }
     }
 }
