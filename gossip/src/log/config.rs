@@ -21,6 +21,10 @@ pub struct LogConfig {
     pub max_envelope_bytes: usize,
     /// What is kept.
     pub retention: Retention,
+    /// How many items (timestamp and id, ~80 bytes each in memory) of the most recently used
+    /// topics the log keeps in memory for sync sessions (see `log/item_cache.rs`). A topic
+    /// with more entries than this is read from disk for each session.
+    pub cached_items: usize,
 }
 
 impl Default for LogConfig {
@@ -34,6 +38,8 @@ impl Default for LogConfig {
                 max_age_ms: 14 * 24 * 60 * 60 * 1000,
                 max_bytes_per_topic: 64 * 1024 * 1024,
             },
+            // A topic's full byte budget of 256-byte envelopes; at most ~20 MiB.
+            cached_items: 256 * 1024,
         }
     }
 }

@@ -61,6 +61,11 @@ impl TopicKeys {
         }
     }
 
+    /// The topic's storage key, which names it in the item cache.
+    pub(crate) fn topic_key(&self) -> [u8; 16] {
+        self.key
+    }
+
     fn with(&self, section: u8, capacity: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(18 + capacity);
         out.push(TOPIC);

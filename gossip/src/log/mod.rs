@@ -27,11 +27,13 @@
 mod change;
 mod config;
 mod error;
+mod item_cache;
 mod keys;
 mod records;
 mod retention;
 
 use std::ops::{Bound as RangeBound, RangeBounds};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use identity_tofu::kv::{KvStore, WriteBatch};
 use tracing::debug;
@@ -42,6 +44,7 @@ use crate::topic::Topic;
 use change::Change;
 pub use config::{LogConfig, Retention};
 pub use error::LogError;
+use item_cache::ItemCache;
 pub use keys::sealed_layout;
 use keys::{TopicKeys, bucket_of, records_prefix};
 use records::{TopicRecord, decode_entry, decode_u64};
@@ -118,6 +121,9 @@ pub struct TopicStats {
 pub struct Log<S> {
     store: S,
     config: LogConfig,
+    /// Items of recently used topics; reads take `&self`, hence the lock (never contended:
+    /// one task owns the log).
+    cache: Mutex<ItemCache>,
 }
 
 impl<S: KvStore> Log<S> {
@@ -125,7 +131,12 @@ impl<S: KvStore> Log<S> {
     /// opening a large log is instant, and every read checks what it reads.
     pub fn open(store: S, config: LogConfig) -> Result<Self, LogError> {
         config.validate()?;
-        Ok(Self { store, config })
+        let cache = Mutex::new(ItemCache::new(config.cached_items));
+        Ok(Self {
+            store,
+            config,
+            cache,
+        })
     }
 
     /// The limits in force.
@@ -178,6 +189,12 @@ impl<S: KvStore> Log<S> {
         }
         change.insert(item, envelope)?;
         let evicted = change.commit(&self.store)?;
+        let mut cache = self.cache();
+        for gone in &evicted {
+            cache.removed(&keys.topic_key(), &gone.item);
+        }
+        cache.inserted(&keys.topic_key(), item);
+        drop(cache);
         if !evicted.is_empty() {
             debug!(%topic, evicted = evicted.len(), "log: byte budget reached, evicted oldest");
         }
@@ -219,7 +236,14 @@ impl<S: KvStore> Log<S> {
         range: impl RangeBounds<Item>,
         limit: usize,
     ) -> Result<Vec<Item>, LogError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let keys = TopicKeys::new(topic);
+        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+        if let Some(items) = self.cached_items(&keys, bounds, limit)? {
+            return Ok(items);
+        }
         let first = match range.start_bound() {
             RangeBound::Included(item) | RangeBound::Excluded(item) => bucket_of(item.timestamp_ms),
             RangeBound::Unbounded => 0,
@@ -229,9 +253,6 @@ impl<S: KvStore> Log<S> {
             RangeBound::Unbounded => u64::MAX,
         };
         let mut out = Vec::new();
-        if limit == 0 {
-            return Ok(out);
-        }
         for (bucket, _) in self.directory(&keys)? {
             if bucket < first || bucket > last {
                 continue;
@@ -246,6 +267,38 @@ impl<S: KvStore> Log<S> {
             }
         }
         Ok(out)
+    }
+
+    /// [`Log::list_items`] from the item cache, reading the whole topic into it first if it
+    /// is not there and fits. `None`: the topic is too large to cache.
+    fn cached_items(
+        &self,
+        keys: &TopicKeys,
+        bounds: (RangeBound<Item>, RangeBound<Item>),
+        limit: usize,
+    ) -> Result<Option<Vec<Item>>, LogError> {
+        let mut cache = self.cache();
+        if let Some(items) = cache.range(&keys.topic_key(), bounds, limit) {
+            return Ok(Some(items));
+        }
+        let Some(record) = self.load_record(keys)? else {
+            return Ok(Some(Vec::new()));
+        };
+        if !cache.fits(record.count) {
+            return Ok(None);
+        }
+        let mut all = Vec::new();
+        for (bucket, _) in self.directory(keys)? {
+            all.extend(self.bucket(keys, bucket)?.into_iter().map(|(item, _)| item));
+        }
+        cache.fill(keys.topic_key(), all);
+        Ok(cache.range(&keys.topic_key(), bounds, limit))
+    }
+
+    fn cache(&self) -> MutexGuard<'_, ItemCache> {
+        // Every update of the cache completes or changes nothing, so a panic elsewhere
+        // while the lock was held leaves it consistent.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The topic's items with a timestamp at or after `since_ms`: what a reconciliation
@@ -277,6 +330,11 @@ impl<S: KvStore> Log<S> {
             change.evict(item, bytes)?;
         }
         let evicted = change.commit(&self.store)?;
+        let mut cache = self.cache();
+        for gone in &evicted {
+            cache.removed(&keys.topic_key(), &gone.item);
+        }
+        drop(cache);
         debug!(%topic, evicted = evicted.len(), cutoff, "log: retention");
         Ok(evicted)
     }
@@ -324,6 +382,7 @@ impl<S: KvStore> Log<S> {
         batch.delete_prefix(&keys.all());
         batch.delete(&keys.record());
         self.store.write(batch)?;
+        self.cache().forget(&keys.topic_key());
         Ok(stats)
     }
 

@@ -22,6 +22,7 @@ fn config(max_bytes: u64, max_age_ms: u64) -> LogConfig {
             max_age_ms,
             max_bytes_per_topic: max_bytes,
         },
+        cached_items: 1 << 20,
     }
 }
 
@@ -444,4 +445,80 @@ fn inconsistent_configs_are_refused() {
     assert!(Log::open(MemoryStore::new(), config(999, 1)).is_err());
     assert!(Log::open(MemoryStore::new(), config(1000, 0)).is_err());
     assert!(Log::open(MemoryStore::new(), LogConfig::default()).is_ok());
+}
+
+/// The item cache answers as the disk does, through appends that evict, retention, removed
+/// topics, and topics pushed out of a cache too small to hold them all.
+#[test]
+fn cached_items_always_match_what_the_disk_holds() {
+    let seed = seed("cached_items_always_match_what_the_disk_holds");
+    let mut rng = rng(seed);
+    let store = MemoryStore::new();
+    let small_cache = LogConfig {
+        cached_items: 40,
+        ..config(3_000, 100 * MINUTE)
+    };
+    let mut log = Log::open(store.clone(), small_cache).unwrap();
+    let uncached = Log::open(
+        store.clone(),
+        LogConfig {
+            cached_items: 0,
+            ..config(3_000, 100 * MINUTE)
+        },
+    )
+    .unwrap();
+    let topics = [topic("a"), topic("b"), topic("c")];
+    let mut now = T0;
+    let mut evictions = 0;
+    for n in 0..3_000u64 {
+        let t = &topics[rng.gen_range(0..topics.len())];
+        now += rng.gen_range(0..MINUTE);
+        match rng.gen_range(0..100) {
+            0..=79 => {
+                let mut bytes = vec![0u8; rng.gen_range(8..200usize)];
+                bytes[..8].copy_from_slice(&n.to_be_bytes());
+                let ts = now.saturating_sub(rng.gen_range(0..30 * MINUTE));
+                if let Appended::Stored { evicted, .. } = log.append(t, &bytes, ts).unwrap() {
+                    evictions += evicted.len();
+                }
+            }
+            80..=89 => {
+                log.enforce_retention(t, now).unwrap();
+            }
+            90..=91 => {
+                log.remove_topic(t).unwrap();
+            }
+            _ => {}
+        }
+        let t = &topics[rng.gen_range(0..topics.len())];
+        let a = Item::new(
+            now.saturating_sub(rng.gen_range(0..120 * MINUTE)),
+            EnvelopeId([0; 32]),
+        );
+        let b = Item::new(
+            now.saturating_sub(rng.gen_range(0..120 * MINUTE)),
+            EnvelopeId([255; 32]),
+        );
+        let limit = if rng.gen_bool(0.2) {
+            rng.gen_range(0..5)
+        } else {
+            usize::MAX
+        };
+        assert_eq!(
+            log.list_items(t, a..=b, limit).unwrap(),
+            uncached.list_items(t, a..=b, limit).unwrap(),
+            "step {n}: {a:?}..={b:?} limit {limit}"
+        );
+        assert_eq!(
+            log.items_since(t, a.timestamp_ms).unwrap(),
+            uncached.items_since(t, a.timestamp_ms).unwrap(),
+            "step {n}: since {}",
+            a.timestamp_ms
+        );
+    }
+    assert!(
+        log.cache().cached_topics() >= 1,
+        "the test never used the cache"
+    );
+    assert!(evictions > 0, "no append evicted");
 }
