@@ -25,6 +25,13 @@ impl<S: KvStore + 'static> Driver<S> {
             Command::Publish(topic, envelope, reply) => {
                 let _ = reply.send(self.publish(topic, envelope));
             }
+            Command::PublishMany(envelopes, reply) => {
+                let results = envelopes
+                    .into_iter()
+                    .map(|(topic, envelope)| self.publish(topic, envelope))
+                    .collect();
+                let _ = reply.send(results);
+            }
             Command::Dial(addr, reply) => {
                 let result = self
                     .swarm

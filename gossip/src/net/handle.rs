@@ -29,6 +29,10 @@ pub(crate) enum Command {
     Subscribe(Topic, oneshot::Sender<Result<bool, NetError>>),
     Unsubscribe(Topic, oneshot::Sender<Result<bool, NetError>>),
     Publish(Topic, Vec<u8>, oneshot::Sender<Result<Published, NetError>>),
+    PublishMany(
+        Vec<(Topic, Vec<u8>)>,
+        oneshot::Sender<Vec<Result<Published, NetError>>>,
+    ),
     Dial(Multiaddr, oneshot::Sender<Result<(), NetError>>),
     AddExternalAddress(Multiaddr, oneshot::Sender<()>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
@@ -93,6 +97,15 @@ impl NodeHandle {
     pub async fn publish(&self, topic: &Topic, envelope: Vec<u8>) -> Result<Published, NetError> {
         self.ask(|tx| Command::Publish(topic.clone(), envelope, tx))
             .await?
+    }
+
+    /// [`NodeHandle::publish`] for each envelope, in order, in one request to the node's task
+    /// (one hand-over and one answer however many there are); one result per envelope.
+    pub async fn publish_many(
+        &self,
+        envelopes: Vec<(Topic, Vec<u8>)>,
+    ) -> Result<Vec<Result<Published, NetError>>, NetError> {
+        self.ask(|tx| Command::PublishMany(envelopes, tx)).await
     }
 
     /// Starts dialling `addr`; `NetEvent::PeerConnected` reports success.

@@ -1,8 +1,9 @@
 //! Live delivery: what one node publishes reaches the others, each envelope once.
 
-use gossip::net::NetConfig;
+use gossip::log::LogConfig;
+use gossip::net::{NetConfig, NetError};
 
-use crate::support::{TestNode, connect, honest};
+use crate::support::{TestNode, connect, honest, topic};
 
 /// Two connected nodes on a topic receive each other's envelopes, once each, and never
 /// their own.
@@ -76,4 +77,50 @@ async fn three_nodes_in_a_line_relay_through_the_middle() {
         node.seen.assert_no_duplicates();
     }
     assert!(!a.handle.peers().await.unwrap().contains(&c.peer_id()));
+}
+
+/// `publish_many` stores and gossips each envelope as `publish` would, in order, and answers
+/// for each: an oversized one is refused without holding up the others, and one already
+/// published is reported as not newly stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_many_answers_each_envelope_in_order() {
+    let mut a = TestNode::start(honest).await;
+    let mut b = TestNode::start(honest).await;
+    a.join().await;
+    b.join().await;
+    connect(&mut a, &mut b).await;
+
+    let first = b"chorus: first of a round".to_vec();
+    let second = b"chorus: second of a round".to_vec();
+    let oversized = vec![7u8; LogConfig::default().max_envelope_bytes + 1];
+    let results = a
+        .handle
+        .publish_many(vec![
+            (topic(), first.clone()),
+            (topic(), oversized),
+            (topic(), second.clone()),
+            (topic(), first.clone()),
+        ])
+        .await
+        .expect("the node is running");
+    assert_eq!(results.len(), 4, "{results:?}");
+    let first_id = results[0].as_ref().expect("first published").id;
+    assert!(results[0].as_ref().unwrap().stored);
+    assert!(
+        matches!(results[1], Err(NetError::EnvelopeTooLarge { .. })),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].as_ref().expect("second published").stored);
+    let again = results[3].as_ref().expect("a duplicate is not an error");
+    assert_eq!(again.id, first_id);
+    assert!(!again.stored);
+
+    b.wait_until("both envelopes", |seen| {
+        seen.got(&first) && seen.got(&second)
+    })
+    .await;
+    b.drain();
+    b.seen.assert_no_duplicates();
+    assert_eq!(b.seen.received.len(), 2, "{:?}", b.seen);
 }

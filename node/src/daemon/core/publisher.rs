@@ -51,22 +51,27 @@ pub(super) fn start(
     (rounds_tx, done)
 }
 
-/// Hands envelopes to the network layer, in order. They are all asked for at once: the
-/// network task takes them in the order asked, and this waits for the last answer, not for
-/// each in turn.
+/// Hands envelopes to the network layer, in order, in one request.
 pub(super) async fn publish_all(net: &NodeHandle, metrics: &Metrics, entries: Vec<OutboxEntry>) {
-    let publishes = entries.into_iter().map(|entry| async move {
-        let topic = entry.topic;
-        let Ok(t) = Topic::new(topic.clone()) else {
-            tracing::error!(%topic, "engine produced an invalid topic");
-            return;
-        };
-        match net.publish(&t, entry.envelope).await {
-            Ok(_) => {
-                metrics.envelopes_published.inc();
-            }
-            Err(e) => tracing::warn!(%topic, error = %e, "publish failed"),
+    let mut envelopes = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match Topic::new(entry.topic.clone()) {
+            Ok(topic) => envelopes.push((topic, entry.envelope)),
+            Err(_) => tracing::error!(topic = %entry.topic, "engine produced an invalid topic"),
         }
-    });
-    futures::future::join_all(publishes).await;
+    }
+    let topics: Vec<Topic> = envelopes.iter().map(|(t, _)| t.clone()).collect();
+    match net.publish_many(envelopes).await {
+        Ok(results) => {
+            for (topic, result) in topics.iter().zip(results) {
+                match result {
+                    Ok(_) => {
+                        metrics.envelopes_published.inc();
+                    }
+                    Err(e) => tracing::warn!(%topic, error = %e, "publish failed"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "publish failed: the network task is gone"),
+    }
 }
