@@ -405,6 +405,52 @@ fn a_joiner_takes_back_a_lost_join_once_its_own_branch_shows_its_add() {
     );
 }
 
+/// Bug class (b), two Welcomes: a joiner added on both sides of a fork — later on the losing
+/// side than on the winning one — who then committed on the losing side. It ranks its two
+/// Welcome roots by what the group shows: both vouched for by beacons, the later root wins
+/// unless it is marked lost. A beacon showing that Add lost marked only the joiner's head,
+/// which is no longer the root once it has committed there, so it stayed on the losing
+/// branch, evicted, out of a group that has it as a member. (Found by the property tests,
+/// seed 2000833, in a build where a joiner also asked for messages from before it joined.)
+#[test]
+fn a_joiner_added_on_both_sides_follows_the_winner_after_committing_on_the_loser() {
+    let names = ["alice", "bob", "carol", "erin"];
+    let (mut net, group) = group_among(&names, &names[..3], TieBreak::DeepestBranch, 97);
+    net.partition(&[&["alice", "erin"], &["bob", "carol"]]);
+    // The winning side adds erin first and goes deeper; her Welcome waits for the heal.
+    let key_package = net.key_package("erin");
+    net.command("bob", Command::Invite { group, key_package });
+    net.deliver_all();
+    for _ in 0..4 {
+        net.command("bob", Command::SelfUpdate { group });
+        net.deliver_all();
+    }
+    // The losing side adds her one epoch later; she joins there and commits on it.
+    net.command("alice", Command::SelfUpdate { group });
+    net.deliver_all();
+    let key_package = net.key_package("erin");
+    net.command("alice", Command::Invite { group, key_package });
+    net.deliver_all();
+    net.sync();
+    net.command("erin", Command::SelfUpdate { group });
+    net.deliver_all();
+    // Alice beacons from the losing side, showing her Add of erin.
+    net.advance(30_001);
+    let alice_beacon = last_published(&net, "alice", EnvelopeKind::Beacon);
+    net.heal();
+    net.deliver_all();
+    net.sync();
+    // Alice's beacon reaches erin again once she holds both roots (gossip hands out old
+    // envelopes late): it vouches for the losing root, which is the later one.
+    net.inject("erin", &alice_beacon);
+    settle(&mut net);
+    assert_converged(&net, group, &names);
+    assert!(
+        !net.status("erin", group).evicted,
+        "erin believes she is out of a group that has her"
+    );
+}
+
 /// The last envelope of `kind` that `name` published.
 fn last_published(net: &Net, name: &str, kind: EnvelopeKind) -> Vec<u8> {
     net.published_by(name)

@@ -110,6 +110,20 @@ impl ForkTree {
             .filter(|s| s.parent.is_none_or(|p| !self.states.contains_key(&p)))
     }
 
+    /// The root `id` grew from: its oldest held ancestor (itself if its parent is not held).
+    pub(crate) fn root_of(&self, id: BranchId) -> BranchId {
+        let mut current = id;
+        while let Some(parent) = self
+            .states
+            .get(&current)
+            .and_then(|s| s.parent)
+            .filter(|p| self.states.contains_key(p))
+        {
+            current = parent;
+        }
+        current
+    }
+
     /// Epochs built on top of `id` within the tree (a removal below counting as deep as
     /// beacons showed, see [`depth_of`](Self::depth_of)).
     pub fn depth_below(&self, id: BranchId) -> u64 {

@@ -736,7 +736,7 @@ impl Engine {
         group: GroupRef,
         beacon: &Beacon,
     ) -> Result<bool, EngineError> {
-        let (head, lost) = {
+        let (head, welcome_root, lost) = {
             let rt = self.known_group(group)?;
             let Some((made_on, add)) = rt
                 .record
@@ -785,11 +785,25 @@ impl Engine {
             } else {
                 return Ok(false);
             };
-            (head.storage, lost)
+            // The mark goes on the Welcome root too: that is what ranks it behind another
+            // root held beside it (`ForkTree::compare`), when the member has gone on past
+            // its Welcome on this branch and the head is no longer the root.
+            let root = rt.record.tree.root_of(head.storage);
+            let welcome_root = rt
+                .record
+                .tree
+                .get(root)
+                .filter(|r| {
+                    r.parent.is_none() && r.via.as_ref().is_some_and(|v| v.commit_ref == add)
+                })
+                .map(|r| r.storage);
+            (head.storage, welcome_root, lost)
         };
         let rt = self.runtime(group)?;
-        if let Some(state) = rt.record.tree.get_mut(head) {
-            state.evicted = lost;
+        for id in std::iter::once(head).chain(welcome_root) {
+            if let Some(state) = rt.record.tree.get_mut(id) {
+                state.evicted = lost;
+            }
         }
         self.save_group(group)?;
         if lost {
