@@ -4,18 +4,14 @@ use std::collections::HashSet;
 
 use gossip::net::Via;
 
-use crate::support::{TestNode, connect, honest, topic};
+use crate::support::{TestNode, connect, connected_pair, honest, topic};
 
 /// C starts after A and B exchanged envelopes; on connecting it gets every one of them
 /// through sync (gossipsub does not replay), each delivered once. Then C stops, A publishes
 /// more, and C, restarted over the same log, gets exactly the new ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_and_returning_nodes_catch_up_through_sync_once() {
-    let mut a = TestNode::start(honest).await;
-    let mut b = TestNode::start(honest).await;
-    a.join().await;
-    b.join().await;
-    connect(&mut a, &mut b).await;
+    let (mut a, mut b) = connected_pair().await;
 
     let first: Vec<Vec<u8>> = (0..5)
         .map(|i| format!("chorus: before c #{i}").into_bytes())

@@ -3,17 +3,13 @@
 use gossip::log::LogConfig;
 use gossip::net::{NetConfig, NetError};
 
-use crate::support::{TestNode, connect, honest, topic};
+use crate::support::{TestNode, connect, connected_pair, honest, topic};
 
 /// Two connected nodes on a topic receive each other's envelopes, once each, and never
 /// their own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_exchange_published_envelopes() {
-    let mut a = TestNode::start(honest).await;
-    let mut b = TestNode::start(honest).await;
-    a.join().await;
-    b.join().await;
-    connect(&mut a, &mut b).await;
+    let (mut a, mut b) = connected_pair().await;
 
     let from_a = b"chorus: hello from a".to_vec();
     let from_b = b"chorus: hello from b".to_vec();
@@ -84,11 +80,7 @@ async fn three_nodes_in_a_line_relay_through_the_middle() {
 /// published is reported as not newly stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_many_answers_each_envelope_in_order() {
-    let mut a = TestNode::start(honest).await;
-    let mut b = TestNode::start(honest).await;
-    a.join().await;
-    b.join().await;
-    connect(&mut a, &mut b).await;
+    let (a, mut b) = connected_pair().await;
 
     let first = b"chorus: first of a round".to_vec();
     let second = b"chorus: second of a round".to_vec();

@@ -231,6 +231,16 @@ impl TestNode {
     }
 }
 
+/// Two honest nodes on the test topic, connected (see [`connect`]).
+pub async fn connected_pair() -> (TestNode, TestNode) {
+    let mut a = TestNode::start(honest).await;
+    let mut b = TestNode::start(honest).await;
+    a.join().await;
+    b.join().await;
+    connect(&mut a, &mut b).await;
+    (a, b)
+}
+
 /// Connects `a` to `b` and waits until each knows the other is on the test topic (both must
 /// have joined it), which is when gossip between them works, and until the sync session
 /// each starts with the other on joining has ended, so that later `sync_all` calls do not
