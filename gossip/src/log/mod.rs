@@ -189,12 +189,7 @@ impl<S: KvStore> Log<S> {
         }
         change.insert(item, envelope)?;
         let evicted = change.commit(&self.store)?;
-        let mut cache = self.cache();
-        for gone in &evicted {
-            cache.removed(&keys.topic_key(), &gone.item);
-        }
-        cache.inserted(&keys.topic_key(), item);
-        drop(cache);
+        self.cache_written(&keys, &evicted, Some(item));
         if !evicted.is_empty() {
             debug!(%topic, evicted = evicted.len(), "log: byte budget reached, evicted oldest");
         }
@@ -295,6 +290,17 @@ impl<S: KvStore> Log<S> {
         Ok(cache.range(&keys.topic_key(), bounds, limit))
     }
 
+    /// Tells the item cache what a committed change did to the topic.
+    fn cache_written(&self, keys: &TopicKeys, evicted: &[Evicted], inserted: Option<Item>) {
+        let mut cache = self.cache();
+        for gone in evicted {
+            cache.removed(&keys.topic_key(), &gone.item);
+        }
+        if let Some(item) = inserted {
+            cache.inserted(&keys.topic_key(), item);
+        }
+    }
+
     fn cache(&self) -> MutexGuard<'_, ItemCache> {
         // Every update of the cache completes or changes nothing, so a panic elsewhere
         // while the lock was held leaves it consistent.
@@ -330,11 +336,7 @@ impl<S: KvStore> Log<S> {
             change.evict(item, bytes)?;
         }
         let evicted = change.commit(&self.store)?;
-        let mut cache = self.cache();
-        for gone in &evicted {
-            cache.removed(&keys.topic_key(), &gone.item);
-        }
-        drop(cache);
+        self.cache_written(&keys, &evicted, None);
         debug!(%topic, evicted = evicted.len(), cutoff, "log: retention");
         Ok(evicted)
     }
