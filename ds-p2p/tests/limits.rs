@@ -134,15 +134,7 @@ fn the_bound_on_held_states_holds_after_every_step() {
     }
     net.deliver_all();
     net.heal();
-    let commits: Vec<Vec<u8>> = net
-        .published_by("alice")
-        .into_iter()
-        .map(|(_, bytes)| bytes)
-        .filter(|bytes| {
-            Envelope::decode(bytes, &WireLimits::default())
-                .is_ok_and(|e| e.kind == EnvelopeKind::Handshake)
-        })
-        .collect();
+    let commits = net.published_kind("alice", EnvelopeKind::Handshake);
     let start = net.status("bob", group).epoch;
     for bytes in &commits {
         net.inject("bob", bytes);

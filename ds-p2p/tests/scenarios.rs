@@ -451,15 +451,81 @@ fn a_joiner_added_on_both_sides_follows_the_winner_after_committing_on_the_loser
     );
 }
 
+/// Bug class (f), a commit dropped below the join: Erin is added on both sides of a partition
+/// — on the winning side first, on the losing side an epoch later, where she joins. A commit
+/// the winning side made after its Add reaches her before that side's Welcome: it is older
+/// than her join and not on her branch. She used to drop it; once the Welcome came she could
+/// not go past her Add there (her log held the commit, so sync never handed it over again),
+/// stuck while the group went on (property seed 4002167).
+#[test]
+fn a_joiner_keeps_a_commit_from_below_her_join_until_that_sides_welcome_comes() {
+    let names = ["alice", "bob", "carol", "erin"];
+    let (mut net, group) = group_among(&names, &names[..3], TieBreak::DeepestBranch, 103);
+    net.partition(&[&["alice", "erin"], &["bob", "carol"]]);
+    let key_package = net.key_package("erin");
+    net.command("bob", Command::Invite { group, key_package });
+    net.deliver_all();
+    for _ in 0..3 {
+        net.command("bob", Command::SelfUpdate { group });
+        net.deliver_all();
+    }
+    net.command("alice", Command::SelfUpdate { group });
+    net.deliver_all();
+    let key_package = net.key_package("erin");
+    net.command("alice", Command::Invite { group, key_package });
+    net.deliver_all();
+    net.sync();
+    // Bob's first commit after his Add (his second handshake) gets through to her alone.
+    let bobs_commits = net.published_kind("bob", EnvelopeKind::Handshake);
+    net.deliver_to("erin", &bobs_commits[1]);
+    net.heal();
+    net.deliver_all();
+    net.sync();
+    settle(&mut net);
+    assert_converged(&net, group, &names);
+    assert_eq!(
+        net.status("erin", group).epoch,
+        net.status("bob", group).epoch,
+        "erin stayed behind the group"
+    );
+}
+
+/// A member removed and later added again moves from the state it was removed in to the new
+/// Welcome's: progress, not a fork. It used to be reported as a branch switch, which the
+/// node counts and shows as one, and which a sequencer group promises never to make
+/// (property seed 5001421).
+#[test]
+fn a_member_added_again_after_its_removal_is_readded_not_switched() {
+    let names = ["alice", "bob", "carol"];
+    let (mut net, group) = group_of(&names, TieBreak::LowestRef, 107);
+    let member = net.identity("carol");
+    net.command("alice", Command::Remove { group, member });
+    net.deliver_all();
+    assert!(net.status("carol", group).evicted, "carol was removed");
+    net.command("bob", Command::SelfUpdate { group });
+    net.deliver_all();
+    let key_package = net.key_package("carol");
+    net.command("bob", Command::Invite { group, key_package });
+    net.deliver_all();
+    net.sync();
+    settle(&mut net);
+    assert_converged(&net, group, &names);
+    let carol = &net.nodes[net.index("carol")].events;
+    assert!(
+        carol.iter().any(|e| matches!(e, Event::Readded { .. })),
+        "carol's re-add is reported"
+    );
+    assert!(
+        !carol
+            .iter()
+            .any(|e| matches!(e, Event::BranchSwitched { .. })),
+        "carol's re-add is not a branch switch"
+    );
+}
+
 /// The last envelope of `kind` that `name` published.
 fn last_published(net: &Net, name: &str, kind: EnvelopeKind) -> Vec<u8> {
-    net.published_by(name)
-        .into_iter()
-        .map(|(_, bytes)| bytes)
-        .rfind(|bytes| {
-            Envelope::decode(bytes, &WireLimits::default()).is_ok_and(|e| e.kind == kind)
-        })
-        .expect("published one")
+    net.published_kind(name, kind).pop().expect("published one")
 }
 
 /// Bug class (c), stale removal evidence: Alice removes Carol while Carol removes Alice, each

@@ -89,6 +89,7 @@ pub struct Metrics {
     pub dropped: u64,
     pub join_lost: u64,
     pub removed: u64,
+    pub readded: u64,
     pub commits_made: u64,
     pub welcomes_joined: u64,
     /// Gossip and sync transmissions started.

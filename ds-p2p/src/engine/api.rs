@@ -284,6 +284,20 @@ pub enum Event {
         /// if still needed then).
         reissued: usize,
     },
+    /// This member, removed from the group on the state it was on, was added again by a
+    /// later Welcome and follows it. Not a fork: the group's history went on from the removal.
+    /// As after a switch, own messages the group may not have read are re-sent and own lost
+    /// membership changes re-issued.
+    Readded {
+        group: GroupRef,
+        epoch: u64,
+        branch_id: [u8; 16],
+        /// Own messages re-sent (same id and send time; receivers drop the ones they have).
+        resent: Vec<MessageId>,
+        /// Own lost membership changes scheduled to be re-done (after a short delay, if still
+        /// needed then).
+        reissued: usize,
+    },
     /// The Add that brought this member in lost a fork and was not re-done: it is not in
     /// the group (a later Welcome brings it in again).
     JoinLost { group: GroupRef },

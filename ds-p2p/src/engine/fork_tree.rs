@@ -147,6 +147,29 @@ impl ForkTree {
         self.depth_below(state.storage).max(shown)
     }
 
+    /// True if moving the head from `from` to `to` is this member being added again after a
+    /// removal, not a switch between forked branches: `from` is a state it was removed in,
+    /// and `to` grew from a Welcome (one of `welcomes`) into an epoch at or past that removal.
+    /// A lost join also leaves an evicted head, but its own Welcome root is marked too
+    /// (`Engine::join_lost`): leaving it for another Welcome root is a fork's outcome.
+    pub(crate) fn is_readd(&self, from: BranchId, to: BranchId, welcomes: &[CommitRef]) -> bool {
+        let welcome_root = |id: BranchId| {
+            self.get(self.root_of(id)).filter(|root| {
+                root.via
+                    .as_ref()
+                    .is_some_and(|f| welcomes.contains(&f.commit_ref))
+            })
+        };
+        let Some(removed) = self.get(from).filter(|s| s.evicted) else {
+            return false;
+        };
+        if welcome_root(from).is_some_and(|root| root.evicted) {
+            return false;
+        }
+        self.root_of(to) != self.root_of(from)
+            && welcome_root(to).is_some_and(|root| root.epoch >= removed.epoch)
+    }
+
     /// True if `ancestor` is `id` or one of its held ancestors.
     pub fn is_ancestor_or_self(&self, ancestor: BranchId, id: BranchId) -> bool {
         let mut current = Some(id);
@@ -205,6 +228,18 @@ impl ForkTree {
         }
         if readded(b, a) {
             return Ordering::Greater;
+        }
+        // A lost join (an evicted Welcome root) ranks behind a held root of another lineage
+        // this member is in — also when that lineage's own Welcome root was pruned and what
+        // is left of it starts at a state whose parent is no longer held.
+        let held_root = |s: &HeldState| s.parent.is_none_or(|p| !self.states.contains_key(&p));
+        let lost_join = |s: &HeldState| s.parent.is_none() && s.evicted;
+        if held_root(a) && held_root(b) && a.parent != b.parent {
+            match (lost_join(a), lost_join(b)) {
+                (true, false) if !b.evicted => return Ordering::Greater,
+                (false, true) if !a.evicted => return Ordering::Less,
+                _ => {}
+            }
         }
         if a.parent.is_none() && b.parent.is_none() {
             // Roots come from Welcomes (a joiner re-added after its Add lost). The joiner
@@ -393,6 +428,72 @@ mod tests {
         assert!(t.is_ancestor_or_self(BranchId(3), BranchId(3)));
         assert!(!t.is_ancestor_or_self(BranchId(2), BranchId(3)));
         assert_eq!(t.depth_below(BranchId(0)), 2);
+    }
+
+    #[test]
+    fn a_welcome_after_a_removal_is_a_readd_and_one_after_a_lost_join_is_not() {
+        // 0 (e1) -> 1 (e2, removes this member); later a Welcome at e4 (ref 8).
+        let mut t = ForkTree::default();
+        t.insert(state(0, 1, None, None));
+        let mut removal = state(1, 2, Some(0), Some(1));
+        removal.evicted = true;
+        t.insert(removal.clone());
+        t.insert(state(6, 4, None, Some(8)));
+        t.insert(state(7, 5, Some(6), Some(2)));
+        let welcomes = [state(6, 4, None, Some(8)).via.unwrap().commit_ref];
+        assert!(t.is_readd(BranchId(1), BranchId(6), &welcomes));
+        assert!(t.is_readd(BranchId(1), BranchId(7), &welcomes));
+        // Not evicted: an ordinary move. Not a Welcome: a switch.
+        assert!(!t.is_readd(BranchId(0), BranchId(6), &welcomes));
+        assert!(!t.is_readd(BranchId(1), BranchId(6), &[]));
+        // The removal's parent pruned: still a removal, not a lost join.
+        t.remove(BranchId(0));
+        assert!(t.is_readd(BranchId(1), BranchId(6), &welcomes));
+        // A Welcome into an epoch below the removal is another side of a fork.
+        t.insert(state(9, 1, None, Some(3)));
+        let both = [
+            welcomes[0],
+            state(9, 1, None, Some(3)).via.unwrap().commit_ref,
+        ];
+        assert!(!t.is_readd(BranchId(1), BranchId(9), &both));
+        // A lost join: head and Welcome root marked; following the other root is a switch.
+        let mut lost = ForkTree::default();
+        let mut root = state(2, 4, None, Some(8));
+        root.evicted = true;
+        lost.insert(root);
+        let mut head = state(3, 6, Some(2), Some(5));
+        head.evicted = true;
+        lost.insert(head);
+        lost.insert(state(4, 6, None, Some(3)));
+        assert!(!lost.is_readd(BranchId(3), BranchId(4), &both));
+    }
+
+    #[test]
+    fn a_lost_join_ranks_behind_what_is_left_of_a_pruned_welcome_lineage() {
+        // A joiner's two Welcome roots: 0 (e6, ref 9) and 1 (e7, ref 2, its join lost: marked).
+        // It went on from 0 to 2 (e7, ref 5); then 0 was pruned. Both 1 and 2 are vouched, at
+        // one epoch, and 1's commit ranks first by lowest ref: the lost mark must decide.
+        let mut t = ForkTree::default();
+        let mut lost = state(1, 7, None, Some(2));
+        lost.evicted = true;
+        lost.vouched = true;
+        t.insert(lost);
+        let mut grown = state(2, 7, Some(0), Some(5));
+        grown.vouched = true;
+        t.insert(grown);
+        for policy in TieBreak::ALL {
+            assert_eq!(t.preferred_head(policy), Some(BranchId(2)), "{policy:?}");
+        }
+        // Two siblings whose common parent was pruned stay one fork, ranked by the policy.
+        let mut siblings = ForkTree::default();
+        let mut removal = state(3, 7, Some(0), Some(2));
+        removal.evicted = true;
+        siblings.insert(removal);
+        siblings.insert(state(4, 7, Some(0), Some(5)));
+        assert_eq!(
+            siblings.preferred_head(TieBreak::LowestRef),
+            Some(BranchId(3))
+        );
     }
 
     #[test]

@@ -165,11 +165,16 @@ impl Engine {
             if epoch > newest {
                 return self.buffer(group, epoch, raw, Retry::OnAnyChange);
             }
-            if rt.record.joined_epoch > epoch && Self::other_join_below(&rt.record, epoch) {
+            if rt.record.joined_epoch > epoch
+                && (Self::other_join_below(&rt.record, epoch)
+                    || rt.record.log_differs_at(epoch, &commit_ref))
+            {
                 // Before the join this member follows, but it also holds another Welcome's
                 // state below this epoch, whose lineage may be the one the group goes on
-                // with (its Add won): keep the commit, or a switch to that join would find
-                // the commit gone (the log holds it, so sync never hands it over again).
+                // with (its Add won) — or the commit is from a branch that parted from the
+                // join's below it, whose Welcome to this member (the Add made there too, or
+                // re-done there) may still come. Keep the commit, or a switch to that join
+                // would find it gone (the log holds it, so sync never hands it over again).
                 return self.buffer(group, epoch, raw, Retry::OnAnyChange);
             }
             if epoch < rt.record.joined_epoch || rt.record.before_log(epoch) {

@@ -181,6 +181,14 @@ impl GroupRecord {
         }
     }
 
+    /// Whether the log holds another commit made on `epoch` than `commit_ref`: that commit
+    /// is from a branch that parted from the active one at or below `epoch`.
+    pub fn log_differs_at(&self, epoch: u64, commit_ref: &CommitRef) -> bool {
+        self.log
+            .iter()
+            .any(|(on, r)| *on == epoch && r != commit_ref)
+    }
+
     /// Whether a commit made on `epoch` is older than everything the log remembers (the log
     /// is full and starts later): history, not a fork.
     pub fn before_log(&self, epoch: u64) -> bool {

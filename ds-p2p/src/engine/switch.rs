@@ -24,6 +24,9 @@ struct HeadChange {
     to: BranchId,
     /// The old head is not an ancestor of the new one: a real switch, not progress.
     switched: bool,
+    /// The old head is a state this member was removed in and the new one grew from a later
+    /// Welcome: added again, not a switch between forked branches.
+    readded: bool,
     epoch: u64,
     branch_id: [u8; 16],
     evicted: bool,
@@ -59,15 +62,27 @@ impl Engine {
             if change.evicted {
                 self.emit(Event::Removed { group });
             } else if change.switched {
+                // Added again or switched, what this member sent or meant to do on states off
+                // the new path may not have reached the group: the same catch-up either way.
                 let resent = self.resend_lost_messages(now_ms, group, change.to)?;
                 let reissued = self.schedule_lost_intents(now_ms, group, change.to)?;
-                self.emit(Event::BranchSwitched {
-                    group,
-                    from: change.from,
-                    to: change.to,
-                    epoch: change.epoch,
-                    resent,
-                    reissued,
+                self.emit(if change.readded {
+                    Event::Readded {
+                        group,
+                        epoch: change.epoch,
+                        branch_id: change.branch_id,
+                        resent,
+                        reissued,
+                    }
+                } else {
+                    Event::BranchSwitched {
+                        group,
+                        from: change.from,
+                        to: change.to,
+                        epoch: change.epoch,
+                        resent,
+                        reissued,
+                    }
                 });
                 self.after_readd_welcome(now_ms, group)?;
             }
@@ -100,6 +115,7 @@ impl Engine {
                 return Ok(None);
             }
             let switched = !rt.record.tree.is_ancestor_or_self(from, to);
+            let readded = switched && rt.record.tree.is_readd(from, to, &rt.record.welcomes);
             if let Some(old) = rt.record.tree.get_mut(from) {
                 old.inactive_since_ms = Some(now_ms);
             }
@@ -145,6 +161,7 @@ impl Engine {
                 from,
                 to,
                 switched,
+                readded,
                 epoch,
                 branch_id,
                 evicted,

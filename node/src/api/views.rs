@@ -143,6 +143,14 @@ pub enum EventView {
         resent: usize,
         reissued: usize,
     },
+    /// This member, removed earlier, was added to the group again (not a fork).
+    Readded {
+        group: String,
+        epoch: u64,
+        branch_id: String,
+        resent: usize,
+        reissued: usize,
+    },
     Removed {
         group: String,
     },

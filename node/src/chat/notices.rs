@@ -94,6 +94,14 @@ pub fn describe(event: &EventView, gid: &str, next: &mut u64) -> Option<Entry> {
         } if group == gid => notice(format!(
             "· switched to the winning branch at epoch {epoch}; re-sent {resent} of your messages, re-issued {reissued} changes"
         )),
+        EventView::Readded {
+            group,
+            epoch,
+            resent,
+            ..
+        } if group == gid => notice(format!(
+            "· you were added to the group again at epoch {epoch}; re-sent {resent} of your messages"
+        )),
         EventView::ForkBeyondWindow { group, epoch } if group == gid => notice(format!(
             "· SPLIT: a branch forked before epoch {epoch}, outside the window"
         )),
@@ -144,6 +152,7 @@ pub fn changes_status(event: &EventView, gid: &str) -> bool {
         | EventView::ForkDetected { group, .. }
         | EventView::ForkBeyondWindow { group, .. }
         | EventView::BranchSwitched { group, .. }
+        | EventView::Readded { group, .. }
         | EventView::SplitHealed { group, .. }
         | EventView::SplitRejoined { group, .. }
         | EventView::JoinLost { group }

@@ -107,6 +107,19 @@ pub fn event_view(event: &Event) -> Option<EventView> {
             resent: resent.len(),
             reissued: *reissued,
         },
+        Event::Readded {
+            group,
+            epoch,
+            branch_id,
+            resent,
+            reissued,
+        } => EventView::Readded {
+            group: g(group),
+            epoch: *epoch,
+            branch_id: hex::encode(branch_id),
+            resent: resent.len(),
+            reissued: *reissued,
+        },
         Event::SplitHealed {
             group,
             fork_epoch,

@@ -81,6 +81,11 @@ impl Timeline {
                     EventView::GroupJoined { epoch, .. } => {
                         format!("joined the group at epoch {epoch}")
                     }
+                    EventView::Readded { epoch, resent, .. } => {
+                        format!(
+                            "added to the group again at epoch {epoch}; re-sent {resent} messages"
+                        )
+                    }
                     EventView::ForkBeyondWindow { epoch, .. } => {
                         format!("split beyond the window at epoch {epoch}")
                     }

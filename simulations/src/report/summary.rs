@@ -60,9 +60,9 @@ pub struct Summary {
     pub forks_beyond_window: u64,
     /// `BranchSwitched` events, over all members.
     pub branch_switches: u64,
-    /// Own messages re-sent after a switch.
+    /// Own messages re-sent after a switch or a re-add.
     pub resent_messages: u64,
-    /// Own commits re-issued after a switch.
+    /// Own commits re-issued after a switch or a re-add.
     pub reissued_intents: u64,
     /// Requests sent for messages that came too late to be read (`RedeliveryAsked`).
     #[serde(default)]
@@ -84,6 +84,9 @@ pub struct Summary {
     pub welcomes_joined: u64,
     pub join_lost: u64,
     pub removed: u64,
+    /// Members added again after a removal (`Readded`; not counted as branch switches).
+    #[serde(default)]
+    pub readded: u64,
     /// Every group's members agree on epoch, branch and member list at the end.
     pub converged: bool,
     /// From `convergence_reference_ms` (the last heal, or the last workload commit when

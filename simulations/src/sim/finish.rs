@@ -211,6 +211,7 @@ impl Simulator {
             welcomes_joined: m.welcomes_joined,
             join_lost: m.join_lost,
             removed: m.removed,
+            readded: m.readded,
             converged,
             convergence_ms,
             convergence_reference_ms: reference / MS,

@@ -369,6 +369,16 @@ impl Simulator {
                     self.state_changed(n, g);
                 }
             }
+            Event::Readded {
+                resent, reissued, ..
+            } => {
+                self.metrics.readded += 1;
+                self.metrics.resent_messages += resent.len() as u64;
+                self.metrics.reissued_intents += *reissued as u64;
+                if let Some(g) = group {
+                    self.state_changed(n, g);
+                }
+            }
             Event::JoinLost { .. } | Event::Removed { .. } => {
                 if matches!(event, Event::JoinLost { .. }) {
                     self.metrics.join_lost += 1;
@@ -448,6 +458,15 @@ impl Simulator {
                 ..
             } => format!(
                 "{{\"t\":{t},\"n\":{n},\"ev\":\"switch\",\"group\":{name},\"epoch\":{epoch},\"resent\":{},\"reissued\":{reissued}}}",
+                resent.len()
+            ),
+            Event::Readded {
+                epoch,
+                resent,
+                reissued,
+                ..
+            } => format!(
+                "{{\"t\":{t},\"n\":{n},\"ev\":\"readded\",\"group\":{name},\"epoch\":{epoch},\"resent\":{},\"reissued\":{reissued}}}",
                 resent.len()
             ),
             Event::JoinLost { .. } | Event::Removed { .. } => format!(
@@ -575,6 +594,7 @@ fn event_group(event: &Event) -> Option<GroupRef> {
         | Event::RedeliveryAnswered { group, .. }
         | Event::ResendWithheld { group, .. }
         | Event::BranchSwitched { group, .. }
+        | Event::Readded { group, .. }
         | Event::JoinLost { group }
         | Event::Removed { group }
         | Event::Dropped { group, .. } => Some(*group),

@@ -675,6 +675,13 @@ impl Core {
                 modes.resent_messages.inc_by(resent.len() as u64);
                 modes.reissued_intents.inc_by(*reissued as u64);
             }
+            Event::Readded {
+                resent, reissued, ..
+            } => {
+                let modes = &self.metrics.modes;
+                modes.resent_messages.inc_by(resent.len() as u64);
+                modes.reissued_intents.inc_by(*reissued as u64);
+            }
             Event::EpochChanged { group, epoch, .. } => {
                 self.meter
                     .epoch_changed(*group, *epoch, now, &self.metrics.modes);
