@@ -71,15 +71,13 @@ fn a_commit_chain_against_one_commit() {
         net.partition(&[&["alice", "bob"], &["carol", "dave"]]);
         let mut bodies = Vec::new();
         for round in 0..3 {
-            net.command("alice", Command::SelfUpdate { group });
-            net.deliver_all();
+            self_updates(&mut net, "alice", group, 1);
             let body = format!("alice chain {round}");
             say(&mut net, "alice", group, &body);
             bodies.push(("alice", body));
             net.deliver_all();
         }
-        net.command("carol", Command::SelfUpdate { group });
-        net.deliver_all();
+        self_updates(&mut net, "carol", group, 1);
         let body = "carol single".to_string();
         say(&mut net, "carol", group, &body);
         bodies.push(("carol", body));
@@ -96,15 +94,10 @@ fn an_add_that_loses_still_brings_the_joiner_in() {
     let names = ["alice", "bob", "carol", "erin"];
     let (mut net, group) = group_among(&names, &names[..3], TieBreak::DeepestBranch, 41);
     net.partition(&[&["alice", "erin"], &["bob", "carol"]]);
-    let key_package = net.key_package("erin");
-    net.command("alice", Command::Invite { group, key_package });
-    net.deliver_all();
+    invite(&mut net, "alice", "erin", group);
     net.sync();
     assert_eq!(net.status("erin", group).members.len(), 4, "erin joined");
-    for _ in 0..2 {
-        net.command("bob", Command::SelfUpdate { group });
-        net.deliver_all();
-    }
+    self_updates(&mut net, "bob", group, 2);
     say(&mut net, "bob", group, "bob before the heal");
     settle(&mut net);
     assert_converged(&net, group, &names);
@@ -140,10 +133,7 @@ fn a_remove_that_loses_still_removes_the_member() {
         },
     );
     net.deliver_all();
-    for _ in 0..2 {
-        net.command("bob", Command::SelfUpdate { group });
-        net.deliver_all();
-    }
+    self_updates(&mut net, "bob", group, 2);
     settle(&mut net);
     let remaining = ["alice", "bob", "carol"];
     assert_converged(&net, group, &remaining);
@@ -319,9 +309,7 @@ fn a_joiner_whose_add_lost_learns_it_after_committing_on_its_branch() {
     let names = ["alice", "bob", "carol", "erin"];
     let (mut net, group) = group_among(&names, &names[..3], TieBreak::RemovesFirst, 91);
     net.partition(&[&["alice", "erin"], &["bob", "carol"]]);
-    let key_package = net.key_package("erin");
-    net.command("alice", Command::Invite { group, key_package });
-    net.deliver_all();
+    invite(&mut net, "alice", "erin", group);
     net.sync();
     assert!(
         net.nodes[net.index("erin")]
@@ -337,8 +325,7 @@ fn a_joiner_whose_add_lost_learns_it_after_committing_on_its_branch() {
         },
     );
     net.deliver_all();
-    net.command("erin", Command::SelfUpdate { group });
-    net.deliver_all();
+    self_updates(&mut net, "erin", group, 1);
     settle(&mut net);
     assert_converged(&net, group, &["bob", "carol"]);
     for name in ["alice", "erin"] {
@@ -366,16 +353,10 @@ fn a_joiner_takes_back_a_lost_join_once_its_own_branch_shows_its_add() {
     let names = ["alice", "bob", "carol", "erin"];
     let (mut net, group) = group_among(&names, &names[..3], TieBreak::DeepestBranch, 95);
     net.partition(&[&["alice", "erin"], &["bob", "carol"]]);
-    let key_package = net.key_package("erin");
-    net.command("alice", Command::Invite { group, key_package });
-    net.deliver_all();
+    invite(&mut net, "alice", "erin", group);
     net.sync();
-    for _ in 0..2 {
-        net.command("alice", Command::SelfUpdate { group });
-        net.deliver_all();
-    }
-    net.command("bob", Command::SelfUpdate { group });
-    net.deliver_all();
+    self_updates(&mut net, "alice", group, 2);
+    self_updates(&mut net, "bob", group, 1);
     // A beacon on bob's side while apart: it shows bob's commit at erin's Add's epoch.
     net.advance(30_001);
     let limits = ds_p2p::wire::WireLimits::default();
@@ -418,22 +399,13 @@ fn a_joiner_added_on_both_sides_follows_the_winner_after_committing_on_the_loser
     let (mut net, group) = group_among(&names, &names[..3], TieBreak::DeepestBranch, 97);
     net.partition(&[&["alice", "erin"], &["bob", "carol"]]);
     // The winning side adds erin first and goes deeper; her Welcome waits for the heal.
-    let key_package = net.key_package("erin");
-    net.command("bob", Command::Invite { group, key_package });
-    net.deliver_all();
-    for _ in 0..4 {
-        net.command("bob", Command::SelfUpdate { group });
-        net.deliver_all();
-    }
+    invite(&mut net, "bob", "erin", group);
+    self_updates(&mut net, "bob", group, 4);
     // The losing side adds her one epoch later; she joins there and commits on it.
-    net.command("alice", Command::SelfUpdate { group });
-    net.deliver_all();
-    let key_package = net.key_package("erin");
-    net.command("alice", Command::Invite { group, key_package });
-    net.deliver_all();
+    self_updates(&mut net, "alice", group, 1);
+    invite(&mut net, "alice", "erin", group);
     net.sync();
-    net.command("erin", Command::SelfUpdate { group });
-    net.deliver_all();
+    self_updates(&mut net, "erin", group, 1);
     // Alice beacons from the losing side, showing her Add of erin.
     net.advance(30_001);
     let alice_beacon = last_published(&net, "alice", EnvelopeKind::Beacon);
@@ -462,18 +434,10 @@ fn a_joiner_keeps_a_commit_from_below_her_join_until_that_sides_welcome_comes() 
     let names = ["alice", "bob", "carol", "erin"];
     let (mut net, group) = group_among(&names, &names[..3], TieBreak::DeepestBranch, 103);
     net.partition(&[&["alice", "erin"], &["bob", "carol"]]);
-    let key_package = net.key_package("erin");
-    net.command("bob", Command::Invite { group, key_package });
-    net.deliver_all();
-    for _ in 0..3 {
-        net.command("bob", Command::SelfUpdate { group });
-        net.deliver_all();
-    }
-    net.command("alice", Command::SelfUpdate { group });
-    net.deliver_all();
-    let key_package = net.key_package("erin");
-    net.command("alice", Command::Invite { group, key_package });
-    net.deliver_all();
+    invite(&mut net, "bob", "erin", group);
+    self_updates(&mut net, "bob", group, 3);
+    self_updates(&mut net, "alice", group, 1);
+    invite(&mut net, "alice", "erin", group);
     net.sync();
     // Bob's first commit after his Add (his second handshake) gets through to her alone.
     let bobs_commits = net.published_kind("bob", EnvelopeKind::Handshake);
@@ -502,11 +466,8 @@ fn a_member_added_again_after_its_removal_is_readded_not_switched() {
     net.command("alice", Command::Remove { group, member });
     net.deliver_all();
     assert!(net.status("carol", group).evicted, "carol was removed");
-    net.command("bob", Command::SelfUpdate { group });
-    net.deliver_all();
-    let key_package = net.key_package("carol");
-    net.command("bob", Command::Invite { group, key_package });
-    net.deliver_all();
+    self_updates(&mut net, "bob", group, 1);
+    invite(&mut net, "bob", "carol", group);
     net.sync();
     settle(&mut net);
     assert_converged(&net, group, &names);

@@ -61,6 +61,21 @@ pub fn say(net: &mut Net, name: &str, group: GroupRef, body: &str) {
     );
 }
 
+/// `adder` invites `joiner` (a fresh KeyPackage), and delivery runs to quiescence.
+pub fn invite(net: &mut Net, adder: &str, joiner: &str, group: GroupRef) {
+    let key_package = net.key_package(joiner);
+    net.command(adder, Command::Invite { group, key_package });
+    net.deliver_all();
+}
+
+/// `who` commits `count` self-updates, delivery running to quiescence after each.
+pub fn self_updates(net: &mut Net, who: &str, group: GroupRef, count: usize) {
+    for _ in 0..count {
+        net.command(who, Command::SelfUpdate { group });
+        net.deliver_all();
+    }
+}
+
 /// Heals, syncs, lets the fork window pass and syncs again: the end of every scenario.
 ///
 /// Half a window at a time (so beacons, every 30 s, flow before states expire at 60 s), with
