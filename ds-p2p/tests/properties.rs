@@ -22,8 +22,10 @@
 //!
 //! `CHORUS_PROP_RUNS` sets the runs per policy (default [`DEFAULT_RUNS`], 2,000, which CI has
 //! time for; `CHORUS_PROP_RUNS=100 make properties` is a quick check); `CHORUS_PROP_SEED=<n>`
-//! replays one run, `CHORUS_PROP_DUMP=1` prints its output trace (with `--nocapture`). Every
-//! failing seed is printed; the test fails at the end with the first.
+//! replays one run, `CHORUS_PROP_DUMP=1` prints its output trace (with `--nocapture`);
+//! `CHORUS_PROP_FROM=<k>` starts each sweep at its `k`th seed instead of its first, so a long
+//! sweep can cover seeds no earlier one ran. Every failing seed is printed; the test fails at
+//! the end with the first.
 
 mod support;
 
@@ -51,10 +53,12 @@ const DEFAULT_MODE_RUNS: u64 = 300;
 /// a lost join outranking what was left of a pruned Welcome lineage, and (sequencer) a re-add
 /// after a removal reported as a branch switch.
 /// Also 4001811, 4003793, 4005817 and lowest-ref 1005159, which a wider first version of the
-/// lost-join ranking failed.
-const LOWEST_REF_REGRESSIONS: &[u64] = &[1005159];
+/// lost-join ranking failed. Then (`CHORUS_PROP_FROM=6000`, the next 6,000 seeds) lowest-ref
+/// 1007737 and settle-then-pick 4006794, 4008840: a Welcome root of a lineage that lost,
+/// ranked by its later epoch over what beacons showed the group going on from.
+const LOWEST_REF_REGRESSIONS: &[u64] = &[1005159, 1007737];
 const SETTLE_REGRESSIONS: &[u64] = &[
-    4001811, 4001877, 4002167, 4002507, 4002985, 4003793, 4004042, 4005817,
+    4001811, 4001877, 4002167, 4002507, 4002985, 4003793, 4004042, 4005817, 4006794, 4008840,
 ];
 const SEQUENCER_REGRESSIONS: &[u64] = &[5001421, 5004045];
 
@@ -262,11 +266,15 @@ fn property_in(
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default_runs);
+    let from: u64 = std::env::var("CHORUS_PROP_FROM")
+        .map(|v| v.parse().expect("CHORUS_PROP_FROM is a number"))
+        .unwrap_or(0);
+    let swept = (base + from)..(base + from + runs);
     let seeds: Vec<u64> = match std::env::var("CHORUS_PROP_SEED") {
         Ok(seed) => vec![seed.parse().expect("CHORUS_PROP_SEED is a number")],
-        Err(_) => (0..runs)
-            .map(|k| base + k)
-            .chain(regressions.iter().copied().filter(|s| *s >= base + runs))
+        Err(_) => swept
+            .clone()
+            .chain(regressions.iter().copied().filter(|s| !swept.contains(s)))
             .collect(),
     };
     let mut stats: BTreeMap<&str, usize> = BTreeMap::new();

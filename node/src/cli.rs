@@ -132,6 +132,10 @@ pub enum Command {
         /// without waiting at all); the latency phase always sends one at a time
         #[arg(long, default_value_t = 32)]
         in_flight: usize,
+        /// Messages of the latency phase, if not --messages (one at a time, ~2 ms each: a
+        /// long throughput run to profile need not wait for as many)
+        #[arg(long)]
+        latency_messages: Option<usize>,
     },
     /// Measure honest nodes' delivery rate with and without an attacker node that floods their
     /// group's topic with forged envelopes, replays and garbage (loopback only), side by side

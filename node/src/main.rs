@@ -58,11 +58,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         payload,
         durability,
         in_flight,
+        latency_messages,
     } = cli.command
     {
         return bench::run(bench::BenchOptions {
             nodes,
             messages,
+            latency_messages: latency_messages.unwrap_or(messages),
             payload,
             durability,
             in_flight,

@@ -166,7 +166,7 @@ impl Engine {
                 branch_id: branch_id(&group, &engine.provider)?,
                 inactive_since_ms: None,
                 evicted: false,
-                vouched: false,
+                vouched_at_ms: None,
                 shown_at: None,
             });
             let mut runtime = GroupRuntime {
@@ -525,7 +525,7 @@ impl Engine {
                 branch_id: branch_id(copy, provider)?,
                 inactive_since_ms: None,
                 evicted: false,
-                vouched: false,
+                vouched_at_ms: None,
                 shown_at: None,
             });
             rt.record.know_commit(commit_ref);

@@ -33,9 +33,9 @@ pub struct HeldState {
     pub inactive_since_ms: Option<u64>,
     /// True if this member is no longer in the group in this state (it was removed).
     pub evicted: bool,
-    /// A beacon showed the group going on from this state's commit. Only matters for a
-    /// Welcome root (see `Engine::vouch_roots`).
-    pub vouched: bool,
+    /// When a beacon last showed the group going on from this state's commit (`None`: never).
+    /// Only matters for a root held beside another lineage's (see `Engine::vouch_roots`).
+    pub vouched_at_ms: Option<u64>,
     /// The highest epoch of a beacon whose log holds this state's commit. For a state this
     /// member was removed in, the only sign of how deep the group's branch went past it:
     /// the removed member cannot read the commits that follow (see [`ForkTree::depth_of`]).
@@ -184,10 +184,10 @@ impl ForkTree {
 
     /// The head the policy converges on: from the best root, follow the best child at every
     /// fork down to a leaf.
-    pub fn preferred_head(&self, policy: TieBreak) -> Option<BranchId> {
-        let mut best = self.best_of(self.roots(), policy)?;
+    pub fn preferred_head(&self, policy: TieBreak, lapse_ms: u64) -> Option<BranchId> {
+        let mut best = self.best_of(self.roots(), policy, lapse_ms)?;
         loop {
-            match self.best_of(self.children(best), policy) {
+            match self.best_of(self.children(best), policy, lapse_ms) {
                 Some(child) => best = child,
                 None => return Some(best),
             }
@@ -195,22 +195,25 @@ impl ForkTree {
     }
 
     /// The policy's choice among the states made by commits on `id`.
-    pub fn best_child(&self, id: BranchId, policy: TieBreak) -> Option<BranchId> {
-        self.best_of(self.children(id), policy)
+    pub fn best_child(&self, id: BranchId, policy: TieBreak, lapse_ms: u64) -> Option<BranchId> {
+        self.best_of(self.children(id), policy, lapse_ms)
     }
 
     fn best_of<'a>(
         &'a self,
         candidates: impl Iterator<Item = &'a HeldState>,
         policy: TieBreak,
+        lapse_ms: u64,
     ) -> Option<BranchId> {
         candidates
-            .min_by(|a, b| self.compare(a, b, policy))
+            .min_by(|a, b| self.compare(a, b, policy, lapse_ms))
             .map(|s| s.storage)
     }
 
-    /// `Less` when `a` beats `b` as a contender at a fork.
-    fn compare(&self, a: &HeldState, b: &HeldState, policy: TieBreak) -> Ordering {
+    /// `Less` when `a` beats `b` as a contender at a fork. Two roots of different lineages
+    /// are also ranked by what beacons showed of them (see [`by_vouches`]), `lapse_ms` being
+    /// how long one may go unshown while the other is shown before it counts as left.
+    fn compare(&self, a: &HeldState, b: &HeldState, policy: TieBreak, lapse_ms: u64) -> Ordering {
         // Roots at different epochs come from different Welcomes (a joiner re-added on the
         // winning branch): the later one supersedes.
         // A removal the rest of the group went on from is superseded by a later Welcome: this
@@ -241,15 +244,30 @@ impl ForkTree {
                 _ => {}
             }
         }
+        // A Welcome root against what is left of a lineage whose fork point was pruned: the
+        // member cannot compare their commits (it holds nothing below either), so it goes by
+        // what the group shows — the lineage beacons show the group going on from.
+        if held_root(a)
+            && held_root(b)
+            && a.parent.is_none() != b.parent.is_none()
+            && !a.evicted
+            && !b.evicted
+        {
+            let shown = by_vouches(a, b, lapse_ms);
+            if shown != Ordering::Equal {
+                return shown;
+            }
+        }
         if a.parent.is_none() && b.parent.is_none() {
             // Roots come from Welcomes (a joiner re-added after its Add lost). The joiner
             // cannot see which lineage each came from, so it goes by what the group shows:
-            // a root not known to be lost, then one a beacon vouched for, then the later one,
-            // then the one the group went on committing from.
+            // a root not known to be lost, then the one beacons show the group on (see
+            // [`by_vouches`]), then the later one, then the one the group went on committing
+            // from.
             let by_evidence = a
                 .evicted
                 .cmp(&b.evicted)
-                .then(b.vouched.cmp(&a.vouched))
+                .then(by_vouches(a, b, lapse_ms))
                 .then(b.epoch.cmp(&a.epoch))
                 .then(
                     self.depth_below(b.storage)
@@ -346,9 +364,28 @@ impl ForkTree {
     }
 }
 
+/// `Less` when beacons show the group going on from `a` rather than `b`, two roots of
+/// different lineages: one shown beats one never shown; of two shown, one last shown more than
+/// `lapse_ms` before the other was has been left by its members (every member beacons once a
+/// beacon interval, so a lineage with members on it is shown at least that often). Within the
+/// lapse both count alike: while a fork is open both sides beacon, and the member must not
+/// switch back and forth with each beacon.
+fn by_vouches(a: &HeldState, b: &HeldState, lapse_ms: u64) -> Ordering {
+    match (a.vouched_at_ms, b.vouched_at_ms) {
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(x), Some(y)) if x > y.saturating_add(lapse_ms) => Ordering::Less,
+        (Some(x), Some(y)) if y > x.saturating_add(lapse_ms) => Ordering::Greater,
+        _ => Ordering::Equal,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The beacon lapse the tests rank with (the default beacon interval).
+    const LAPSE: u64 = 30_000;
 
     fn state(id: u64, epoch: u64, parent: Option<u64>, commit: Option<u8>) -> HeldState {
         HeldState {
@@ -367,7 +404,7 @@ mod tests {
             branch_id: [0; 16],
             inactive_since_ms: Some(0),
             evicted: false,
-            vouched: false,
+            vouched_at_ms: None,
             shown_at: None,
         }
     }
@@ -386,7 +423,7 @@ mod tests {
     #[test]
     fn lowest_ref_follows_the_lower_commit_at_the_fork() {
         assert_eq!(
-            tree().preferred_head(TieBreak::LowestRef),
+            tree().preferred_head(TieBreak::LowestRef, LAPSE),
             Some(BranchId(2))
         );
     }
@@ -394,7 +431,7 @@ mod tests {
     #[test]
     fn deepest_branch_follows_the_longer_chain() {
         assert_eq!(
-            tree().preferred_head(TieBreak::DeepestBranch),
+            tree().preferred_head(TieBreak::DeepestBranch, LAPSE),
             Some(BranchId(3))
         );
     }
@@ -403,8 +440,14 @@ mod tests {
     fn the_choice_survives_pruning_the_fork_point() {
         let mut t = tree();
         t.remove(BranchId(0));
-        assert_eq!(t.preferred_head(TieBreak::LowestRef), Some(BranchId(2)));
-        assert_eq!(t.preferred_head(TieBreak::DeepestBranch), Some(BranchId(3)));
+        assert_eq!(
+            t.preferred_head(TieBreak::LowestRef, LAPSE),
+            Some(BranchId(2))
+        );
+        assert_eq!(
+            t.preferred_head(TieBreak::DeepestBranch, LAPSE),
+            Some(BranchId(3))
+        );
     }
 
     #[test]
@@ -415,8 +458,8 @@ mod tests {
         }
         for policy in TieBreak::ALL {
             assert_eq!(
-                reversed.preferred_head(policy),
-                tree().preferred_head(policy)
+                reversed.preferred_head(policy, LAPSE),
+                tree().preferred_head(policy, LAPSE)
             );
         }
     }
@@ -476,13 +519,17 @@ mod tests {
         let mut t = ForkTree::default();
         let mut lost = state(1, 7, None, Some(2));
         lost.evicted = true;
-        lost.vouched = true;
+        lost.vouched_at_ms = Some(1);
         t.insert(lost);
         let mut grown = state(2, 7, Some(0), Some(5));
-        grown.vouched = true;
+        grown.vouched_at_ms = Some(1);
         t.insert(grown);
         for policy in TieBreak::ALL {
-            assert_eq!(t.preferred_head(policy), Some(BranchId(2)), "{policy:?}");
+            assert_eq!(
+                t.preferred_head(policy, LAPSE),
+                Some(BranchId(2)),
+                "{policy:?}"
+            );
         }
         // Two siblings whose common parent was pruned stay one fork, ranked by the policy.
         let mut siblings = ForkTree::default();
@@ -491,9 +538,81 @@ mod tests {
         siblings.insert(removal);
         siblings.insert(state(4, 7, Some(0), Some(5)));
         assert_eq!(
-            siblings.preferred_head(TieBreak::LowestRef),
+            siblings.preferred_head(TieBreak::LowestRef, LAPSE),
             Some(BranchId(3))
         );
+    }
+
+    #[test]
+    fn a_welcome_root_ranks_behind_what_is_left_of_the_lineage_beacons_show() {
+        // Property seed 1007737 (lowest-ref): the member went on from 4 (e6, its parent
+        // pruned) to 7 (e7) on the group's branch, and holds a Welcome root 5 (e8) of a
+        // lineage that lost below it. Beacons show 4's commit, never 5's. Ranked by epoch,
+        // the later root won and the member left the group's branch for good.
+        let mut t = ForkTree::default();
+        let mut left = state(4, 6, Some(0), Some(9));
+        left.vouched_at_ms = Some(100_000);
+        t.insert(left);
+        t.insert(state(7, 7, Some(4), Some(8)));
+        t.insert(state(5, 8, None, Some(1)));
+        for policy in TieBreak::ALL {
+            assert_eq!(
+                t.preferred_head(policy, LAPSE),
+                Some(BranchId(7)),
+                "{policy:?}"
+            );
+        }
+        // Both shown, the Welcome root's lineage last more than a lapse before: left by its
+        // members. The other way round, the Welcome root's lineage is the one the group is on.
+        let show = |t: &mut ForkTree, id: u64, at: u64| {
+            t.get_mut(BranchId(id)).unwrap().vouched_at_ms = Some(at);
+        };
+        show(&mut t, 5, 100_000 - LAPSE - 1);
+        assert_eq!(
+            t.preferred_head(TieBreak::LowestRef, LAPSE),
+            Some(BranchId(7))
+        );
+        show(&mut t, 5, 100_000 + LAPSE + 1);
+        assert_eq!(
+            t.preferred_head(TieBreak::LowestRef, LAPSE),
+            Some(BranchId(5))
+        );
+    }
+
+    #[test]
+    fn of_two_welcome_roots_the_one_whose_lineage_was_left_ranks_behind() {
+        // Property seed 4006794 (settle-then-pick): a joiner added on both sides of a fork
+        // holds root 0 (e6, grown to 2 at e7: the group's branch) and root 1 (e8, the lineage
+        // that lost). Both were shown by beacons while the fork was open; the later root wins
+        // on that evidence, and keeps winning while both are shown within a lapse — a member
+        // must not switch with each beacon while both sides are still beaconing.
+        let mut t = ForkTree::default();
+        let mut first = state(0, 6, None, Some(9));
+        first.vouched_at_ms = Some(1_000);
+        t.insert(first);
+        t.insert(state(2, 7, Some(0), Some(3)));
+        let mut later = state(1, 8, None, Some(1));
+        later.vouched_at_ms = Some(1_000);
+        t.insert(later);
+        assert_eq!(
+            t.preferred_head(TieBreak::LowestRef, LAPSE),
+            Some(BranchId(1))
+        );
+        t.get_mut(BranchId(0)).unwrap().vouched_at_ms = Some(1_000 + LAPSE);
+        assert_eq!(
+            t.preferred_head(TieBreak::LowestRef, LAPSE),
+            Some(BranchId(1))
+        );
+        // Root 1's lineage went unshown for more than a lapse while 0's was shown: its
+        // members left it.
+        t.get_mut(BranchId(0)).unwrap().vouched_at_ms = Some(1_000 + LAPSE + 1);
+        for policy in TieBreak::ALL {
+            assert_eq!(
+                t.preferred_head(policy, LAPSE),
+                Some(BranchId(2)),
+                "{policy:?}"
+            );
+        }
     }
 
     #[test]
@@ -523,13 +642,22 @@ mod tests {
         let mut removal = state(4, 3, Some(2), Some(4));
         removal.evicted = true;
         t.insert(removal.clone());
-        assert_eq!(t.preferred_head(TieBreak::DeepestBranch), Some(BranchId(5)));
+        assert_eq!(
+            t.preferred_head(TieBreak::DeepestBranch, LAPSE),
+            Some(BranchId(5))
+        );
         // A beacon from the removal's branch at epoch 6: it went 3 epochs past the removal.
         removal.shown_at = Some(6);
         t.insert(removal);
         assert_eq!(t.depth_below(BranchId(2)), 4);
-        assert_eq!(t.preferred_head(TieBreak::DeepestBranch), Some(BranchId(4)));
-        assert_eq!(t.preferred_head(TieBreak::LowestRef), Some(BranchId(5)));
+        assert_eq!(
+            t.preferred_head(TieBreak::DeepestBranch, LAPSE),
+            Some(BranchId(4))
+        );
+        assert_eq!(
+            t.preferred_head(TieBreak::LowestRef, LAPSE),
+            Some(BranchId(5))
+        );
     }
 
     #[test]

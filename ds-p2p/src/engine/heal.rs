@@ -1062,7 +1062,7 @@ impl Engine {
                 branch_id: branch,
                 inactive_since_ms: None,
                 evicted: false,
-                vouched: false,
+                vouched_at_ms: None,
                 shown_at: None,
             });
             let rt = engine

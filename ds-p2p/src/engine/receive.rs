@@ -284,7 +284,7 @@ impl Engine {
                 branch_id: branch_id(copy, provider)?,
                 inactive_since_ms: Some(now_ms),
                 evicted: !copy.is_active(),
-                vouched: false,
+                vouched_at_ms: None,
                 shown_at: None,
             });
             // Keep openmls pointed at the active state until the policy says otherwise.
@@ -583,7 +583,7 @@ impl Engine {
                 branch_id: branch_id(&joined, provider)?,
                 inactive_since_ms: if existing { Some(now_ms) } else { None },
                 evicted: false,
-                vouched: false,
+                vouched_at_ms: None,
                 shown_at: None,
             };
             let epoch = state.epoch;
@@ -868,8 +868,9 @@ impl Engine {
         Ok(deeper)
     }
 
-    /// Marks the Welcome roots whose commit a beacon's log holds (see `ForkTree::compare`);
-    /// with more than one root held, this can change the preferred head.
+    /// Notes, on each held root whose commit a beacon's log holds, that the group was shown
+    /// going on from it now (see `ForkTree::compare`); with more than one root held, this can
+    /// change the preferred head. A lost-join mark on a Welcome root is taken back by it.
     fn vouch_roots(
         &mut self,
         now_ms: u64,
@@ -880,13 +881,13 @@ impl Engine {
         if rt.record.tree.roots().count() < 2 {
             return Ok(());
         }
-        let newly: Vec<BranchId> = rt
+        let active_root = rt.record.tree.root_of(rt.record.active);
+        // (root, whether this beacon can change the ranking): a root shown for the first time,
+        // a lost join shown after all, or another root than the active one's shown again.
+        let shown: Vec<(BranchId, bool)> = rt
             .record
             .tree
             .roots()
-            // A Welcome root is evicted only by a lost-join mark (`join_lost`), which a beacon
-            // showing the group on its Add takes back, whichever root is active by then.
-            .filter(|s| !s.vouched || (s.evicted && s.parent.is_none()))
             .filter(|s| {
                 s.via.as_ref().is_some_and(|v| {
                     beacon
@@ -895,32 +896,31 @@ impl Engine {
                         .any(|(_, r)| *r == v.commit_ref)
                 })
             })
-            .map(|s| s.storage)
+            .map(|s| {
+                let lost_join = s.evicted && s.parent.is_none();
+                let reranks = s.vouched_at_ms.is_none() || lost_join || s.storage != active_root;
+                (s.storage, reranks)
+            })
             .collect();
-        if newly.is_empty() {
+        if shown.is_empty() {
             return Ok(());
         }
-        self.vouch_and_follow(now_ms, group, newly)
-    }
-
-    /// Marks `states` as vouched for by a beacon, stores that, and follows the policy's head.
-    fn vouch_and_follow(
-        &mut self,
-        now_ms: u64,
-        group: GroupRef,
-        states: Vec<BranchId>,
-    ) -> Result<(), EngineError> {
-        let rt = self.runtime(group)?;
-        for id in states {
+        let reranks = shown.iter().any(|(_, reranks)| *reranks);
+        for (id, _) in shown {
             if let Some(state) = rt.record.tree.get_mut(id) {
-                state.vouched = true;
+                state.vouched_at_ms = Some(now_ms);
+                // A Welcome root is evicted only by a lost-join mark (`join_lost`), which a
+                // beacon showing the group on its Add takes back, whichever root is active.
                 if state.parent.is_none() {
                     state.evicted = false;
                 }
             }
         }
         self.save_group(group)?;
-        self.after_commit(now_ms, group)
+        if reranks {
+            self.after_commit(now_ms, group)?;
+        }
+        Ok(())
     }
 
     /// Keeps an application message that no held state reads yet, to be tried again once a

@@ -20,7 +20,10 @@ pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 
 pub struct BenchOptions {
     pub nodes: usize,
+    /// Messages of the throughput phase (and the baseline's).
     pub messages: usize,
+    /// Messages of Chorus's latency phase.
+    pub latency_messages: usize,
     pub payload: usize,
     pub durability: String,
     /// Sends outstanding at once in the throughput phase.
@@ -58,8 +61,10 @@ struct Figures {
 }
 
 pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
-    if o.nodes < 2 || o.messages == 0 || o.in_flight == 0 {
-        anyhow::bail!("--nodes must be ≥ 2, --messages ≥ 1 and --in-flight ≥ 1");
+    if o.nodes < 2 || o.messages == 0 || o.latency_messages == 0 || o.in_flight == 0 {
+        anyhow::bail!(
+            "--nodes must be ≥ 2, --messages and --latency-messages ≥ 1, --in-flight ≥ 1"
+        );
     }
     if o.payload < 16 {
         anyhow::bail!("--payload must be at least 16 bytes (the tag)");
@@ -148,7 +153,7 @@ async fn raw_figures(o: &BenchOptions, heartbeat: Duration) -> anyhow::Result<Fi
     let mut net = raw::RawNet::start(o.nodes, heartbeat).await?;
     let receiver = o.nodes - 1;
     let mut lat = Vec::new();
-    for i in 0..o.messages as u64 {
+    for i in 0..o.latency_messages as u64 {
         let start = Instant::now();
         net.publish(0, body(i, o.payload));
         lat.push(net.wait(receiver, i, LIMIT).await? - start);
@@ -176,7 +181,7 @@ async fn chorus_figures(o: &BenchOptions) -> anyhow::Result<Figures> {
     let mut events = rig.nodes[o.nodes - 1].client()?.events().await?;
     let path = format!("/v1/groups/{}/messages", rig.gid);
     let mut lat = Vec::new();
-    for i in 0..o.messages as u64 {
+    for i in 0..o.latency_messages as u64 {
         let t = text(i, o.payload);
         let start = Instant::now();
         let _: serde_json::Value = sender.post(&path, serde_json::json!({ "text": t })).await?;

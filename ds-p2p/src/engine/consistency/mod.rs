@@ -280,8 +280,10 @@ impl Engine {
         policy: super::TieBreak,
     ) -> Option<BranchId> {
         let rt = self.groups.get(&group)?;
+        // Every member beacons once an interval: a lineage unshown for longer was left.
+        let lapse_ms = self.config.beacon_interval_ms;
         match self.mode_of(group) {
-            ConsistencyMode::AcceptAndHold => rt.record.tree.preferred_head(policy),
+            ConsistencyMode::AcceptAndHold => rt.record.tree.preferred_head(policy, lapse_ms),
             ConsistencyMode::SettleThenPick { .. } => {
                 let settling = self
                     .consistency
@@ -291,7 +293,7 @@ impl Engine {
                 if settling {
                     None
                 } else {
-                    rt.record.tree.preferred_head(policy)
+                    rt.record.tree.preferred_head(policy, lapse_ms)
                 }
             }
             ConsistencyMode::Sequencer => self.sequenced_step(group),

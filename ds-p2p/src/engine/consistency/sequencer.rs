@@ -161,7 +161,8 @@ impl Engine {
         {
             return Ok(());
         }
-        let Some(choice) = rt.record.tree.best_child(active, policy) else {
+        let lapse_ms = self.config.beacon_interval_ms;
+        let Some(choice) = rt.record.tree.best_child(active, policy, lapse_ms) else {
             return Ok(());
         };
         let Some(commit_ref) = rt
