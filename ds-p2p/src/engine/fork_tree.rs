@@ -409,6 +409,11 @@ mod tests {
         }
     }
 
+    /// Notes that a beacon showed the group going on from state `id` at `at`.
+    fn show(t: &mut ForkTree, id: u64, at: u64) {
+        t.get_mut(BranchId(id)).unwrap().vouched_at_ms = Some(at);
+    }
+
     /// 0 (e1) -> 1 (e2, ref 9) -> 3 (e3, ref 5)
     ///        -> 2 (e2, ref 4)
     fn tree() -> ForkTree {
@@ -564,9 +569,6 @@ mod tests {
         }
         // Both shown, the Welcome root's lineage last more than a lapse before: left by its
         // members. The other way round, the Welcome root's lineage is the one the group is on.
-        let show = |t: &mut ForkTree, id: u64, at: u64| {
-            t.get_mut(BranchId(id)).unwrap().vouched_at_ms = Some(at);
-        };
         show(&mut t, 5, 100_000 - LAPSE - 1);
         assert_eq!(
             t.preferred_head(TieBreak::LowestRef, LAPSE),
@@ -598,14 +600,14 @@ mod tests {
             t.preferred_head(TieBreak::LowestRef, LAPSE),
             Some(BranchId(1))
         );
-        t.get_mut(BranchId(0)).unwrap().vouched_at_ms = Some(1_000 + LAPSE);
+        show(&mut t, 0, 1_000 + LAPSE);
         assert_eq!(
             t.preferred_head(TieBreak::LowestRef, LAPSE),
             Some(BranchId(1))
         );
         // Root 1's lineage went unshown for more than a lapse while 0's was shown: its
         // members left it.
-        t.get_mut(BranchId(0)).unwrap().vouched_at_ms = Some(1_000 + LAPSE + 1);
+        show(&mut t, 0, 1_000 + LAPSE + 1);
         for policy in TieBreak::ALL {
             assert_eq!(
                 t.preferred_head(policy, LAPSE),
